@@ -1,0 +1,239 @@
+package file
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// Backend is a registry kept in one local JSON file. It holds no state between calls besides
+// its configuration: every call reads the file, so several processes (and several Backends in
+// one process) share the registry through it.
+type Backend struct {
+	store   store
+	poll    time.Duration
+	version string
+	// now is the clock for TTLs; tests replace it.
+	now func() time.Time
+	// pollOnly makes Watch rely on polling alone, as it does where notifications fail.
+	pollOnly bool
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Open returns a backend for the document at opts.Path (DefaultPath when empty). The file and
+// its directory are created by the first write.
+func Open(opts Options) (*Backend, error) {
+	opts, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{
+		store:   newStore(opts.Path),
+		poll:    opts.PollInterval,
+		version: opts.Version,
+		now:     time.Now,
+		closed:  make(chan struct{}),
+	}, nil
+}
+
+// Path is the registry document the backend reads and writes.
+func (b *Backend) Path() string { return b.store.path }
+
+// Capabilities lists what the backend supports. It runs no health checks: instances report
+// their health through TTLs and heartbeats.
+func Capabilities() []registry.Capability {
+	return []registry.Capability{registry.CapTTL, registry.CapWatch, registry.CapWeights}
+}
+
+// begin is the common start of every call.
+func (b *Backend) begin(ctx context.Context) error {
+	select {
+	case <-b.closed:
+		return b.store.errClosed()
+	default:
+	}
+	return ctx.Err()
+}
+
+// Register adds inst or replaces the instance with the same ID. A health set by hand in the
+// file ("maintenance", say) survives re-registration: it is an operator's decision, not part
+// of what a service registers.
+func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
+	if err := b.begin(ctx); err != nil {
+		return err
+	}
+	if err := inst.Validate(); err != nil {
+		return err
+	}
+	if err := validUTF8(inst); err != nil {
+		return err
+	}
+	if len(inst.Checks) > 0 {
+		return fmt.Errorf("the file backend runs no health checks; register with --ttl and keep the instance alive with --keepalive (or heartbeats), or use the consul backend: %w", registry.ErrUnsupported)
+	}
+	return b.store.update(ctx, func(doc *document) error {
+		rec := record{
+			ID:      inst.ID,
+			Name:    inst.Name,
+			Address: inst.Address,
+			Port:    inst.Port,
+			Tags:    inst.Tags,
+			Meta:    inst.Meta,
+			Weight:  inst.Weight,
+			TTL:     inst.TTL,
+		}
+		if rec.TTL > 0 {
+			rec.Expires = b.now().Add(rec.TTL)
+		}
+		i, found := doc.find(inst.ID)
+		if found {
+			rec.Health = doc.Instances[i].Health
+			doc.Instances[i] = rec
+			return nil
+		}
+		doc.Instances = slices.Insert(doc.Instances, i, rec)
+		return nil
+	})
+}
+
+// validUTF8 rejects strings that could not be written to the file unchanged.
+func validUTF8(inst registry.Instance) error {
+	strs := append([]string{inst.ID, inst.Name, inst.Address}, inst.Tags...)
+	for k, v := range inst.Meta {
+		strs = append(strs, k, v)
+	}
+	for _, s := range strs {
+		if !utf8.ValidString(s) {
+			return registry.Invalidf("instance", "%q is not valid UTF-8", s)
+		}
+	}
+	return nil
+}
+
+// Deregister removes the instance with the given ID.
+func (b *Backend) Deregister(ctx context.Context, id string) error {
+	if err := b.begin(ctx); err != nil {
+		return err
+	}
+	if err := registry.ValidateID(id); err != nil {
+		return err
+	}
+	return b.store.update(ctx, func(doc *document) error {
+		i, found := doc.find(id)
+		if !found {
+			return fmt.Errorf("deregister %q: no such instance in %s: %w", id, b.store.path, registry.ErrNotFound)
+		}
+		doc.Instances = slices.Delete(doc.Instances, i, i+1)
+		return nil
+	})
+}
+
+// Heartbeat renews the TTL of the instance with the given ID.
+func (b *Backend) Heartbeat(ctx context.Context, id string) error {
+	if err := b.begin(ctx); err != nil {
+		return err
+	}
+	if err := registry.ValidateID(id); err != nil {
+		return err
+	}
+	return b.store.update(ctx, func(doc *document) error {
+		i, found := doc.find(id)
+		if !found {
+			return fmt.Errorf("heartbeat %q: no such instance in %s: %w", id, b.store.path, registry.ErrNotFound)
+		}
+		rec := &doc.Instances[i]
+		if rec.TTL <= 0 {
+			return registry.Invalidf("ttl", "instance %q was registered without a TTL, so it has nothing to renew (register it with --ttl)", id)
+		}
+		rec.Expires = b.now().Add(rec.TTL)
+		return nil
+	})
+}
+
+// Instances returns the instances of q.Name (every instance when empty) that match q.
+func (b *Backend) Instances(ctx context.Context, q registry.Query) ([]registry.Instance, error) {
+	if err := b.begin(ctx); err != nil {
+		return nil, err
+	}
+	if q.Name != "" {
+		if err := registry.ValidateName(q.Name); err != nil {
+			return nil, err
+		}
+	}
+	doc, err := b.store.read()
+	if err != nil {
+		return nil, err
+	}
+	return selectInstances(&doc, q, b.now()), nil
+}
+
+// selectInstances filters doc, whose records are sorted by ID, so the result is too.
+func selectInstances(doc *document, q registry.Query, now time.Time) []registry.Instance {
+	out := []registry.Instance{}
+	for i := range doc.Instances {
+		r := &doc.Instances[i]
+		if q.Name != "" && r.Name != q.Name {
+			continue
+		}
+		if inst := r.instance(now); q.Matches(inst) {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// Services summarises every service in the file, sorted by name.
+func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
+	if err := b.begin(ctx); err != nil {
+		return nil, err
+	}
+	doc, err := b.store.read()
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	byName := map[string]*registry.Service{}
+	tags := map[string]map[string]bool{}
+	for i := range doc.Instances {
+		r := &doc.Instances[i]
+		svc := byName[r.Name]
+		if svc == nil {
+			svc = &registry.Service{Name: r.Name}
+			byName[r.Name] = svc
+			tags[r.Name] = map[string]bool{}
+		}
+		svc.Instances++
+		if r.health(now) == registry.HealthPassing {
+			svc.Passing++
+		}
+		for _, t := range r.Tags {
+			tags[r.Name][t] = true
+		}
+	}
+	out := make([]registry.Service, 0, len(byName))
+	for name, svc := range byName {
+		for t := range tags[name] {
+			svc.Tags = append(svc.Tags, t)
+		}
+		slices.Sort(svc.Tags)
+		out = append(out, *svc)
+	}
+	slices.SortFunc(out, func(a, b registry.Service) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Close ends running watches and makes later calls fail. It may be called more than once.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() { close(b.closed) })
+	return nil
+}
+
+var _ registry.Registry = (*Backend)(nil)

@@ -1,0 +1,136 @@
+package file
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// Name is the backend's name in configuration, on the command line and in Info.
+const Name = "file"
+
+const (
+	defaultPollInterval = time.Second
+	// minPollInterval keeps a typo like "1ns" from turning a watch into a busy loop.
+	minPollInterval = 10 * time.Millisecond
+)
+
+// Options configures the file backend; the keys are those of the "file" config section.
+type Options struct {
+	// Path is the registry document; DefaultPath when empty. A leading "~/" means the home
+	// directory.
+	Path string `mapstructure:"path"`
+	// PollInterval is how often Watch stats the file, as a fallback for file systems without
+	// change notifications (NFS, some container mounts).
+	PollInterval time.Duration `mapstructure:"poll-interval"`
+	// Version is reported by Info; the build's module version when empty. It is set by the
+	// program that embeds the backend, not by configuration.
+	Version string `mapstructure:"-"`
+}
+
+// OptionSchema documents the keys of the "file" config section.
+func OptionSchema() []registry.Option {
+	return []registry.Option{
+		{
+			Key:     "path",
+			Default: "$XDG_DATA_HOME/sdctl/registry.json",
+			Help: "Registry document (JSON, one instance per line). Without XDG_DATA_HOME, " +
+				"~/.local/share/sdctl/registry.json. Processes sharing a registry must use the same path.",
+		},
+		{
+			Key:     "poll-interval",
+			Default: defaultPollInterval.String(),
+			Help: "How often watches check the file for changes in addition to file system " +
+				"notifications, which some network and container file systems do not deliver.",
+		},
+	}
+}
+
+// DefaultPath is $XDG_DATA_HOME/sdctl/registry.json, or ~/.local/share/sdctl/registry.json when
+// XDG_DATA_HOME is unset or relative (which the XDG specification says to ignore).
+func DefaultPath() (string, error) {
+	if dir := os.Getenv("XDG_DATA_HOME"); dir != "" && filepath.IsAbs(dir) {
+		return filepath.Join(dir, "sdctl", "registry.json"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("file registry: no default path (set file.path): %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "sdctl", "registry.json"), nil
+}
+
+// New decodes the "file" config section and opens the backend. Bad values are
+// registry.FieldErrors naming the key.
+func New(section map[string]any) (*Backend, error) {
+	var opts Options
+	if err := registry.DecodeOptions(section, &opts); err != nil {
+		return nil, err
+	}
+	return Open(opts)
+}
+
+// resolve validates opts and fills in defaults.
+func (opts Options) resolve() (Options, error) {
+	switch {
+	case opts.PollInterval == 0:
+		opts.PollInterval = defaultPollInterval
+	case opts.PollInterval < minPollInterval:
+		return opts, registry.Invalidf("poll-interval", "%s is too short (at least %s)", opts.PollInterval, minPollInterval)
+	}
+	if opts.Version == "" {
+		opts.Version = buildVersion()
+	}
+
+	path, err := expandPath(opts.Path)
+	if err != nil {
+		return opts, err
+	}
+	// A symlinked document (kept in a dotfiles repository, say) stays a symlink: writes go to
+	// its target, which rename would otherwise replace with a regular file.
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	info, err := os.Stat(path)
+	switch {
+	case err == nil && info.IsDir():
+		return opts, registry.Invalidf("path", "%s is a directory; give the path of the registry file inside it", path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission):
+		return opts, registry.Invalidf("path", "%s: %v", path, err)
+	}
+	opts.Path = path
+	return opts, nil
+}
+
+func expandPath(path string) (string, error) {
+	if path == "" {
+		return DefaultPath()
+	}
+	if path == "~" || strings.HasPrefix(path, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", registry.Invalidf("path", "cannot expand ~ in %q: %v", path, err)
+		}
+		path = filepath.Join(home, path[1:])
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", registry.Invalidf("path", "%q: %v", path, err)
+	}
+	return abs, nil
+}
+
+// buildVersion is the version of the module the backend was built into, which for built-in
+// backends is sdctl's own.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

@@ -1,0 +1,220 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gofrs/flock"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// store reads and writes the registry document.
+//
+// Writers serialise on an exclusive flock of the sidecar file <path>.lock and replace the
+// document by renaming a fully written and synced temporary file over it, so concurrent
+// processes lose no update and a crash at any moment leaves either the old or the new
+// document. Readers take no lock: a rename is atomic, so they see one or the other.
+type store struct {
+	path     string
+	lockPath string
+}
+
+func newStore(path string) store {
+	return store{path: path, lockPath: path + ".lock"}
+}
+
+// read returns the current document; a missing file is an empty registry.
+func (s *store) read() (document, error) {
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return document{}, nil
+	}
+	if err != nil {
+		return document{}, newIOError("read", s.path, err)
+	}
+	return s.decode(data)
+}
+
+func (s *store) decode(data []byte) (document, error) {
+	doc, err := decode(data)
+	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			ce.Path = s.path
+		}
+		return document{}, err
+	}
+	return doc, nil
+}
+
+// update applies change to the current document under the lock and writes the result with
+// the next revision. When change fails nothing is written and its error is returned.
+func (s *store) update(ctx context.Context, change func(*document) error) error {
+	dir := filepath.Dir(s.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return newIOError("create the directory", dir, err)
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// Reading under the lock is what makes this a read-modify-write: every earlier writer has
+	// renamed its document into place before releasing the lock.
+	doc, err := s.read()
+	if err != nil {
+		return err
+	}
+	if err := change(&doc); err != nil {
+		return err
+	}
+	doc.Revision++
+	// The lock may have taken a while; a caller that gave up must not see its change applied.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.write(&doc)
+}
+
+// lock takes the exclusive lock, waiting until ctx ends.
+func (s *store) lock(ctx context.Context) (unlock func(), err error) {
+	fl := flock.New(s.lockPath, flock.SetPermissions(0o600))
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, newIOError("lock", s.lockPath, err)
+	}
+	if ok {
+		return func() { _ = fl.Close() }, nil
+	}
+	// Block in flock(2) rather than polling, so waiters are woken as soon as the holder is done.
+	// A waiter abandoned by ctx releases the lock as soon as it gets it.
+	done := make(chan error, 1)
+	go func() { done <- fl.Lock() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			_ = fl.Close()
+			return nil, newIOError("lock", s.lockPath, err)
+		}
+		return func() { _ = fl.Close() }, nil
+	case <-ctx.Done():
+		go func() {
+			<-done
+			_ = fl.Close()
+		}()
+		return nil, fmt.Errorf("file registry %s: waiting for another sdctl process to finish writing: %w", s.path, ctx.Err())
+	}
+}
+
+// write replaces the document with doc. The caller holds the lock.
+func (s *store) write(doc *document) error {
+	dir, base := filepath.Split(s.path)
+	info, err := os.Stat(s.path)
+	switch {
+	case err == nil:
+		// Replacing the file by rename would bypass a read-only mode a person set on purpose.
+		f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+		if err != nil {
+			return newIOError("write", s.path, err)
+		}
+		_ = f.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return newIOError("write", s.path, err)
+	}
+	s.removeStaleTemps(dir, base)
+
+	tmp, err := os.CreateTemp(dir, tempPrefix(base)+"*")
+	if err != nil {
+		return newIOError("write", s.path, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if info != nil {
+		// Keep the mode of the file being replaced (someone may have shared it with a group).
+		if err := tmp.Chmod(info.Mode().Perm()); err != nil {
+			return newIOError("write", tmp.Name(), err)
+		}
+	}
+	if _, err := tmp.Write(encode(doc)); err != nil {
+		return newIOError("write", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return newIOError("sync", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return newIOError("write", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return newIOError("replace", s.path, err)
+	}
+	committed = true
+	// Syncing the directory makes the rename itself durable. Some file systems cannot sync a
+	// directory; the data is still safe there, only the rename may be replayed late.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+func tempPrefix(base string) string { return "." + base + ".tmp-" }
+
+// removeStaleTemps deletes temporary files left by writers that died before renaming. The
+// caller holds the lock, so no live writer owns one.
+func (s *store) removeStaleTemps(dir, base string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := tempPrefix(base)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// writable reports why the document cannot be written, or nil: a first write needs to create
+// a file in the nearest existing directory on the way to it, later ones to open the file.
+func (s *store) writable() error {
+	dir := filepath.Dir(s.path)
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	f, err := os.CreateTemp(dir, ".sdctl-write-test-*")
+	if err != nil {
+		return newIOError("create files in", dir, err)
+	}
+	_ = f.Close()
+	_ = os.Remove(f.Name())
+	if f, err := os.OpenFile(s.path, os.O_WRONLY, 0); err == nil {
+		_ = f.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return newIOError("write", s.path, err)
+	}
+	return nil
+}
+
+// errClosed is returned by every method after Close.
+func (s *store) errClosed() error {
+	return fmt.Errorf("file registry %s: backend is closed: %w", s.path, registry.ErrUnavailable)
+}

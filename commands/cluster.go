@@ -1,0 +1,89 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sdctl/sdctl/internal/output"
+	"github.com/sdctl/sdctl/registry"
+)
+
+var clusterFormats = []output.Format{output.FormatTable, output.FormatJSON, output.FormatYAML}
+
+func newClusterCmd(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Inspect the registry cluster",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	var format, tmpl string
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the registry cluster's leader, members and their health",
+		Long: `Show the backend, its leader, and each member with role, address, health and version.
+
+Exits 0 when the cluster has a leader, 6 when it answers but has no leader, and 4 when it
+cannot be reached. The file backend is a single member: the file, which leads when it is
+readable.`,
+		Example: `  sdctl cluster status
+  sdctl cluster status -o json
+  sdctl --backend consul cluster status`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runClusterStatus(cmd.Context(), f, format, tmpl)
+		},
+	}
+	addOutputFlags(status, &format, &tmpl, output.FormatTable, clusterFormats...)
+	cmd.AddCommand(status)
+	return cmd
+}
+
+func runClusterStatus(ctx context.Context, f *Factory, format, tmpl string) error {
+	printer, err := newPrinter(format, tmpl, clusterFormats...)
+	if err != nil {
+		return err
+	}
+	reg, err := f.Registry(ctx)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	ctx, cancel := f.callContext(ctx)
+	defer cancel()
+	st, err := reg.ClusterStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster status: %w", err)
+	}
+	err = printer.Print(f.IO.Out, st, func(w io.Writer) error {
+		leader := st.Leader
+		if leader == "" {
+			leader = "(none)"
+		}
+		if f.IO.OutTTY {
+			fmt.Fprintf(w, "Backend: %s\nLeader:  %s\n\n", st.Backend, leader)
+		}
+		t := f.table("name", "address", "role", "leader", "health", "version")
+		for _, m := range st.Members {
+			t.AddRow(m.Name, m.Address, m.Role, strconv.FormatBool(m.Leader), m.Health, m.Version)
+		}
+		if err := t.Render(w); err != nil {
+			return err
+		}
+		for _, n := range st.Notes {
+			fmt.Fprintf(f.IO.ErrOut, "note: %s\n", n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if st.Leader == "" {
+		return fmt.Errorf("cluster status: %s has no leader: %w", st.Backend, registry.ErrNoLeader)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/sdctl/sdctl/internal/config"
+	"github.com/sdctl/sdctl/internal/logging"
+	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/registry"
+)
+
+// IOStreams are the streams a command reads and writes. stdout carries data only.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// OutTTY is true when Out is a terminal: tables get aligned columns and a header.
+	OutTTY bool
+}
+
+// SystemIO returns the process's standard streams.
+func SystemIO() *IOStreams {
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutTTY: term.IsTerminal(int(os.Stdout.Fd()))}
+}
+
+// Factory gives commands their dependencies, built lazily so that `--help` or a usage error
+// never starts a plugin.
+type Factory struct {
+	IO       *IOStreams
+	Builtins []plugins.Backend
+	// Executable is sdctl's own binary, re-run to serve built-in backends.
+	Executable string
+
+	flags *pflag.FlagSet
+	cfg   *config.Config
+	log   hclog.Logger
+}
+
+// Config loads the merged configuration once.
+func (f *Factory) Config() (*config.Config, error) {
+	if f.cfg == nil {
+		cfg, err := config.Load(f.flags)
+		if err != nil {
+			return nil, err
+		}
+		f.cfg = cfg
+	}
+	return f.cfg, nil
+}
+
+// Logger is the stderr logger at the configured level.
+func (f *Factory) Logger() hclog.Logger {
+	if f.log == nil {
+		level := hclog.Warn
+		if cfg, err := f.Config(); err == nil {
+			level, _ = logging.ParseLevel(cfg.LogLevel())
+		}
+		f.log = logging.New(f.IO.ErrOut, level)
+	}
+	return f.log
+}
+
+// Host returns the plugin host for the current configuration.
+func (f *Factory) Host() (*plugins.Host, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	return &plugins.Host{
+		Builtins:     f.Builtins,
+		Dirs:         cfg.PluginDirs(f.Executable),
+		Executable:   f.Executable,
+		Logger:       f.Logger(),
+		StartTimeout: cfg.PluginTimeout(),
+		BuiltinMTLS:  cfg.PluginMTLS(),
+	}, nil
+}
+
+// Registry starts the configured backend and configures it. The caller must Close the result.
+func (f *Factory) Registry(ctx context.Context) (*plugins.Client, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	host, err := f.Host()
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.Backend()
+	cand, err := host.Find(name)
+	if err != nil {
+		var fe *registry.FieldError
+		if errors.As(err, &fe) {
+			return nil, &config.Error{Key: config.KeyBackend, Source: cfg.Source(config.KeyBackend), Reason: fe.Reason}
+		}
+		return nil, err
+	}
+	client, err := host.StartCandidate(cand)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.configure(ctx, cfg, client); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return client, nil
+}
+
+func (f *Factory) configure(ctx context.Context, cfg *config.Config, client *plugins.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout())
+	defer cancel()
+	info, err := client.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("backend %q: %w", client.Candidate.Name, err)
+	}
+	section, err := cfg.BackendSection(client.Candidate.Name, info.Options)
+	if err != nil {
+		return err
+	}
+	if err := client.Configure(ctx, section); err != nil {
+		var fe *registry.FieldError
+		if errors.As(err, &fe) {
+			return cfg.SectionError(client.Candidate.Name, fe)
+		}
+		return fmt.Errorf("backend %q: %w", client.Candidate.Name, err)
+	}
+	return nil
+}
+
+// callContext bounds one backend call by the configured timeout.
+func (f *Factory) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if cfg, err := f.Config(); err == nil {
+		return context.WithTimeout(ctx, cfg.Timeout())
+	}
+	return context.WithCancel(ctx)
+}

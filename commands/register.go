@@ -1,0 +1,372 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/registry"
+)
+
+// RegisterOptions holds the parsed flags of `sdctl register`.
+type RegisterOptions struct {
+	Name, HostPort string
+	Address        string
+	Port           int
+	ID             string
+	Tags           []string
+	Meta           []string
+	Weight         int
+	TTL            time.Duration
+	Keepalive      bool
+	File           string
+
+	CheckHTTP, CheckTCP, CheckGRPC string
+	CheckInterval, CheckTimeout    time.Duration
+	CheckDeregisterAfter           time.Duration
+	CheckInitialStatus             string
+	CheckTLSSkipVerify             bool
+}
+
+func newRegisterCmd(f *Factory, runF func(context.Context, *RegisterOptions) error) *cobra.Command {
+	opts := &RegisterOptions{}
+	cmd := &cobra.Command{
+		Use:   "register NAME [HOST:PORT] | -f FILE",
+		Short: "Register a service instance",
+		Long: `Register a service instance, or a batch of them from a YAML or JSON file.
+
+The address is HOST:PORT ([ADDR]:PORT for IPv6) or --address/--port. An empty host
+(":3000") means this machine's outbound address. The instance ID defaults to
+NAME-ADDRESS-PORT and is printed on stdout. Registering an existing ID replaces it.
+
+With --ttl the instance turns critical unless renewed within the TTL; --keepalive stays
+in the foreground renewing it, and deregisters on SIGINT or SIGTERM.`,
+		Example: `  sdctl register web 10.0.0.5:3000 --tag v2 --meta version=2.1
+  sdctl register web --address 10.0.0.5 --port 3000 --id web-1
+  sdctl register --ttl 10s --keepalive web :3000 &
+  sdctl register api 10.0.0.7:8080 --check-http http://10.0.0.7:8080/health --check-interval 5s
+  sdctl register -f services.yaml`,
+		Args: cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				opts.Name = args[0]
+			}
+			if len(args) > 1 {
+				opts.HostPort = args[1]
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runRegister(cmd.Context(), f, opts, cmd.Flags().Changed("port"))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Address, "address", "", "instance address (instead of HOST in HOST:PORT)")
+	fl.IntVar(&opts.Port, "port", 0, "instance port (instead of PORT in HOST:PORT)")
+	fl.StringVar(&opts.ID, "id", "", "instance ID (default NAME-ADDRESS-PORT)")
+	fl.StringArrayVar(&opts.Tags, "tag", nil, "tag the instance (repeatable)")
+	fl.StringArrayVar(&opts.Meta, "meta", nil, "metadata KEY=VALUE (repeatable)")
+	fl.IntVar(&opts.Weight, "weight", 0, "weight for the weighted strategy (default 1)")
+	fl.DurationVar(&opts.TTL, "ttl", 0, "turn critical unless renewed within this time")
+	fl.BoolVar(&opts.Keepalive, "keepalive", false, "stay in the foreground renewing the TTL; deregister on exit")
+	fl.StringVarP(&opts.File, "file", "f", "", "register the instances in a YAML or JSON file (- for stdin)")
+	fl.StringVar(&opts.CheckHTTP, "check-http", "", "HTTP health check URL, run by the backend")
+	fl.StringVar(&opts.CheckTCP, "check-tcp", "", "TCP health check HOST:PORT, run by the backend")
+	fl.StringVar(&opts.CheckGRPC, "check-grpc", "", "gRPC health check HOST:PORT[/SERVICE], run by the backend")
+	fl.DurationVar(&opts.CheckInterval, "check-interval", 10*time.Second, "how often the backend runs the check")
+	fl.DurationVar(&opts.CheckTimeout, "check-timeout", 0, "time limit of one check (backend default when 0)")
+	fl.DurationVar(&opts.CheckDeregisterAfter, "check-deregister-after", 0, "remove the instance after the check is critical this long")
+	fl.StringVar(&opts.CheckInitialStatus, "check-initial-status", "", "status before the first check: passing, warning or critical")
+	fl.BoolVar(&opts.CheckTLSSkipVerify, "check-tls-skip-verify", false, "do not verify the certificate of an https check")
+	_ = cmd.RegisterFlagCompletionFunc("check-initial-status", cobra.FixedCompletions([]string{"passing", "warning", "critical"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.ValidArgsFunction = completeServiceNames(f, 1)
+	return cmd
+}
+
+// instances turns the options into validated instances, reading the batch file if there is one.
+func (o *RegisterOptions) instances(in io.Reader, portSet bool) ([]registry.Instance, error) {
+	if o.File != "" {
+		if o.Name != "" || o.HostPort != "" || o.Address != "" || portSet || o.ID != "" {
+			return nil, usage(errors.New("register: -f FILE cannot be combined with NAME, HOST:PORT, --address, --port or --id"))
+		}
+		if o.Keepalive {
+			return nil, usage(errors.New("register: --keepalive works with one instance, not -f FILE"))
+		}
+		return readBatch(o.File, in)
+	}
+	if o.Name == "" {
+		return nil, usage(errors.New("register: missing NAME (see 'sdctl register --help')"))
+	}
+	inst, err := o.instance(portSet)
+	if err != nil {
+		return nil, err
+	}
+	return []registry.Instance{inst}, nil
+}
+
+func (o *RegisterOptions) instance(portSet bool) (registry.Instance, error) {
+	inst := registry.Instance{Name: o.Name, ID: o.ID, Tags: o.Tags, Weight: o.Weight, TTL: o.TTL}
+	switch {
+	case o.HostPort != "" && (o.Address != "" || portSet):
+		return inst, usage(errors.New("register: give HOST:PORT or --address/--port, not both"))
+	case o.HostPort != "":
+		host, port, err := registry.ParseHostPort(o.HostPort)
+		if err != nil {
+			return inst, err
+		}
+		inst.Address, inst.Port = host, port
+	case portSet:
+		if err := registry.ValidatePort(o.Port); err != nil {
+			return inst, err
+		}
+		inst.Address, inst.Port = o.Address, o.Port
+	default:
+		return inst, usage(errors.New("register: missing HOST:PORT (or --port)"))
+	}
+	if inst.Address == "" {
+		inst.Address = outboundAddress()
+	}
+	if len(o.Meta) > 0 {
+		inst.Meta = map[string]string{}
+		for _, kv := range o.Meta {
+			k, v, err := registry.ParseMeta(kv)
+			if err != nil {
+				return inst, err
+			}
+			inst.Meta[k] = v
+		}
+	}
+	checks, err := o.checks()
+	if err != nil {
+		return inst, err
+	}
+	inst.Checks = checks
+	if inst.ID == "" {
+		inst.ID = registry.DefaultID(inst.Name, inst.Address, inst.Port)
+	}
+	if o.Keepalive && o.TTL <= 0 {
+		return inst, usage(errors.New("register: --keepalive needs --ttl (for example --ttl 10s)"))
+	}
+	return inst, inst.Validate()
+}
+
+func (o *RegisterOptions) checks() ([]registry.Check, error) {
+	var out []registry.Check
+	add := func(kind registry.CheckKind, target string) {
+		if target != "" {
+			out = append(out, registry.Check{
+				Kind: kind, Target: target, Interval: o.CheckInterval, Timeout: o.CheckTimeout,
+				DeregisterAfter: o.CheckDeregisterAfter, TLSSkipVerify: o.CheckTLSSkipVerify,
+				InitialStatus: registry.Health(o.CheckInitialStatus),
+			})
+		}
+	}
+	add(registry.CheckHTTP, o.CheckHTTP)
+	add(registry.CheckTCP, o.CheckTCP)
+	add(registry.CheckGRPC, o.CheckGRPC)
+	if o.CheckHTTP != "" {
+		if u, err := url.Parse(o.CheckHTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, registry.Invalidf("check-http", "%q is not an http:// or https:// URL", o.CheckHTTP)
+		}
+	}
+	if o.CheckTCP != "" {
+		if host, _, err := registry.ParseHostPort(o.CheckTCP); err != nil || host == "" {
+			return nil, registry.Invalidf("check-tcp", "%q is not HOST:PORT", o.CheckTCP)
+		}
+	}
+	if o.CheckInterval <= 0 && len(out) > 0 {
+		return nil, registry.Invalidf("check-interval", "must be positive")
+	}
+	for _, c := range out {
+		if err := registry.ValidateCheck(c); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// outboundAddress is the address other machines most likely reach this one at: the source
+// address of the default route. It sends nothing; without a route it falls back to loopback.
+func outboundAddress() string {
+	conn, err := net.Dial("udp", "192.0.2.1:9") // TEST-NET-1: never routed on the internet
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer conn.Close()
+	if addr, ok := conn.LocalAddr().(*net.UDPAddr); ok && !addr.IP.IsUnspecified() {
+		return addr.IP.String()
+	}
+	return "127.0.0.1"
+}
+
+// batchFile is the shape of `register -f`: a list of instances, or {instances: [...]}.
+type batchFile struct {
+	Instances []batchInstance `json:"instances" yaml:"instances"`
+}
+
+type batchInstance struct {
+	ID      string            `json:"id" yaml:"id"`
+	Name    string            `json:"name" yaml:"name"`
+	Address string            `json:"address" yaml:"address"`
+	Port    int               `json:"port" yaml:"port"`
+	Tags    []string          `json:"tags" yaml:"tags"`
+	Meta    map[string]string `json:"meta" yaml:"meta"`
+	Weight  int               `json:"weight" yaml:"weight"`
+	TTL     string            `json:"ttl" yaml:"ttl"`
+}
+
+// readBatch reads the instances of a batch file ("-" is stdin) and validates each, naming the
+// file and entry of the first problem.
+func readBatch(path string, stdin io.Reader) ([]registry.Instance, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		path = "stdin"
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, usage(fmt.Errorf("register -f: %w", err))
+	}
+	return parseBatch(path, data)
+}
+
+func parseBatch(path string, data []byte) ([]registry.Instance, error) {
+	var entries []batchInstance
+	trimmed := bytes.TrimSpace(data)
+	var err error
+	switch {
+	case len(trimmed) == 0:
+		return nil, registry.Invalidf("file", "%s: no instances", path)
+	case trimmed[0] == '[':
+		err = strictJSON(trimmed, &entries)
+	case trimmed[0] == '{':
+		var b batchFile
+		err = strictJSON(trimmed, &b)
+		entries = b.Instances
+	default:
+		var node yaml.Node
+		if err = yaml.Unmarshal(data, &node); err == nil {
+			if len(node.Content) > 0 && node.Content[0].Kind == yaml.SequenceNode {
+				err = node.Decode(&entries)
+			} else {
+				var b batchFile
+				err = node.Decode(&b)
+				entries = b.Instances
+			}
+		}
+	}
+	if err != nil {
+		return nil, registry.Invalidf("file", "%s: %v", path, err)
+	}
+	if len(entries) == 0 {
+		return nil, registry.Invalidf("file", "%s: no instances", path)
+	}
+	out := make([]registry.Instance, 0, len(entries))
+	for i, e := range entries {
+		inst := registry.Instance{ID: e.ID, Name: e.Name, Address: e.Address, Port: e.Port, Tags: e.Tags, Meta: e.Meta, Weight: e.Weight}
+		if e.TTL != "" {
+			ttl, err := time.ParseDuration(e.TTL)
+			if err != nil {
+				return nil, registry.Invalidf("file", "%s: instance %d: ttl %q is not a duration", path, i+1, e.TTL)
+			}
+			inst.TTL = ttl
+		}
+		if inst.ID == "" && inst.Name != "" {
+			inst.ID = registry.DefaultID(inst.Name, inst.Address, inst.Port)
+		}
+		if err := inst.Validate(); err != nil {
+			return nil, registry.Invalidf("file", "%s: instance %d (%s): %v", path, i+1, inst.ID, err)
+		}
+		out = append(out, inst)
+	}
+	return out, nil
+}
+
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, portSet bool) error {
+	insts, err := opts.instances(f.IO.In, portSet)
+	if err != nil {
+		return err
+	}
+	reg, err := f.Registry(ctx)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	for _, inst := range insts {
+		callCtx, cancel := f.callContext(ctx)
+		err := reg.Register(callCtx, inst)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("register %s: %w", inst.ID, err)
+		}
+		fmt.Fprintln(f.IO.Out, inst.ID)
+	}
+	if !opts.Keepalive {
+		return nil
+	}
+	return keepalive(ctx, f, reg, insts[0])
+}
+
+// keepalive renews inst's TTL every third of it until ctx ends, re-registering it if it went
+// missing, then deregisters it.
+func keepalive(ctx context.Context, f *Factory, reg registry.Registry, inst registry.Instance) error {
+	log := f.Logger()
+	tick := time.NewTicker(inst.TTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// A fresh context: the signal that ended ctx must not stop the clean-up.
+			callCtx, cancel := f.callContext(context.Background())
+			defer cancel()
+			if err := reg.Deregister(callCtx, inst.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return fmt.Errorf("deregister %s on exit: %w", inst.ID, err)
+			}
+			log.Info("deregistered on exit", "id", inst.ID)
+			return nil
+		case <-tick.C:
+		}
+		callCtx, cancel := f.callContext(ctx)
+		err := reg.Heartbeat(callCtx, inst.ID)
+		if errors.Is(err, registry.ErrNotFound) {
+			log.Warn("instance disappeared from the registry; registering it again", "id", inst.ID)
+			err = reg.Register(callCtx, inst)
+		}
+		cancel()
+		switch {
+		case err == nil:
+			log.Debug("renewed", "id", inst.ID)
+		case errors.Is(err, plugins.ErrPluginExited):
+			return err
+		case ctx.Err() != nil:
+		default:
+			log.Warn("renewing the TTL failed; retrying", "id", inst.ID, "error", strings.TrimSpace(err.Error()))
+		}
+	}
+}

@@ -1,0 +1,288 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sdctl/sdctl/internal/output"
+	"github.com/sdctl/sdctl/internal/resolve"
+	"github.com/sdctl/sdctl/registry"
+)
+
+var resolveFormats = []output.Format{output.FormatText, output.FormatJSON, output.FormatYAML}
+
+// ResolveOptions holds the parsed flags of `sdctl resolve`.
+type ResolveOptions struct {
+	Target         resolve.Target
+	All            bool
+	Tags           []string
+	Strategy       string
+	IncludeWarning bool
+	Output         string
+	Template       string
+	Wait           time.Duration
+	Min            int
+	Watch          bool
+}
+
+func newResolveCmd(f *Factory, runF func(context.Context, *ResolveOptions) error) *cobra.Command {
+	opts := &ResolveOptions{}
+	cmd := &cobra.Command{
+		Use:   "resolve NAME | URL",
+		Short: "Print a healthy instance of a service, or rewrite a URL to point at one",
+		Long: `Print one healthy instance of a service as HOST:PORT ([ADDR]:PORT for IPv6), chosen by
+--strategy. Given a URL such as http://web/path?q, print it with the service name replaced
+by the instance: http://10.0.0.5:3000/path?q.
+
+--wait blocks until at least --min healthy instances exist (for CI smoke tests); --watch
+prints the healthy set again on every change until interrupted (one line per change, or
+JSON lines with -o json). Round-robin rotates across invocations through a small state file
+in $XDG_STATE_HOME/sdctl.
+
+Exit codes: 0 found, 3 no healthy instance, 4 backend unavailable.`,
+		Example: `  sdctl resolve web
+  curl "$(sdctl resolve http://web/api/users?page=2)"
+  sdctl resolve web --all -o json
+  sdctl resolve web --strategy round-robin --tag v2
+  sdctl resolve web --wait 60s --min 3
+  sdctl resolve web --watch -o json
+  sdctl resolve web --template '{{.Address}} {{.Port}}'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, err := resolve.ParseTarget(args[0])
+			if err != nil {
+				return err
+			}
+			opts.Target = target
+			if opts.Min < 1 {
+				return usage(fmt.Errorf("resolve: --min must be at least 1, not %d", opts.Min))
+			}
+			if opts.Wait < 0 {
+				return usage(fmt.Errorf("resolve: --wait must not be negative"))
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runResolve(cmd.Context(), f, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&opts.All, "all", "a", false, "print every healthy instance")
+	fl.StringArrayVar(&opts.Tags, "tag", nil, "only instances with this tag (repeatable)")
+	fl.StringVarP(&opts.Strategy, "strategy", "s", string(resolve.StrategyRandom), "how to pick: random, round-robin, first, weighted")
+	fl.BoolVar(&opts.IncludeWarning, "include-warning", false, "count instances in warning state as healthy")
+	fl.DurationVarP(&opts.Wait, "wait", "w", 0, "wait up to this long for --min healthy instances")
+	fl.IntVar(&opts.Min, "min", 1, "healthy instances required")
+	fl.BoolVar(&opts.Watch, "watch", false, "print the healthy instances again on every change until interrupted")
+	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatText, resolveFormats...)
+	_ = cmd.RegisterFlagCompletionFunc("strategy", cobra.FixedCompletions(
+		[]string{string(resolve.StrategyRandom), string(resolve.StrategyRoundRobin), string(resolve.StrategyFirst), string(resolve.StrategyWeighted)}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.ValidArgsFunction = completeServiceNames(f, 0)
+	return cmd
+}
+
+func (o *ResolveOptions) query() registry.Query {
+	return registry.Query{Name: o.Target.Name, Tags: o.Tags, HealthyOnly: true, IncludeWarning: o.IncludeWarning}
+}
+
+func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
+	strategy, err := resolve.ParseStrategy(opts.Strategy)
+	if err != nil {
+		return err
+	}
+	printer, err := newPrinter(opts.Output, opts.Template, resolveFormats...)
+	if err != nil {
+		return err
+	}
+	reg, err := f.Registry(ctx)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	if opts.Watch {
+		return watchResolve(ctx, f, reg, opts, printer)
+	}
+
+	var healthy []registry.Instance
+	if opts.Wait > 0 {
+		healthy, err = waitForInstances(ctx, f, reg, opts)
+	} else {
+		callCtx, cancel := f.callContext(ctx)
+		healthy, err = reg.Instances(callCtx, opts.query())
+		cancel()
+	}
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", opts.Target.Name, err)
+	}
+	if len(healthy) < opts.Min {
+		return noHealthy(opts, healthy)
+	}
+	picked := healthy
+	if !opts.All {
+		inst, err := f.picker(strategy, opts).Pick(healthy)
+		if err != nil {
+			return fmt.Errorf("resolve %s: %w", opts.Target.Name, err)
+		}
+		picked = []registry.Instance{inst}
+	}
+	return printInstances(f.IO.Out, printer, opts, picked)
+}
+
+func noHealthy(opts *ResolveOptions, healthy []registry.Instance) error {
+	what := "no healthy instance"
+	if opts.Min > 1 {
+		what = fmt.Sprintf("%d healthy instances, %d required", len(healthy), opts.Min)
+	}
+	if opts.Wait > 0 {
+		what += fmt.Sprintf(" after waiting %s", opts.Wait)
+	}
+	if len(opts.Tags) > 0 {
+		what += " with tags " + strings.Join(opts.Tags, ",")
+	}
+	return fmt.Errorf("resolve %s: %s: %w", opts.Target.Name, what, registry.ErrNotFound)
+}
+
+func (f *Factory) picker(s resolve.Strategy, opts *ResolveOptions) resolve.Picker {
+	p := resolve.Picker{Strategy: s, Key: resolve.RoundRobinKey(opts.Target.Name, opts.Tags)}
+	if s == resolve.StrategyRoundRobin {
+		if path, err := resolve.DefaultStatePath(); err == nil {
+			p.Counter = &resolve.FileCounter{Path: path}
+		}
+		p.Fallback = func(err error) {
+			f.Logger().Warn("round-robin state unavailable; picking at random", "error", err)
+		}
+	}
+	return p
+}
+
+// printInstances prints the chosen instances: HOST:PORT or the rewritten URL per line for
+// text, the instance (or list, with --all) for json, yaml and templates.
+func printInstances(w io.Writer, printer output.Printer, opts *ResolveOptions, insts []registry.Instance) error {
+	var data any = insts
+	if !opts.All && len(insts) == 1 {
+		data = insts[0]
+	}
+	if printer.Format == output.FormatTemplate {
+		for _, in := range insts {
+			if err := output.ExecuteTemplate(w, printer.Template, in); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return printer.Print(w, data, func(w io.Writer) error {
+		for _, in := range insts {
+			line, err := opts.Target.Rewrite(in)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintln(w, line); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// errEnough stops a watch once the wanted instances exist.
+var errEnough = errors.New("enough instances")
+
+// waitForInstances waits up to opts.Wait for opts.Min healthy instances, following the
+// backend's change stream (or polling when it has none), and returns the healthy set.
+func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, opts *ResolveOptions) ([]registry.Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
+	defer cancel()
+	var healthy []registry.Instance
+	q := opts.query()
+	err := followChanges(ctx, f, reg, q, func(all []registry.Instance) error {
+		healthy = filter(all, q)
+		if len(healthy) >= opts.Min {
+			return errEnough
+		}
+		f.Logger().Debug("waiting for instances", "name", q.Name, "healthy", len(healthy), "min", opts.Min)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errEnough):
+		return healthy, nil
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return healthy, nil // the caller reports too few
+	}
+	return nil, err
+}
+
+// watchResolve prints the healthy set on every change until ctx ends.
+func watchResolve(ctx context.Context, f *Factory, reg registry.Registry, opts *ResolveOptions, printer output.Printer) error {
+	q := opts.query()
+	lines := output.NewJSONLines(f.IO.Out)
+	err := followChanges(ctx, f, reg, q, func(all []registry.Instance) error {
+		healthy := filter(all, q)
+		switch printer.Format {
+		case output.FormatJSON:
+			return lines.Write(healthy)
+		case output.FormatText:
+			parts := make([]string, 0, len(healthy))
+			for _, in := range healthy {
+				s, err := opts.Target.Rewrite(in)
+				if err != nil {
+					return err
+				}
+				parts = append(parts, s)
+			}
+			_, err := fmt.Fprintln(f.IO.Out, strings.Join(parts, " "))
+			return err
+		default:
+			return printer.Print(f.IO.Out, healthy, nil)
+		}
+	})
+	if ctx.Err() != nil {
+		return nil // interrupted: the normal way to stop a watch
+	}
+	return fmt.Errorf("resolve %s --watch: %w", q.Name, err)
+}
+
+// followChanges calls fn with the instances of q.Name now and after every change, using the
+// backend's Watch, or polling every second when the backend has none.
+func followChanges(ctx context.Context, f *Factory, reg registry.Registry, q registry.Query, fn func([]registry.Instance) error) error {
+	err := reg.Watch(ctx, registry.WatchRequest{Name: q.Name}, func(ev registry.Event) error {
+		return fn(ev.Instances)
+	})
+	if !errors.Is(err, registry.ErrUnsupported) {
+		return err
+	}
+	f.Logger().Debug("backend has no watch; polling", "name", q.Name)
+	all := q
+	all.HealthyOnly = false
+	for {
+		callCtx, cancel := f.callContext(ctx)
+		insts, err := reg.Instances(callCtx, all)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if err := fn(insts); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func filter(insts []registry.Instance, q registry.Query) []registry.Instance {
+	out := []registry.Instance{}
+	for _, in := range insts {
+		if q.Matches(in) {
+			out = append(out, in)
+		}
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sdctl/sdctl/internal/buildinfo"
+	"github.com/sdctl/sdctl/internal/output"
+	"github.com/sdctl/sdctl/plugins"
+)
+
+var versionFormats = []output.Format{output.FormatText, output.FormatJSON, output.FormatYAML}
+
+type versionInfo struct {
+	buildinfo.Info
+	PluginProtocol int `json:"plugin_protocol"`
+}
+
+func newVersionCmd(f *Factory) *cobra.Command {
+	var format, tmpl string
+	cmd := &cobra.Command{
+		Use:     "version",
+		Short:   "Print sdctl's version, commit, build date and plugin protocol version",
+		Example: "  sdctl version\n  sdctl version -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			printer, err := newPrinter(format, tmpl, versionFormats...)
+			if err != nil {
+				return err
+			}
+			v := versionInfo{Info: buildinfo.Get(), PluginProtocol: plugins.ProtocolVersion}
+			return printer.Print(f.IO.Out, v, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "sdctl %s\ncommit: %s\nbuilt: %s\ngo: %s %s\nplugin protocol: %d\n",
+					v.Version, v.Commit, v.Date, v.GoVersion, v.Platform, v.PluginProtocol)
+				return err
+			})
+		},
+	}
+	addOutputFlags(cmd, &format, &tmpl, output.FormatText, versionFormats...)
+	return cmd
+}

@@ -1,0 +1,78 @@
+// Package testutil holds helpers shared by sdctl's tests: building the real binaries, and
+// skipping tests whose dependencies are missing unless CI demands them.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RequireAllEnv, when set to 1 (as .ci/run does), turns every Skip for a missing dependency into
+// a failure, so a CI run without Docker or a server cannot pass by skipping.
+const RequireAllEnv = "SDCTL_TEST_REQUIRE_ALL"
+
+// SkipUnlessRequired skips t with reason, or fails it when RequireAllEnv is set.
+func SkipUnlessRequired(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv(RequireAllEnv) == "1" {
+		t.Fatalf("%s (%s=1, so this is a failure, not a skip)", reason, RequireAllEnv)
+	}
+	t.Skip(reason)
+}
+
+var (
+	buildMu  sync.Mutex
+	built    = map[string]string{}
+	buildDir string
+)
+
+// Build compiles the main package pkg (a path relative to the module root, like
+// "./cmd/sdctl") once per test process and returns the binary's path. name is the file name.
+func Build(t testing.TB, pkg, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if path, ok := built[pkg]; ok {
+		return path
+	}
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "sdctl-test-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = dir
+	}
+	out := filepath.Join(buildDir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = ModuleRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	built[pkg] = out
+	return out
+}
+
+// Cleanup removes what Build made; call it from TestMain after m.Run.
+func Cleanup() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+// ModuleRoot is the directory holding go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the module root")
+	}
+	return strings.TrimSuffix(filepath.Dir(file), filepath.FromSlash("/internal/testutil"))
+}

@@ -1,0 +1,27 @@
+package plugins
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// Backend describes a registry backend to serve: its identity, its configuration keys and a
+// constructor that builds the registry from its config section.
+type Backend struct {
+	Name         string
+	Version      string
+	Capabilities []registry.Capability
+	// Options documents the keys of the backend's config section. The host reads the environment
+	// and config file for exactly these keys, so every documented key works from SDCTL_* variables.
+	Options []registry.Option
+	// New builds the registry from the backend's config section. Decode it with
+	// registry.DecodeOptions and report bad values as *registry.FieldError.
+	New func(ctx context.Context, section map[string]any, log *slog.Logger) (registry.Registry, error)
+}
+
+// Info is what the backend reports before it is configured.
+func (b Backend) Info() registry.Info {
+	return registry.Info{Name: b.Name, Version: b.Version, Capabilities: b.Capabilities, Options: b.Options}
+}

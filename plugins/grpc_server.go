@@ -1,0 +1,151 @@
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/registry"
+)
+
+// server exposes a Backend over gRPC. The registry exists once Configure has succeeded.
+type server struct {
+	pb.UnimplementedRegistryServer
+	backend Backend
+	log     *slog.Logger
+
+	mu  sync.Mutex
+	reg registry.Registry
+}
+
+func newServer(b Backend, log *slog.Logger) *server {
+	return &server{backend: b, log: log}
+}
+
+func (s *server) registry() (registry.Registry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reg == nil {
+		return nil, status.Error(codes.FailedPrecondition, "backend is not configured: Configure must come first")
+	}
+	return s.reg, nil
+}
+
+// close releases the configured registry, if any.
+func (s *server) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reg == nil {
+		return nil
+	}
+	err := s.reg.Close()
+	s.reg = nil
+	return err
+}
+
+func (s *server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse, error) {
+	return infoToProto(s.backend.Info()), nil
+}
+
+func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	section := map[string]any{}
+	if raw := req.GetConfigJson(); len(raw) > 0 {
+		if err := json.Unmarshal(raw, &section); err != nil {
+			return nil, toStatus(fmt.Errorf("%w: config section is not a JSON object: %v", registry.ErrInvalid, err))
+		}
+	}
+	reg, err := s.backend.New(ctx, section, s.log)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.mu.Lock()
+	old := s.reg
+	s.reg = reg
+	s.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+func (s *server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
+	reg, err := s.registry()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetInstance() == nil {
+		return nil, toStatus(registry.Invalidf("instance", "missing"))
+	}
+	return &pb.RegisterResponse{}, toStatus(reg.Register(ctx, instanceFromProto(req.GetInstance())))
+}
+
+func (s *server) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb.DeregisterResponse, error) {
+	reg, err := s.registry()
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DeregisterResponse{}, toStatus(reg.Deregister(ctx, req.GetId()))
+}
+
+func (s *server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+	reg, err := s.registry()
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HeartbeatResponse{}, toStatus(reg.Heartbeat(ctx, req.GetId()))
+}
+
+func (s *server) Instances(ctx context.Context, req *pb.InstancesRequest) (*pb.InstancesResponse, error) {
+	reg, err := s.registry()
+	if err != nil {
+		return nil, err
+	}
+	list, err := reg.Instances(ctx, registry.Query{
+		Name: req.GetName(), Tags: req.GetTags(), HealthyOnly: req.GetHealthyOnly(), IncludeWarning: req.GetIncludeWarning(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.InstancesResponse{Instances: instancesToProto(list)}, nil
+}
+
+func (s *server) Services(ctx context.Context, _ *pb.ServicesRequest) (*pb.ServicesResponse, error) {
+	reg, err := s.registry()
+	if err != nil {
+		return nil, err
+	}
+	list, err := reg.Services(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ServicesResponse{Services: servicesToProto(list)}, nil
+}
+
+func (s *server) Watch(req *pb.WatchRequest, stream pb.Registry_WatchServer) error {
+	reg, err := s.registry()
+	if err != nil {
+		return err
+	}
+	err = reg.Watch(stream.Context(), registry.WatchRequest{Name: req.GetName(), Index: req.GetIndex()}, func(ev registry.Event) error {
+		return stream.Send(&pb.WatchEvent{Index: ev.Index, Instances: instancesToProto(ev.Instances)})
+	})
+	return toStatus(err)
+}
+
+func (s *server) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
+	reg, err := s.registry()
+	if err != nil {
+		return nil, err
+	}
+	st, err := reg.ClusterStatus(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return clusterToProto(st), nil
+}

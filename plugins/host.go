@@ -1,0 +1,267 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// ExternalPrefix starts the file name of every external backend executable.
+const ExternalPrefix = "sdctl-backend-"
+
+// DefaultStartTimeout bounds the wait for a plugin's handshake.
+const DefaultStartTimeout = 5 * time.Second
+
+// Host finds, starts and configures backend plugins.
+type Host struct {
+	// Builtins are served by re-running Executable as `backend serve NAME`.
+	Builtins []Backend
+	// Dirs are searched in order for sdctl-backend-NAME executables.
+	Dirs []string
+	// Executable is sdctl's own binary; empty means os.Executable().
+	Executable string
+	// Logger receives go-plugin's messages and the plugin's own log lines. Its level is passed on
+	// to the plugin.
+	Logger hclog.Logger
+	// StartTimeout bounds the handshake; zero means DefaultStartTimeout.
+	StartTimeout time.Duration
+	// BuiltinMTLS turns on go-plugin's automatic mutual TLS for built-in backends too. External
+	// backends always use it. See docs/security.md for why built-ins default to off.
+	BuiltinMTLS bool
+}
+
+// Candidate is a backend the host can start.
+type Candidate struct {
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Builtin bool   `json:"builtin"`
+	// ShadowedBy is set on an external backend whose name a built-in (or an earlier directory)
+	// already claims: it is listed but never started.
+	ShadowedBy string `json:"shadowed_by,omitempty"`
+}
+
+// List returns the built-in backends followed by the external ones found in Dirs.
+func (h *Host) List() []Candidate {
+	exe := h.executable()
+	seen := map[string]string{}
+	var out []Candidate
+	for _, b := range h.Builtins {
+		out = append(out, Candidate{Name: b.Name, Path: exe, Builtin: true})
+		seen[b.Name] = "built-in"
+	}
+	for _, dir := range h.Dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		sort.Strings(names)
+		for _, file := range names {
+			name, ok := externalName(file)
+			if !ok {
+				continue
+			}
+			path := filepath.Join(dir, file)
+			if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+				continue
+			}
+			c := Candidate{Name: name, Path: path}
+			if by, dup := seen[name]; dup {
+				c.ShadowedBy = by
+			} else {
+				seen[name] = path
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func externalName(file string) (string, bool) {
+	name, ok := strings.CutPrefix(file, ExternalPrefix)
+	name = strings.TrimSuffix(name, ".exe")
+	return name, ok && name != "" && registry.ValidateName(name) == nil
+}
+
+// Find returns the backend called name, or a *registry.FieldError for the "backend" key naming
+// what exists.
+func (h *Host) Find(name string) (Candidate, error) {
+	var known []string
+	for _, c := range h.List() {
+		if c.ShadowedBy != "" {
+			continue
+		}
+		if c.Name == name {
+			return c, nil
+		}
+		known = append(known, c.Name)
+	}
+	where := "no external backends found"
+	if len(h.Dirs) > 0 {
+		where = "external backends are " + ExternalPrefix + "NAME executables in " + strings.Join(h.Dirs, ", ")
+	}
+	return Candidate{}, registry.Invalidf("backend", "unknown backend %q (available: %s; %s)", name, strings.Join(known, ", "), where)
+}
+
+// Client is a running backend plugin. It implements registry.Registry; Close stops the process.
+type Client struct {
+	registry.Registry
+	Candidate Candidate
+	// Protocol is the negotiated plugin protocol version.
+	Protocol int
+
+	plugin  *plugin.Client
+	cmd     *exec.Cmd
+	sockDir string
+	log     hclog.Logger
+}
+
+// Start launches the backend called name and completes the handshake, without configuring it.
+// Call Info and then Configure on the result.
+func (h *Host) Start(name string) (*Client, error) {
+	cand, err := h.Find(name)
+	if err != nil {
+		return nil, err
+	}
+	return h.StartCandidate(cand)
+}
+
+// StartCandidate launches a backend found by List.
+func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
+	log := h.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	var cmd *exec.Cmd
+	if cand.Builtin {
+		cmd = exec.Command(cand.Path, "backend", "serve", cand.Name)
+	} else {
+		cmd = exec.Command(cand.Path)
+	}
+	sockDir, err := os.MkdirTemp("", "sdctl-plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: create socket directory: %w", cand.Name, err)
+	}
+	// The socket lives in a directory only this user can enter (MkdirTemp uses 0700), which is
+	// what keeps other users away from a built-in backend that runs without mTLS.
+	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir, envLogLevel+"="+levelName(log.GetLevel()))
+	setParentDeathSignal(cmd)
+
+	timeout := h.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: versionedPlugins(Backend{}, nil, nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         !cand.Builtin || h.BuiltinMTLS,
+		StartTimeout:     timeout,
+		Logger:           log,
+		SyncStdout:       os.Stderr, // a plugin's stray prints must never reach sdctl's stdout
+		SyncStderr:       os.Stderr,
+	})
+	c := &Client{Candidate: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log}
+	rpc, err := pc.Client()
+	if err != nil {
+		c.Close()
+		return nil, c.startError(err)
+	}
+	raw, err := rpc.Dispense(pluginKey)
+	if err != nil {
+		c.Close()
+		return nil, c.startError(err)
+	}
+	gc, ok := raw.(*grpcClient)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("backend %q: plugin returned an unexpected client type %T", cand.Name, raw)
+	}
+	gc.transportErr = c.transportError
+	c.Registry = gc
+	c.Protocol = pc.NegotiatedVersion()
+	return c, nil
+}
+
+// Pid is the plugin's process ID.
+func (c *Client) Pid() int {
+	if c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// Configure hands the backend its config section. Every other call needs it first.
+func (c *Client) Configure(ctx context.Context, section map[string]any) error {
+	return c.Registry.(*grpcClient).configure(ctx, section)
+}
+
+// Close stops the plugin process and removes its socket directory.
+func (c *Client) Close() error {
+	c.plugin.Kill()
+	if rss, ok := maxRSS(c.cmd); ok {
+		c.log.Debug("backend plugin stopped", "backend", c.Candidate.Name, "max_rss_kib", rss)
+	}
+	return os.RemoveAll(c.sockDir)
+}
+
+func (c *Client) startError(err error) error {
+	what := "built-in backend"
+	if !c.Candidate.Builtin {
+		what = "backend plugin"
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "Unrecognized remote plugin message") || strings.Contains(msg, "incompatible") {
+		msg += fmt.Sprintf(" (is it an sdctl backend speaking protocol %d?)", ProtocolVersion)
+	}
+	return fmt.Errorf("%s %q (%s) failed to start: %s", what, c.Candidate.Name, c.Candidate.Path, msg)
+}
+
+// transportError explains an error the backend did not produce: usually its process died.
+func (c *Client) transportError(err error) error {
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for !c.plugin.Exited() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.plugin.Exited() {
+		return fmt.Errorf("backend %q (%s) exited unexpectedly; its last log lines are above: %w",
+			c.Candidate.Name, c.Candidate.Path, ErrPluginExited)
+	}
+	return fmt.Errorf("backend %q: plugin connection failed: %w", c.Candidate.Name, err)
+}
+
+// ErrPluginExited is returned when a backend process dies during a call.
+var ErrPluginExited = errors.New("plugin process exited")
+
+func levelName(l hclog.Level) string {
+	if l == hclog.Off {
+		return "off"
+	}
+	return strings.ToLower(l.String())
+}
+
+func (h *Host) executable() string {
+	if h.Executable != "" {
+		return h.Executable
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return exe
+}

@@ -1,0 +1,57 @@
+package plugins
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/sdctl/sdctl/plugins/proto"
+)
+
+// ProtocolVersion is the newest plugin protocol this build speaks. Hosts offer every version in
+// versionedPlugins and go-plugin picks the highest one both sides know.
+const ProtocolVersion = 1
+
+// pluginKey names the one plugin a backend process serves.
+const pluginKey = "registry"
+
+// Handshake is shared by sdctl and every backend. The cookie only keeps people from running a
+// backend by hand by mistake; it is not a security measure.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "SDCTL_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "5d0c7a1e2f3b4c6d8e9f00112233445566778899aabbccddeeff0a1b2c3d4e5f",
+}
+
+// versionedPlugins lists the plugin sets per protocol version. A server-side set carries the
+// backend; the host side passes a zero Backend.
+func versionedPlugins(b Backend, log *slog.Logger, srv **server) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		1: {pluginKey: &grpcPlugin{backend: b, log: log, srv: srv}},
+	}
+}
+
+// grpcPlugin is go-plugin's view of a backend: how to serve it and how to reach it.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	backend Backend
+	log     *slog.Logger
+	srv     **server
+}
+
+func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	srv := newServer(p.backend, p.log)
+	if p.srv != nil {
+		*p.srv = srv
+	}
+	pb.RegisterRegistryServer(s, srv)
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return &grpcClient{rpc: pb.NewRegistryClient(conn)}, nil
+}
+
+var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)

@@ -1,0 +1,61 @@
+package plugins
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sdctl/sdctl/internal/logging"
+)
+
+// envLogLevel carries the host's --log-level to the plugin process.
+const envLogLevel = "SDCTL_PLUGIN_LOG_LEVEL"
+
+// Serve runs b as a plugin process: it performs the go-plugin handshake on stdout and answers the
+// host's calls until the host stops it. Call it from the main function of an external backend
+// (an executable named sdctl-backend-NAME); nothing may write to stdout before it.
+func Serve(b Backend) {
+	level, err := logging.ParseLevel(os.Getenv(envLogLevel))
+	if err != nil {
+		level = hclog.Warn
+	}
+	log := logging.NewJSON(os.Stderr, level)
+	go exitWithParent(log)
+
+	var srv *server
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: versionedPlugins(b, logging.Slog(log), &srv),
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger:           log,
+	})
+	if srv != nil {
+		if err := srv.close(); err != nil {
+			log.Warn("closing backend", "error", err)
+		}
+	}
+}
+
+// ServeBuiltin serves a built-in backend when args (os.Args[1:]) are `backend serve NAME`, the
+// hidden command sdctl runs in its own plugin subprocesses. Call it first thing in main, before
+// any flag parsing or configuration that could print to stdout. It reports whether it handled
+// the invocation and the exit code to use.
+func ServeBuiltin(args []string, builtins []Backend) (code int, handled bool) {
+	if len(args) < 2 || args[0] != "backend" || args[1] != "serve" {
+		return 0, false
+	}
+	if len(args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: sdctl backend serve NAME (sdctl starts this itself)")
+		return 2, true
+	}
+	for _, b := range builtins {
+		if b.Name == args[2] {
+			Serve(b)
+			return 0, true
+		}
+	}
+	fmt.Fprintf(os.Stderr, "sdctl backend serve: no built-in backend named %q\n", args[2])
+	return 2, true
+}

@@ -1,0 +1,220 @@
+// Package registry is sdctl's domain: service instances, their health, queries, change events,
+// the state of a registry cluster, and the Registry interface every backend implements.
+//
+// It imports no CLI, configuration or transport package, so backends and plugins can depend on
+// it without pulling those in. Errors that callers act on are the sentinels in errors.go.
+package registry
+
+import (
+	"context"
+	"time"
+)
+
+// Registry is a service registry: a place instances are registered in and resolved from.
+//
+// Every method takes a context first and honours its deadline. Methods return errors wrapping
+// the sentinels of this package (ErrNotFound, ErrInvalid, ErrUnavailable, ...) so callers can
+// branch with errors.Is, also across the plugin process boundary.
+type Registry interface {
+	// Register adds inst or replaces the instance with the same ID (checks included).
+	// A backend that cannot honour a field (checks, for example) fails with ErrUnsupported.
+	Register(ctx context.Context, inst Instance) error
+	// Deregister removes the instance with the given ID; ErrNotFound when there is none.
+	Deregister(ctx context.Context, id string) error
+	// Heartbeat renews the TTL of the instance with the given ID; ErrNotFound when there is
+	// none, ErrInvalid when the instance has no TTL.
+	Heartbeat(ctx context.Context, id string) error
+	// Instances returns the instances of q.Name that match q, sorted by ID.
+	Instances(ctx context.Context, q Query) ([]Instance, error)
+	// Services summarises every registered service, sorted by name.
+	Services(ctx context.Context) ([]Service, error)
+	// Watch calls fn with the instances of req.Name (all services when empty) each time that set
+	// changes, starting with the current set unless it is still at req.Index. It returns when ctx
+	// ends (with ctx.Err()), when fn returns an error (with that error), or when the backend fails.
+	Watch(ctx context.Context, req WatchRequest, fn func(Event) error) error
+	// ClusterStatus describes the registry's servers: leader, members and their health.
+	ClusterStatus(ctx context.Context) (ClusterStatus, error)
+	// Info names the backend and what it supports.
+	Info(ctx context.Context) (Info, error)
+	// Close releases what the registry holds. Calling other methods afterwards is an error.
+	Close() error
+}
+
+// Health is the state of an instance as its registry sees it.
+type Health string
+
+// The health states, from best to worst. Maintenance means an operator took the instance out.
+const (
+	HealthPassing     Health = "passing"
+	HealthWarning     Health = "warning"
+	HealthCritical    Health = "critical"
+	HealthMaintenance Health = "maintenance"
+)
+
+// Healthy reports whether an instance in state h should receive traffic. Warning counts only when
+// includeWarning is set, as with Consul's passing filter.
+func (h Health) Healthy(includeWarning bool) bool {
+	return h == HealthPassing || (includeWarning && h == HealthWarning)
+}
+
+// Instance is one reachable endpoint of a service.
+type Instance struct {
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Address string            `json:"address"`
+	Port    int               `json:"port"`
+	Tags    []string          `json:"tags,omitempty"`
+	Meta    map[string]string `json:"meta,omitempty"`
+	// Weight biases the weighted strategy; zero means the default of 1.
+	Weight int `json:"weight,omitempty"`
+	// TTL, when set, makes the instance critical unless Heartbeat is called within TTL.
+	TTL    time.Duration `json:"ttl,omitempty"`
+	Checks []Check       `json:"checks,omitempty"`
+
+	// Fields below are reported by the registry and ignored by Register.
+
+	Health Health `json:"health,omitempty"`
+	// Node names the registry node or agent that holds the instance, when the backend has one.
+	Node string `json:"node,omitempty"`
+	// Expires is when a TTL instance turns critical without a heartbeat.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// CheckKind says how a registry probes an instance.
+type CheckKind string
+
+// The check kinds sdctl knows; backends advertise which they run in Info.Capabilities.
+const (
+	CheckHTTP   CheckKind = "http"
+	CheckTCP    CheckKind = "tcp"
+	CheckGRPC   CheckKind = "grpc"
+	CheckScript CheckKind = "script"
+)
+
+// Check is a health probe run by the registry (not by sdctl).
+type Check struct {
+	Kind CheckKind `json:"kind"`
+	// Target is what the probe contacts: a URL for http, host:port for tcp and grpc, a command
+	// line for script.
+	Target          string              `json:"target"`
+	Interval        time.Duration       `json:"interval,omitempty"`
+	Timeout         time.Duration       `json:"timeout,omitempty"`
+	DeregisterAfter time.Duration       `json:"deregister_after,omitempty"`
+	Method          string              `json:"method,omitempty"`
+	Header          map[string][]string `json:"header,omitempty"`
+	TLSSkipVerify   bool                `json:"tls_skip_verify,omitempty"`
+	InitialStatus   Health              `json:"initial_status,omitempty"`
+}
+
+// Query selects instances of one service.
+type Query struct {
+	Name string
+	// Tags keeps instances carrying every one of these tags.
+	Tags []string
+	// HealthyOnly drops instances that are not passing (or warning, with IncludeWarning).
+	HealthyOnly    bool
+	IncludeWarning bool
+}
+
+// Matches reports whether inst satisfies q, given its current health.
+func (q Query) Matches(inst Instance) bool {
+	if q.Name != "" && inst.Name != q.Name {
+		return false
+	}
+	if q.HealthyOnly && !inst.Health.Healthy(q.IncludeWarning) {
+		return false
+	}
+	for _, want := range q.Tags {
+		if !hasString(inst.Tags, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// Service summarises one service across its instances.
+type Service struct {
+	Name      string   `json:"name"`
+	Instances int      `json:"instances"`
+	Passing   int      `json:"passing"`
+	Tags      []string `json:"tags,omitempty"`
+}
+
+// WatchRequest says what to watch and from which point.
+type WatchRequest struct {
+	// Name limits the watch to one service; empty watches every instance.
+	Name string
+	// Index is the last index the caller has seen; zero means "send the current state first".
+	Index uint64
+}
+
+// Event carries the full set of watched instances after a change, with the registry index (or
+// revision) it reflects. Passing Index back in a WatchRequest resumes after this event.
+type Event struct {
+	Index     uint64     `json:"index"`
+	Instances []Instance `json:"instances"`
+}
+
+// ClusterStatus describes the servers behind a registry.
+type ClusterStatus struct {
+	Backend string `json:"backend"`
+	// Leader is the leader's name or address; empty when the cluster has none.
+	Leader  string   `json:"leader"`
+	Members []Member `json:"members"`
+	// Notes carries caveats, such as data that could not be read with the current permissions.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Member is one server (or, for the file backend, the file itself).
+type Member struct {
+	Name    string            `json:"name"`
+	Address string            `json:"address"`
+	Role    string            `json:"role"`
+	Leader  bool              `json:"leader"`
+	Health  string            `json:"health"`
+	Version string            `json:"version,omitempty"`
+	Details map[string]string `json:"details,omitempty"`
+}
+
+// Info describes a backend.
+type Info struct {
+	Name         string       `json:"name"`
+	Version      string       `json:"version"`
+	Capabilities []Capability `json:"capabilities,omitempty"`
+	// Options lists the configuration keys the backend reads from its config section.
+	Options []Option `json:"options,omitempty"`
+}
+
+// Has reports whether the backend advertises capability c.
+func (i Info) Has(c Capability) bool {
+	for _, have := range i.Capabilities {
+		if have == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Capability names an optional feature of a backend.
+type Capability string
+
+// Capabilities a backend may advertise.
+const (
+	CapTTL     Capability = "ttl"
+	CapWatch   Capability = "watch"
+	CapWeights Capability = "weights"
+	// CapCheckPrefix + a CheckKind: the backend runs that kind of check.
+	CapCheckPrefix = "check:"
+)
+
+// CheckCapability is the capability a backend advertises when it runs checks of kind k.
+func CheckCapability(k CheckKind) Capability { return Capability(CapCheckPrefix + string(k)) }
+
+func hasString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

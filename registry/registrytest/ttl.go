@@ -1,0 +1,108 @@
+package registrytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+func (s *suite) testTTL(t *testing.T) {
+	if !s.opts.TTL {
+		t.Skip("the backend does not support TTLs")
+	}
+	ttl := s.opts.MinTTL
+	// Polling at a twentieth of the TTL detects expiry promptly without flooding the backend.
+	poll := ttl / 20
+
+	healthy := func(ctx context.Context, t *testing.T, r registry.Registry, id string) bool {
+		t.Helper()
+		got := instances(ctx, t, r, registry.Query{Name: "web", HealthyOnly: true})
+		return slices.Contains(ids(got), id)
+	}
+
+	t.Run("Fields", func(t *testing.T) {
+		t.Parallel()
+		ctx := s.ctx(t)
+		r := s.open(t)
+		inst := instance("web", "web-1", 1)
+		inst.TTL = 10 * ttl
+		before := time.Now()
+		register(ctx, t, r, inst)
+		got := instances(ctx, t, r, registry.Query{Name: "web", HealthyOnly: true})
+		checkIDs(t, "a fresh TTL instance", got, "web-1")
+		checkInstance(t, got[0], inst, false)
+		// Backends that report Expires must report a plausible one.
+		if e := got[0].Expires; !e.IsZero() && (e.Before(before) || e.After(time.Now().Add(inst.TTL+time.Second))) {
+			t.Errorf("Expires = %v, want about %v", e, before.Add(inst.TTL))
+		}
+		if err := r.Heartbeat(ctx, "web-1"); err != nil {
+			t.Fatalf("Heartbeat: %v", err)
+		}
+	})
+
+	t.Run("ExpiresAndRecovers", func(t *testing.T) {
+		t.Parallel()
+		ctx := s.ctx(t)
+		r := s.open(t)
+		inst := instance("web", "web-1", 1)
+		inst.TTL = ttl
+		start := time.Now()
+		register(ctx, t, r, inst)
+		eventually(t, ttl+s.opts.Timeout, poll, func() error {
+			if healthy(ctx, t, r, "web-1") {
+				return fmt.Errorf("web-1 (TTL %v, no heartbeat) is still healthy", ttl)
+			}
+			return nil
+		})
+		// Nine tenths of the TTL leaves room for a server whose clock runs slightly fast.
+		if elapsed := time.Since(start); elapsed < ttl*9/10 {
+			t.Fatalf("web-1 turned unhealthy after %v, before its TTL of %v", elapsed, ttl)
+		}
+
+		all := instances(ctx, t, r, registry.Query{Name: "web"})
+		if s.opts.ExpiryDeletes {
+			checkIDs(t, "after expiry (backend deletes expired instances)", all)
+			expectErr(t, "Heartbeat after expiry", r.Heartbeat(ctx, "web-1"), registry.ErrNotFound)
+			return
+		}
+		checkIDs(t, "Instances(web) without HealthyOnly after expiry", all, "web-1")
+		if all[0].Health == registry.HealthPassing {
+			t.Errorf("expired instance has health %q", all[0].Health)
+		}
+		if err := r.Heartbeat(ctx, "web-1"); err != nil {
+			t.Fatalf("Heartbeat after expiry: %v", err)
+		}
+		eventually(t, s.opts.Timeout, poll, func() error {
+			if !healthy(ctx, t, r, "web-1") {
+				return errors.New("web-1 is not healthy again after a heartbeat")
+			}
+			return nil
+		})
+	})
+
+	t.Run("HeartbeatKeepsAlive", func(t *testing.T) {
+		t.Parallel()
+		ctx := s.ctx(t)
+		r := s.open(t)
+		inst := instance("web", "web-1", 1)
+		inst.TTL = ttl
+		register(ctx, t, r, inst)
+		// Heartbeat four times per TTL for three TTLs; the check just before each heartbeat
+		// is the moment the instance is closest to expiring.
+		end := time.Now().Add(3 * ttl)
+		for time.Now().Before(end) {
+			time.Sleep(ttl / 4)
+			if !healthy(ctx, t, r, "web-1") {
+				t.Fatalf("web-1 turned unhealthy although it was heartbeated every %v (TTL %v)", ttl/4, ttl)
+			}
+			if err := r.Heartbeat(ctx, "web-1"); err != nil {
+				t.Fatalf("Heartbeat: %v", err)
+			}
+		}
+	})
+}

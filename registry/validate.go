@@ -1,0 +1,264 @@
+package registry
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Limits that keep names usable in DNS, URLs and every backend's key space.
+const (
+	MaxLabelLen   = 63
+	MaxNameLen    = 253
+	MaxIDLen      = 256
+	MaxTagLen     = 255
+	MaxMetaKeyLen = 128
+	MaxMetaValLen = 512
+	MaxMetaPairs  = 64
+)
+
+// ValidateName checks a service name: dot-separated labels of 1-63 letters, digits, '-' or '_',
+// not starting or ending with '-', 253 characters at most.
+func ValidateName(name string) error {
+	if name == "" {
+		return Invalidf("name", "service name is empty")
+	}
+	if len(name) > MaxNameLen {
+		return Invalidf("name", "service name %q is %d characters long (at most %d)", abbreviate(name), len(name), MaxNameLen)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if err := validateLabel(label); err != nil {
+			return Invalidf("name", "service name %q: %s", abbreviate(name), err)
+		}
+	}
+	return nil
+}
+
+func validateLabel(label string) error {
+	switch {
+	case label == "":
+		return fmt.Errorf("empty label (leading, trailing or double dot)")
+	case len(label) > MaxLabelLen:
+		return fmt.Errorf("label %q is %d characters long (at most %d per DNS label)", abbreviate(label), len(label), MaxLabelLen)
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return fmt.Errorf("label %q starts or ends with '-'", label)
+	}
+	for _, r := range label {
+		if !(r < unicode.MaxASCII && (r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')) {
+			return fmt.Errorf("character %q is not allowed (use letters, digits, '-', '_' and '.')", r)
+		}
+	}
+	return nil
+}
+
+// ValidateID checks an instance ID: 1-256 printable characters without spaces or '/'.
+func ValidateID(id string) error {
+	if id == "" {
+		return Invalidf("id", "instance ID is empty")
+	}
+	if len(id) > MaxIDLen {
+		return Invalidf("id", "instance ID is %d characters long (at most %d)", len(id), MaxIDLen)
+	}
+	for _, r := range id {
+		if r == '/' || r == '?' || r == '#' || r == '%' || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return Invalidf("id", "instance ID %q: character %q is not allowed", abbreviate(id), r)
+		}
+	}
+	return nil
+}
+
+// ValidateAddress checks that addr is an IP address or a DNS host name.
+func ValidateAddress(addr string) error {
+	if addr == "" {
+		return Invalidf("address", "address is empty")
+	}
+	if _, err := netip.ParseAddr(addr); err == nil {
+		return nil
+	}
+	if strings.ContainsAny(addr, ":[]") {
+		return Invalidf("address", "%q is not a valid IP address", abbreviate(addr))
+	}
+	// A name made only of digits and dots is a mistyped IPv4 address, not a host name.
+	if strings.Trim(addr, "0123456789.") == "" {
+		return Invalidf("address", "%q is not a valid IPv4 address", abbreviate(addr))
+	}
+	if len(addr) > MaxNameLen {
+		return Invalidf("address", "host name is %d characters long (at most %d)", len(addr), MaxNameLen)
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(addr, "."), ".") {
+		if err := validateLabel(label); err != nil {
+			return Invalidf("address", "host name %q: %s", abbreviate(addr), err)
+		}
+	}
+	return nil
+}
+
+// ValidatePort checks a TCP/UDP port number.
+func ValidatePort(port int) error {
+	if port < 1 || port > 65535 {
+		return Invalidf("port", "port %d is out of range (1-65535)", port)
+	}
+	return nil
+}
+
+// ParsePort parses a decimal port number.
+func ParsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, Invalidf("port", "%q is not a port number", abbreviate(s))
+	}
+	return p, ValidatePort(p)
+}
+
+// ParseHostPort splits "host:port", "[v6]:port" or ":port" (empty host) and validates both parts.
+func ParseHostPort(s string) (host string, port int, err error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, Invalidf("address", "%q is not HOST:PORT (IPv6 as [ADDR]:PORT)", abbreviate(s))
+	}
+	if port, err = ParsePort(p); err != nil {
+		return "", 0, err
+	}
+	if h != "" {
+		if err := ValidateAddress(h); err != nil {
+			return "", 0, err
+		}
+	}
+	return h, port, nil
+}
+
+// HostPort formats an address and port, bracketing IPv6 addresses: "[::1]:80".
+func HostPort(addr string, port int) string {
+	return net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+// DefaultID derives an instance ID from its name, address and port.
+func DefaultID(name, addr string, port int) string {
+	return fmt.Sprintf("%s-%s-%d", name, addr, port)
+}
+
+// ValidateMeta checks metadata keys and values (the limits Consul applies).
+func ValidateMeta(meta map[string]string) error {
+	if len(meta) > MaxMetaPairs {
+		return Invalidf("meta", "%d metadata pairs (at most %d)", len(meta), MaxMetaPairs)
+	}
+	for k, v := range meta {
+		if k == "" {
+			return Invalidf("meta", "metadata key is empty")
+		}
+		if len(k) > MaxMetaKeyLen {
+			return Invalidf("meta", "metadata key %q is longer than %d characters", abbreviate(k), MaxMetaKeyLen)
+		}
+		for _, r := range k {
+			if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return Invalidf("meta", "metadata key %q: character %q is not allowed (use letters, digits, '-' and '_')", abbreviate(k), r)
+			}
+		}
+		if len(v) > MaxMetaValLen {
+			return Invalidf("meta", "metadata value of %q is longer than %d characters", k, MaxMetaValLen)
+		}
+	}
+	return nil
+}
+
+// ParseMeta parses "key=value" (the value may be empty or contain '=').
+func ParseMeta(s string) (key, value string, err error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", Invalidf("meta", "%q is not KEY=VALUE", abbreviate(s))
+	}
+	if err := ValidateMeta(map[string]string{k: v}); err != nil {
+		return "", "", err
+	}
+	return k, v, nil
+}
+
+// ValidateTags checks that tags are non-empty printable strings.
+func ValidateTags(tags []string) error {
+	for _, t := range tags {
+		if t == "" {
+			return Invalidf("tags", "tag is empty")
+		}
+		if len(t) > MaxTagLen {
+			return Invalidf("tags", "tag %q is longer than %d characters", abbreviate(t), MaxTagLen)
+		}
+		for _, r := range t {
+			if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+				return Invalidf("tags", "tag %q: character %q is not allowed", abbreviate(t), r)
+			}
+		}
+	}
+	return nil
+}
+
+// ValidateCheck checks a health check's fields.
+func ValidateCheck(c Check) error {
+	switch c.Kind {
+	case CheckHTTP, CheckTCP, CheckGRPC, CheckScript:
+	default:
+		return Invalidf("check", "unknown check kind %q (http, tcp, grpc or script)", c.Kind)
+	}
+	if c.Target == "" {
+		return Invalidf("check", "%s check has no target", c.Kind)
+	}
+	if c.Interval < 0 || c.Timeout < 0 || c.DeregisterAfter < 0 {
+		return Invalidf("check", "%s check has a negative duration", c.Kind)
+	}
+	switch c.InitialStatus {
+	case "", HealthPassing, HealthWarning, HealthCritical:
+	default:
+		return Invalidf("check", "initial status %q is not passing, warning or critical", c.InitialStatus)
+	}
+	return nil
+}
+
+// Validate checks every field a caller supplies to Register.
+func (inst Instance) Validate() error {
+	if err := ValidateID(inst.ID); err != nil {
+		return err
+	}
+	if err := ValidateName(inst.Name); err != nil {
+		return err
+	}
+	if err := ValidateAddress(inst.Address); err != nil {
+		return err
+	}
+	if err := ValidatePort(inst.Port); err != nil {
+		return err
+	}
+	if err := ValidateTags(inst.Tags); err != nil {
+		return err
+	}
+	if err := ValidateMeta(inst.Meta); err != nil {
+		return err
+	}
+	if inst.Weight < 0 {
+		return Invalidf("weight", "weight %d is negative", inst.Weight)
+	}
+	if inst.TTL < 0 {
+		return Invalidf("ttl", "TTL %s is negative", inst.TTL)
+	}
+	for _, c := range inst.Checks {
+		if err := ValidateCheck(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abbreviate keeps error messages on one line for hostile input.
+func abbreviate(s string) string {
+	const max = 80
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}

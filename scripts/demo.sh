@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Walks through sdctl's main job on the embedded file backend: register two instances of a
+# service, resolve them (also through a URL), list the catalog, check the "cluster", and
+# deregister. Each command is printed before it runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sdctl=${SDCTL:-./bin/sdctl}
+
+run() {
+  printf '\n$ sdctl %s\n' "$*"
+  "$sdctl" "$@"
+}
+
+run version
+run register web 127.0.0.1:3000 --tag v1 --meta team=web
+run register web 127.0.0.1:3001 --tag v2
+run resolve web
+run resolve web --strategy round-robin
+run resolve web --strategy round-robin
+run resolve 'http://web/api/users?page=2'
+run resolve web --all -o json
+run catalog
+run catalog web
+run cluster status
+run backend list
+run deregister web 127.0.0.1:3000
+run deregister web-127.0.0.1-3001
+printf '\n$ sdctl resolve web   # nothing left: exit code 3\n'
+"$sdctl" resolve web || echo "exit code $?"

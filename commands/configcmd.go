@@ -115,6 +115,9 @@ func writeSettingsYAML(w io.Writer, settings []config.Setting) error {
 		if err := val.Encode(yamlValue(s.Value)); err != nil {
 			return err
 		}
+		if val.Kind == yaml.SequenceNode || val.Kind == yaml.MappingNode {
+			val.Style = yaml.FlowStyle // one line, so the source comment stays beside it
+		}
 		val.LineComment = s.Source
 		parent.Content = append(parent.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &val)
 	}

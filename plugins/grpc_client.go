@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/sdctl/sdctl/plugins/proto"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -29,6 +32,14 @@ func (c *grpcClient) convert(ctx context.Context, err error) error {
 	domainErr, fromBackend := fromStatus(err)
 	if fromBackend || c.transportErr == nil {
 		return domainErr
+	}
+	// The server side of a call can see the propagated deadline expire a moment before the
+	// client does: that is still the caller's deadline, not a broken plugin.
+	switch status.Code(err) {
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	case codes.Canceled:
+		return context.Canceled
 	}
 	return c.transportErr(err)
 }

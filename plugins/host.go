@@ -179,17 +179,17 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 	c := &Client{Candidate: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log}
 	rpc, err := pc.Client()
 	if err != nil {
-		c.Close()
+		c.abort()
 		return nil, c.startError(err)
 	}
 	raw, err := rpc.Dispense(pluginKey)
 	if err != nil {
-		c.Close()
+		c.abort()
 		return nil, c.startError(err)
 	}
 	gc, ok := raw.(*grpcClient)
 	if !ok {
-		c.Close()
+		c.abort()
 		return nil, fmt.Errorf("backend %q: plugin returned an unexpected client type %T", cand.Name, raw)
 	}
 	gc.transportErr = c.transportError
@@ -211,14 +211,44 @@ func (c *Client) Configure(ctx context.Context, section map[string]any) error {
 	return c.Registry.(*grpcClient).configure(ctx, section)
 }
 
-// Close stops the plugin process and removes its socket directory.
+// Close stops the plugin process (gracefully, then by force) and removes its socket directory.
 func (c *Client) Close() error {
-	c.plugin.Kill()
+	done := make(chan struct{})
+	go func() {
+		c.plugin.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(killGrace):
+		// go-plugin waits for the plugin's stdout and stderr to close; a child the plugin
+		// started can hold them open. The plugin leads its own process group: end all of it.
+		c.killGroup()
+		<-done
+	}
 	if rss, ok := maxRSS(c.cmd); ok {
 		c.log.Debug("backend plugin stopped", "backend", c.Candidate.Name, "max_rss_kib", rss)
 	}
 	return os.RemoveAll(c.sockDir)
 }
+
+// abort stops a plugin that failed to start: there is nothing to shut down gracefully.
+func (c *Client) abort() {
+	c.killGroup()
+	c.Close()
+}
+
+// killGroup kills the plugin's process group while the plugin is not yet reaped (so its PID,
+// which names the group, cannot have been reused).
+func (c *Client) killGroup() {
+	if !c.plugin.Exited() {
+		killProcessGroup(c.cmd)
+	}
+}
+
+// killGrace is how long Close waits for go-plugin's own shutdown (which allows 2s for a
+// graceful exit) before killing the plugin's process group.
+const killGrace = 3 * time.Second
 
 func (c *Client) startError(err error) error {
 	what := "built-in backend"

@@ -24,3 +24,11 @@ func maxRSS(cmd *exec.Cmd) (int64, bool) {
 	}
 	return ru.Maxrss, true
 }
+
+// killProcessGroup ends the plugin and anything it started. The plugin leads its own group
+// (Setpgid above), so the group ID is its PID.
+func killProcessGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}

@@ -8,3 +8,9 @@ import "os/exec"
 func setParentDeathSignal(*exec.Cmd) {}
 
 func maxRSS(*exec.Cmd) (int64, bool) { return 0, false }
+
+func killProcessGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+}

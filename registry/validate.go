@@ -75,7 +75,14 @@ func ValidateAddress(addr string) error {
 	if addr == "" {
 		return Invalidf("address", "address is empty")
 	}
-	if _, err := netip.ParseAddr(addr); err == nil {
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		if zone := ip.Zone(); zone != "" {
+			for _, r := range zone {
+				if !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+					return Invalidf("address", "%q: IPv6 zone %q is not an interface name", abbreviate(addr), abbreviate(zone))
+				}
+			}
+		}
 		return nil
 	}
 	if strings.ContainsAny(addr, ":[]") {
@@ -125,6 +132,9 @@ func ParseHostPort(s string) (host string, port int, err error) {
 	if h != "" {
 		if err := ValidateAddress(h); err != nil {
 			return "", 0, err
+		}
+		if bracketed := strings.HasPrefix(s, "["); bracketed != strings.Contains(h, ":") {
+			return "", 0, Invalidf("address", "%q: only IPv6 addresses go in brackets, and they must", abbreviate(s))
 		}
 	}
 	return h, port, nil
@@ -217,10 +227,10 @@ func ValidateCheck(c Check) error {
 
 // Validate checks every field a caller supplies to Register.
 func (inst Instance) Validate() error {
-	if err := ValidateID(inst.ID); err != nil {
+	if err := ValidateName(inst.Name); err != nil {
 		return err
 	}
-	if err := ValidateName(inst.Name); err != nil {
+	if err := ValidateID(inst.ID); err != nil {
 		return err
 	}
 	if err := ValidateAddress(inst.Address); err != nil {

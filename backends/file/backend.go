@@ -95,7 +95,11 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 		}
 		i, found := doc.find(inst.ID)
 		if found {
-			rec.Health = doc.Instances[i].Health
+			old, err := doc.decoded(i)
+			if err != nil {
+				return err
+			}
+			rec.Health = old.Health
 			doc.Instances[i] = rec
 			return nil
 		}
@@ -149,7 +153,10 @@ func (b *Backend) Heartbeat(ctx context.Context, id string) error {
 		if !found {
 			return fmt.Errorf("heartbeat %q: no such instance in %s: %w", id, b.store.path, registry.ErrNotFound)
 		}
-		rec := &doc.Instances[i]
+		rec, err := doc.decoded(i)
+		if err != nil {
+			return err
+		}
 		if rec.TTL <= 0 {
 			return registry.Invalidf("ttl", "instance %q was registered without a TTL, so it has nothing to renew (register it with --ttl)", id)
 		}
@@ -168,7 +175,7 @@ func (b *Backend) Instances(ctx context.Context, q registry.Query) ([]registry.I
 			return nil, err
 		}
 	}
-	doc, err := b.store.read()
+	doc, err := b.store.read(decodeMode{service: q.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +202,7 @@ func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
 	if err := b.begin(ctx); err != nil {
 		return nil, err
 	}
-	doc, err := b.store.read()
+	doc, err := b.store.read(decodeMode{})
 	if err != nil {
 		return nil, err
 	}

@@ -156,7 +156,7 @@ func (p *parser) str(what string) (string, error) {
 		}
 	}
 	p.pos = len(p.s)
-	return "", p.errorf("unterminated string (missing '\"')")
+	return "", p.errorf("the file ends inside a string (is it truncated?)")
 }
 
 // strEscaped continues str from the first backslash at i, building an unescaped copy.
@@ -176,7 +176,7 @@ func (p *parser) strEscaped(start, i int) (string, error) {
 			p.pos = i
 			if i+1 >= len(p.s) {
 				p.pos = len(p.s)
-				return "", p.errorf("unterminated string (missing '\"')")
+				return "", p.errorf("the file ends inside a string (is it truncated?)")
 			}
 			switch e := p.s[i+1]; e {
 			case '"', '\\', '/':
@@ -217,7 +217,7 @@ func (p *parser) strEscaped(start, i int) (string, error) {
 		}
 	}
 	p.pos = len(p.s)
-	return "", p.errorf("unterminated string (missing '\"')")
+	return "", p.errorf("the file ends inside a string (is it truncated?)")
 }
 
 // unicodeEscape decodes \uXXXX at i, joining a UTF-16 surrogate pair, and returns the rune and

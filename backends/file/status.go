@@ -51,7 +51,8 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 		notes = append(notes, "the file does not exist yet; the first registration creates it")
 	}
 
-	doc, err := b.store.read()
+	// Counting needs no decoded records.
+	doc, err := b.store.read(decodeMode{raw: true})
 	var ce *CorruptError
 	switch {
 	case errors.As(err, &ce):

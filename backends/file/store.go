@@ -30,7 +30,7 @@ func newStore(path string) store {
 }
 
 // read returns the current document; a missing file is an empty registry.
-func (s *store) read() (document, error) {
+func (s *store) read(mode decodeMode) (document, error) {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return document{}, nil
@@ -38,11 +38,11 @@ func (s *store) read() (document, error) {
 	if err != nil {
 		return document{}, newIOError("read", s.path, err)
 	}
-	return s.decode(data)
+	return s.decode(data, mode)
 }
 
-func (s *store) decode(data []byte) (document, error) {
-	doc, err := decode(data)
+func (s *store) decode(data []byte, mode decodeMode) (document, error) {
+	doc, err := decode(data, mode)
 	if err != nil {
 		var ce *CorruptError
 		if errors.As(err, &ce) {
@@ -54,7 +54,8 @@ func (s *store) decode(data []byte) (document, error) {
 }
 
 // update applies change to the current document under the lock and writes the result with
-// the next revision. When change fails nothing is written and its error is returned.
+// the next revision. When change fails nothing is written and its error is returned. Records
+// may be raw: change must read them through document.decoded.
 func (s *store) update(ctx context.Context, change func(*document) error) error {
 	dir := filepath.Dir(s.path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -68,11 +69,16 @@ func (s *store) update(ctx context.Context, change func(*document) error) error 
 
 	// Reading under the lock is what makes this a read-modify-write: every earlier writer has
 	// renamed its document into place before releasing the lock.
-	doc, err := s.read()
+	// Records the change does not touch may stay raw: the rewrite copies their lines.
+	doc, err := s.read(decodeMode{raw: true})
 	if err != nil {
 		return err
 	}
 	if err := change(&doc); err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) && ce.Path == "" {
+			ce.Path = s.path
+		}
 		return err
 	}
 	doc.Revision++

@@ -125,7 +125,7 @@ type watchState struct {
 }
 
 func (w *watch) state() (watchState, error) {
-	doc, err := w.b.store.read()
+	doc, err := w.b.store.read(decodeMode{service: w.name})
 	if err != nil {
 		return watchState{}, err
 	}

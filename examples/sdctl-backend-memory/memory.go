@@ -167,7 +167,7 @@ func (m *memory) Watch(ctx context.Context, req registry.WatchRequest, fn func(r
 	for {
 		set, index, changed, nextExpiry := m.snapshot(registry.Query{Name: req.Name})
 		// Send the first state unless the caller already has it, then every real change.
-		if (!sent && index != req.Index) || (sent && !sameSet(last, set)) {
+		if (!sent && (req.Index == 0 || index != req.Index)) || (sent && !sameSet(last, set)) {
 			if err := fn(registry.Event{Index: index, Instances: set}); err != nil {
 				return err
 			}

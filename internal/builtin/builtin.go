@@ -19,9 +19,23 @@ func Backends() []plugins.Backend {
 		Name:         file.Name,
 		Version:      version,
 		Capabilities: file.Capabilities(),
-		Options:      file.OptionSchema(),
+		Options:      withDefault(file.OptionSchema(), "path", file.DefaultPath),
 		New: func(_ context.Context, section map[string]any, _ *slog.Logger) (registry.Registry, error) {
 			return file.New(section)
 		},
 	}}
+}
+
+// withDefault fills in the default of key from the user's environment (an XDG path, say), so
+// `sdctl config view` shows the value that will really be used.
+func withDefault(opts []registry.Option, key string, resolve func() (string, error)) []registry.Option {
+	out := append([]registry.Option(nil), opts...)
+	for i := range out {
+		if out[i].Key == key {
+			if v, err := resolve(); err == nil {
+				out[i].Default = v
+			}
+		}
+	}
+	return out
 }

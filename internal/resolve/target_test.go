@@ -69,6 +69,8 @@ func TestRewriteURL(t *testing.T) {
 		{name: "design example", raw: "http://service-web/api/x", inst: v4, want: "http://172.22.0.6:3000/api/x"},
 		{name: "IPv6 is bracketed", raw: "http://web/x", inst: v6, want: "http://[fd00::5]:3000/x"},
 		{name: "IPv6 zone is escaped", raw: "http://web/x", inst: registry.Instance{Address: "fe80::1%eth0", Port: 80}, want: "http://[fe80::1%25eth0]:80/x"},
+		{name: "IPv6 zone that a URL cannot hold", raw: "http://web/x", inst: registry.Instance{Address: "fe80::1%a#b", Port: 80}, wantErr: "the IPv6 zone cannot be written in a URL"},
+		{name: "IPv6 zone with a space", raw: "http://web/x", inst: registry.Instance{Address: "fe80::1%Local Area Connection", Port: 80}, want: "http://[fe80::1%25Local%20Area%20Connection]:80/x"},
 		{name: "port in the URL replaced", raw: "http://web:8080/x", inst: v4, want: "http://172.22.0.6:3000/x"},
 		{name: "empty port replaced", raw: "http://web:/x", inst: v4, want: "http://172.22.0.6:3000/x"},
 		{name: "no path", raw: "grpc://web", inst: v4, want: "grpc://172.22.0.6:3000"},

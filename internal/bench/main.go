@@ -1,0 +1,191 @@
+// Command bench measures a built sdctl binary end to end and prints a Markdown report.
+//
+// It runs the real executable as a user would, one process per command, and measures:
+//
+//   - `sdctl resolve web` wall time against file registries of 10 and 10,000 instances;
+//   - the cost of starting the backend plugin: `/bin/true` vs `sdctl version` (no plugin) vs
+//     `sdctl resolve web` vs `sdctl --plugin-mtls resolve web`, and where a resolve spends its
+//     time, from the host's debug log;
+//   - peak RSS, from wait4's rusage and from the plugin's own max_rss_kib debug line;
+//   - many `sdctl register` processes started at once against one registry file;
+//   - how soon `sdctl resolve web --watch` prints a change.
+//
+// Every scenario gets its own scratch HOME, XDG directories, TMPDIR and SDCTL_FILE_PATH under
+// one temporary directory, which is removed at the end. The binary is copied there first, so
+// a rebuild during the run cannot mix two builds.
+//
+// Usage (what `make bench` runs):
+//
+//	go run ./internal/bench -sdctl bin/sdctl
+//
+// The report goes to stdout and progress to stderr. With -write FILE the report also replaces
+// the part of FILE between the lines "<!-- bench:begin -->" and "<!-- bench:end -->".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config holds the command-line flags.
+type config struct {
+	sdctl     string
+	n         int
+	startN    int
+	rssN      int
+	warmup    int
+	conc      []int
+	concRuns  int
+	watchN    int
+	dir       string
+	write     string
+	cmdline   string
+	startedAt time.Time
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*config, error) {
+	cfg := &config{startedAt: time.Now()}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&cfg.sdctl, "sdctl", "bin/sdctl", "the sdctl binary to measure")
+	fs.IntVar(&cfg.n, "n", 200, "timed runs of each `sdctl resolve web` case")
+	fs.IntVar(&cfg.startN, "start-n", 100, "timed runs of each command in the plugin start comparison")
+	fs.IntVar(&cfg.rssN, "rss-n", 30, "runs with --log-level debug per case, for peak RSS and the phase breakdown")
+	fs.IntVar(&cfg.warmup, "warmup", 5, "untimed runs of each case before timing")
+	conc := fs.String("conc", "50,200", "comma-separated numbers of concurrent `sdctl register` processes")
+	fs.IntVar(&cfg.concRuns, "conc-runs", 3, "repetitions of each concurrent register test, each on a fresh registry")
+	fs.IntVar(&cfg.watchN, "watch-n", 30, "changes timed through `resolve --watch` (0 skips the test)")
+	fs.StringVar(&cfg.dir, "dir", "", "parent of the scratch directory (default $TMPDIR or /tmp)")
+	fs.StringVar(&cfg.write, "write", "", "also put the report between the bench markers of this Markdown file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, s := range strings.Split(*conc, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("-conc: %q is not a positive number", s)
+		}
+		cfg.conc = append(cfg.conc, v)
+	}
+	for name, v := range map[string]int{"-n": cfg.n, "-start-n": cfg.startN, "-rss-n": cfg.rssN, "-conc-runs": cfg.concRuns} {
+		if v < 1 {
+			return nil, fmt.Errorf("%s must be at least 1", name)
+		}
+	}
+	if cfg.warmup < 0 || cfg.watchN < 0 {
+		return nil, errors.New("-warmup and -watch-n must not be negative")
+	}
+	cfg.cmdline = commandLine(args)
+	return cfg, nil
+}
+
+// commandLine reconstructs how the program was invoked, for the report.
+func commandLine(args []string) string {
+	prog := filepath.Base(os.Args[0])
+	if strings.Contains(os.Args[0], "go-build") {
+		prog = "go run ./internal/bench" // a binary built by `go run`
+	}
+	parts := []string{prog}
+	for _, a := range args {
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// run performs every measurement and prints the report.
+func run(ctx context.Context, cfg *config) error {
+	ws, err := newWorkspace(cfg.sdctl, cfg.dir)
+	if err != nil {
+		return err
+	}
+	defer ws.remove()
+
+	rep := &report{cfg: cfg}
+	cpuStart := readCPU()
+	rep.machine = gatherMachine(ctx, ws)
+
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"seeding and checking registries", func() (err error) { rep.registries, err = prepareRegistries(ctx, ws); return err }},
+		{"timing resolve", func() (err error) { rep.resolve, err = measureResolve(ctx, ws, rep.registries, cfg); return err }},
+		{"timing the plugin start", func() (err error) { rep.start, err = measureStart(ctx, ws, rep.registries[0], cfg); return err }},
+		{"peak RSS and phases (debug runs)", func() (err error) { rep.debug, err = measureDebugRuns(ctx, ws, rep.registries, cfg); return err }},
+		{"package initialisation", func() (err error) { rep.inits, err = measureInit(ctx, ws, rep.registries[0], cfg); return err }},
+		{"concurrent registers", func() (err error) { rep.conc, err = measureConcurrent(ctx, ws, cfg); return err }},
+	}
+	if cfg.watchN > 0 {
+		steps = append(steps, struct {
+			name string
+			fn   func() error
+		}{"watch latency", func() (err error) { rep.watch, err = measureWatch(ctx, ws, cfg); return err }})
+	}
+	for _, s := range steps {
+		t, cpu := time.Now(), readCPU()
+		progress("%s ...", s.name)
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		rep.steps = append(rep.steps, step{name: s.name, elapsed: time.Since(t), cpu: cpuSince(cpu)})
+		progress("%s done in %s", s.name, time.Since(t).Round(time.Millisecond))
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	rep.machine.loadEnd = readLoadavg()
+	rep.machine.cpuUse = cpuSince(cpuStart)
+	rep.elapsed = time.Since(cfg.startedAt)
+
+	text := rep.markdown()
+	fmt.Print(text)
+	if cfg.write != "" {
+		if err := writeBetweenMarkers(cfg.write, text); err != nil {
+			return err
+		}
+		progress("updated %s", cfg.write)
+	}
+	return nil
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}

@@ -1,0 +1,305 @@
+// Package e2e runs the real sdctl binary, with its real plugin subprocesses, the way users do:
+// testscript files under testdata/script, plus Go tests for what scripts express badly
+// (many processes at once, killing a process and watching its children).
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sdctl/sdctl/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.Cleanup()
+	os.Exit(code)
+}
+
+// binaries builds sdctl and the example external backend once per test process.
+func binaries(t testing.TB) (sdctl, memory string) {
+	return testutil.Build(t, "./cmd/sdctl", "sdctl"), testutil.Build(t, "./examples/sdctl-backend-memory", "sdctl-backend-memory")
+}
+
+// cleanEnv is the environment of a new user: a private HOME, no XDG or SDCTL overrides.
+func cleanEnv(home, binDir string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "SDCTL_") || strings.HasPrefix(k, "XDG_") || k == "HOME" || k == "PATH" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "HOME="+home, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+func TestScripts(t *testing.T) {
+	sdctl, memory := binaries(t)
+	root := testutil.ModuleRoot(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		UpdateScripts:       os.Getenv("UPDATE_SCRIPTS") == "1",
+		Setup: func(env *testscript.Env) error {
+			home := filepath.Join(env.WorkDir, "home")
+			if err := os.MkdirAll(home, 0o700); err != nil {
+				return err
+			}
+			// Keep testscript's own variables (WORK, TMPDIR, ...) and replace the user's.
+			for _, kv := range cleanEnv(home, filepath.Dir(sdctl)) {
+				k, v, _ := strings.Cut(kv, "=")
+				env.Setenv(k, v)
+			}
+			for _, kv := range os.Environ() {
+				if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "SDCTL_") || strings.HasPrefix(k, "XDG_") {
+					env.Setenv(k, "")
+				}
+			}
+			env.Setenv("MEMORY_BACKEND", memory)
+			env.Setenv("REPO", root)
+			env.Setenv("SDCTL", sdctl)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+			"retry":    cmdRetry,
+			"sleep":    cmdSleep,
+		},
+	})
+}
+
+// cmdExitCode runs `exitcode N PROGRAM ARGS...` and checks the exit code is exactly N.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %q is not a number", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", strings.Join(args[1:], " "), got, want)
+	}
+}
+
+// cmdRetry runs `retry SECONDS PROGRAM ARGS...` until it succeeds or SECONDS pass: for
+// conditions that become true asynchronously, without a fixed sleep.
+func cmdRetry(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: retry SECONDS PROGRAM [ARGS...]")
+	}
+	secs, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("retry: %q is not a number", args[0])
+	}
+	deadline := time.Now().Add(time.Duration(secs) * time.Second)
+	for {
+		err := ts.Exec(args[1], args[2:]...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s still failing after %ds: %v", strings.Join(args[1:], " "), secs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cmdSleep runs `sleep DURATION`, for the few places where a background process must get going.
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	if err != nil {
+		ts.Fatalf("sleep: %v", err)
+	}
+	time.Sleep(d)
+}
+
+// run runs sdctl with env and returns stdout, stderr and the exit code.
+func run(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	sdctl, _ := binaries(t)
+	cmd := exec.Command(sdctl, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func userEnv(t *testing.T) []string {
+	sdctl, _ := binaries(t)
+	home := t.TempDir()
+	return cleanEnv(home, filepath.Dir(sdctl))
+}
+
+// TestConcurrentRegisters starts 50 sdctl processes at once on one registry file: all must
+// succeed and all 50 instances must be there.
+func TestConcurrentRegisters(t *testing.T) {
+	env := userEnv(t)
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, stderr, code := run(t, env, "register", fmt.Sprintf("svc%d", i%5), fmt.Sprintf("10.0.0.%d:%d", i, 3000+i))
+			if code != 0 || strings.TrimSpace(out) == "" {
+				errs <- fmt.Sprintf("register %d: exit %d: %s", i, code, stderr)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	out, stderr, code := run(t, env, "catalog", "-o", "json")
+	if code != 0 {
+		t.Fatalf("catalog: exit %d: %s", code, stderr)
+	}
+	var services []struct {
+		Name      string `json:"name"`
+		Instances int    `json:"instances"`
+	}
+	if err := json.Unmarshal([]byte(out), &services); err != nil {
+		t.Fatalf("catalog -o json: %v\n%s", err, out)
+	}
+	total := 0
+	for _, s := range services {
+		total += s.Instances
+	}
+	if total != n || len(services) != 5 {
+		t.Fatalf("catalog has %d instances in %d services, want %d in 5:\n%s", total, len(services), n, out)
+	}
+}
+
+// TestPluginDiesWithKilledHost kills a running `register --keepalive` with SIGKILL and checks
+// that its backend plugin process goes away too.
+func TestPluginDiesWithKilledHost(t *testing.T) {
+	sdctl, _ := binaries(t)
+	cmd := exec.Command(sdctl, "register", "--ttl", "10s", "--keepalive", "web", "127.0.0.1:3000")
+	cmd.Env = userEnv(t)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The ID on stdout means the plugin is up and the instance registered.
+	buf := make([]byte, 64)
+	if _, err := stdout.Read(buf); err != nil {
+		t.Fatalf("reading the registered ID: %v", err)
+	}
+	plugin := childPIDs(cmd.Process.Pid)
+	if len(plugin) != 1 {
+		t.Fatalf("sdctl %d has children %v, want exactly one plugin process", cmd.Process.Pid, plugin)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for processAlive(plugin[0]) {
+		if time.Now().After(deadline) {
+			syscall.Kill(plugin[0], syscall.SIGKILL)
+			t.Fatalf("plugin %d outlived its SIGKILLed host by 5s", plugin[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// childPIDs lists the children of pid from /proc.
+func childPIDs(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		data, _ := os.ReadFile(f)
+		for _, field := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(field); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func processAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses; a zombie has exited.
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// TestKeepaliveDeregistersOnSIGTERM is what `sdctl register --ttl 10s --keepalive web :3000 &`
+// followed by `kill %1` does in a script.
+func TestKeepaliveDeregistersOnSIGTERM(t *testing.T) {
+	sdctl, _ := binaries(t)
+	env := userEnv(t)
+	cmd := exec.Command(sdctl, "register", "--ttl", "2s", "--keepalive", "web", "127.0.0.1:3000")
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	buf := make([]byte, 64)
+	if _, err := stdout.Read(buf); err != nil {
+		t.Fatalf("reading the registered ID: %v", err)
+	}
+	if out, _, code := run(t, env, "resolve", "web"); code != 0 || out != "127.0.0.1:3000\n" {
+		t.Fatalf("resolve while kept alive: %q exit %d", out, code)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("keepalive after SIGTERM: %v, want exit 0", err)
+	}
+	if _, stderr, code := run(t, env, "resolve", "web"); code != 3 {
+		t.Fatalf("resolve after SIGTERM: exit %d (%s), want 3: the instance must be gone", code, stderr)
+	}
+}

@@ -1,0 +1,139 @@
+package registry_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"web", true},
+		{"service-web", true},
+		{"api_v2", true},
+		{"web.eu-1", true},
+		{strings.Repeat("a", 63), true},
+		{"", false},
+		{"has space", false},
+		{"bang!", false},
+		{strings.Repeat("a", 64), false},
+		{"a." + strings.Repeat("b", 64), false},
+		{"-web", false},
+		{"web-", false},
+		{"web..x", false},
+		{".web", false},
+		{"wéb", false},
+		{strings.Repeat("a.", 127) + "a", false}, // 255 characters
+	} {
+		err := registry.ValidateName(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateName(%q) = %v, want ok=%t", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("ValidateName(%q) error %v does not wrap ErrInvalid", tc.name, err)
+		}
+	}
+}
+
+func TestParseHostPort(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		host    string
+		port    int
+		wantErr string
+	}{
+		{in: "127.0.0.1:3000", host: "127.0.0.1", port: 3000},
+		{in: ":3000", host: "", port: 3000},
+		{in: "[::1]:80", host: "::1", port: 80},
+		{in: "[fe80::1%eth0]:80", host: "fe80::1%eth0", port: 80},
+		{in: "db.internal:5432", host: "db.internal", port: 5432},
+		{in: "10.0.0.1:0", wantErr: "out of range"},
+		{in: "10.0.0.1:65536", wantErr: "out of range"},
+		{in: "10.0.0.1:abc", wantErr: "not a port number"},
+		{in: "999.1.1.1:80", wantErr: "not a valid IPv4 address"},
+		{in: ":::", wantErr: "not HOST:PORT"},
+		{in: "10.0.0.1", wantErr: "not HOST:PORT"},
+		{in: "::1:80", wantErr: "not HOST:PORT"},
+		{in: "[web]:80", wantErr: "brackets"},
+		{in: "[1.2.3.4]:80", wantErr: "brackets"},
+		{in: "[fe80::1%a/b]:80", wantErr: "zone"},
+		{in: "bad host:80", wantErr: "not allowed"},
+	} {
+		host, port, err := registry.ParseHostPort(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, registry.ErrInvalid) {
+				t.Errorf("ParseHostPort(%q) = %q, %d, %v; want an ErrInvalid containing %q", tc.in, host, port, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || host != tc.host || port != tc.port {
+			t.Errorf("ParseHostPort(%q) = %q, %d, %v; want %q, %d", tc.in, host, port, err, tc.host, tc.port)
+		}
+	}
+}
+
+func TestHostPortBracketsIPv6(t *testing.T) {
+	if got := registry.HostPort("fd00::5", 3000); got != "[fd00::5]:3000" {
+		t.Errorf("HostPort = %q", got)
+	}
+	if got := registry.HostPort("10.0.0.5", 3000); got != "10.0.0.5:3000" {
+		t.Errorf("HostPort = %q", got)
+	}
+}
+
+func TestParseMeta(t *testing.T) {
+	for _, tc := range []struct {
+		in, k, v string
+		ok       bool
+	}{
+		{"version=2.1", "version", "2.1", true},
+		{"expr=a=b", "expr", "a=b", true},
+		{"empty=", "empty", "", true},
+		{"novalue", "", "", false},
+		{"=v", "", "", false},
+		{"bad key=v", "", "", false},
+		{strings.Repeat("k", 129) + "=v", "", "", false},
+		{"k=" + strings.Repeat("v", 513), "", "", false},
+	} {
+		k, v, err := registry.ParseMeta(tc.in)
+		if (err == nil) != tc.ok || k != tc.k || v != tc.v {
+			t.Errorf("ParseMeta(%q) = %q, %q, %v; want %q, %q ok=%t", tc.in, k, v, err, tc.k, tc.v, tc.ok)
+		}
+	}
+}
+
+func TestInstanceValidate(t *testing.T) {
+	good := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good instance: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*registry.Instance)
+		field string
+	}{
+		{"empty id", func(i *registry.Instance) { i.ID = "" }, "id"},
+		{"id with slash", func(i *registry.Instance) { i.ID = "a/b" }, "id"},
+		{"id with space", func(i *registry.Instance) { i.ID = "a b" }, "id"},
+		{"bad name", func(i *registry.Instance) { i.Name = "a b" }, "name"},
+		{"no address", func(i *registry.Instance) { i.Address = "" }, "address"},
+		{"port 0", func(i *registry.Instance) { i.Port = 0 }, "port"},
+		{"empty tag", func(i *registry.Instance) { i.Tags = []string{""} }, "tags"},
+		{"negative ttl", func(i *registry.Instance) { i.TTL = -1 }, "ttl"},
+		{"negative weight", func(i *registry.Instance) { i.Weight = -1 }, "weight"},
+		{"check without target", func(i *registry.Instance) { i.Checks = []registry.Check{{Kind: registry.CheckHTTP}} }, "check"},
+		{"unknown check", func(i *registry.Instance) { i.Checks = []registry.Check{{Kind: "ping", Target: "x"}} }, "check"},
+	} {
+		inst := good
+		tc.edit(&inst)
+		var fe *registry.FieldError
+		if err := inst.Validate(); !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: Validate() = %v, want a FieldError for %q", tc.name, err, tc.field)
+		}
+	}
+}

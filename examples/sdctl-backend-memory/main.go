@@ -10,14 +10,22 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
+// info names the backend, what it supports, and its configuration keys.
+var info = registry.Info{
+	Name:         "memory",
+	Version:      "0.1.0",
+	Capabilities: []registry.Capability{registry.CapTTL, registry.CapWatch, registry.CapWeights},
+	Options: []registry.Option{
+		{Key: "seed", Help: "comma-separated NAME=HOST:PORT instances to start with", List: true},
+	},
+}
+
 func main() {
 	plugins.Serve(plugins.Backend{
-		Name:         "memory",
-		Version:      "0.1.0",
-		Capabilities: []registry.Capability{registry.CapTTL, registry.CapWatch, registry.CapWeights},
-		Options: []registry.Option{
-			{Key: "seed", Help: "comma-separated NAME=HOST:PORT instances to start with", List: true},
-		},
-		New: newMemory,
+		Name:         info.Name,
+		Version:      info.Version,
+		Capabilities: info.Capabilities,
+		Options:      info.Options,
+		New:          newMemory,
 	})
 }

@@ -206,7 +206,7 @@ func (m *memory) ClusterStatus(_ context.Context) (registry.ClusterStatus, error
 }
 
 func (m *memory) Info(_ context.Context) (registry.Info, error) {
-	return registry.Info{Name: "memory", Version: "0.1.0"}, nil
+	return info, nil
 }
 
 func (m *memory) Close() error { return nil }

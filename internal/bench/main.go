@@ -130,8 +130,20 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// part is one stage of the run.
+type part struct {
+	name string
+	fn   func() error
+}
+
 // run performs every measurement and prints the report.
 func run(ctx context.Context, cfg *config) error {
+	if cfg.write != "" {
+		// Fail before the run, not after it.
+		if err := writeBetweenMarkers(cfg.write, ""); err != nil && !errors.Is(err, errNoChange) {
+			return err
+		}
+	}
 	ws, err := newWorkspace(cfg.sdctl, cfg.dir)
 	if err != nil {
 		return err
@@ -142,10 +154,7 @@ func run(ctx context.Context, cfg *config) error {
 	cpuStart := readCPU()
 	rep.machine = gatherMachine(ctx, ws)
 
-	steps := []struct {
-		name string
-		fn   func() error
-	}{
+	steps := []part{
 		{"seeding and checking registries", func() (err error) { rep.registries, err = prepareRegistries(ctx, ws); return err }},
 		{"timing resolve", func() (err error) { rep.resolve, err = measureResolve(ctx, ws, rep.registries, cfg); return err }},
 		{"timing the plugin start", func() (err error) { rep.start, err = measureStart(ctx, ws, rep.registries[0], cfg); return err }},
@@ -154,10 +163,7 @@ func run(ctx context.Context, cfg *config) error {
 		{"concurrent registers", func() (err error) { rep.conc, err = measureConcurrent(ctx, ws, cfg); return err }},
 	}
 	if cfg.watchN > 0 {
-		steps = append(steps, struct {
-			name string
-			fn   func() error
-		}{"watch latency", func() (err error) { rep.watch, err = measureWatch(ctx, ws, cfg); return err }})
+		steps = append(steps, part{"watch latency", func() (err error) { rep.watch, err = measureWatch(ctx, ws, cfg); return err }})
 	}
 	for _, s := range steps {
 		t, cpu := time.Now(), readCPU()
@@ -165,7 +171,7 @@ func run(ctx context.Context, cfg *config) error {
 		if err := s.fn(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		rep.steps = append(rep.steps, step{name: s.name, elapsed: time.Since(t), cpu: cpuSince(cpu)})
+		rep.parts = append(rep.parts, partUse{name: s.name, elapsed: time.Since(t), cpu: cpuSince(cpu)})
 		progress("%s done in %s", s.name, time.Since(t).Round(time.Millisecond))
 		if err := ctx.Err(); err != nil {
 			return err

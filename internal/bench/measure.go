@@ -44,8 +44,8 @@ func prepareRegistries(ctx context.Context, ws *workspace) ([]*registryCase, err
 	cases := []*registryCase{{label: "10 instances (1 service)", sc: small, instances: 10, services: 1, webInstances: 10,
 		seeded: "10 `sdctl register web 127.0.0.1:PORT` calls"}}
 	for _, c := range []struct {
-		label, dir          string
-		services, perServic int
+		label, dir           string
+		services, perService int
 	}{
 		{"10,000 instances (1,000 services × 10)", "svc1000x10", 1000, 10},
 		{"10,000 instances (1 service)", "web-10000", 1, 10000},
@@ -54,11 +54,11 @@ func prepareRegistries(ctx context.Context, ws *workspace) ([]*registryCase, err
 		if err != nil {
 			return nil, err
 		}
-		if err := writeRegistry(sc.registry, seedRecords(c.services, c.perServic)); err != nil {
+		if err := writeRegistry(sc.registry, seedRecords(c.services, c.perService)); err != nil {
 			return nil, err
 		}
-		cases = append(cases, &registryCase{label: c.label, sc: sc, instances: c.services * c.perServic,
-			services: c.services, webInstances: c.perServic, seeded: "JSON document written directly, sorted by ID"})
+		cases = append(cases, &registryCase{label: c.label, sc: sc, instances: c.services * c.perService,
+			services: c.services, webInstances: c.perService, seeded: "JSON document written directly, sorted by ID"})
 	}
 	for _, rc := range cases {
 		if err := rc.verify(ctx, ws); err != nil {
@@ -109,7 +109,6 @@ func (rc *registryCase) verify(ctx context.Context, ws *workspace) error {
 // series is the timed runs of one command.
 type series struct {
 	label    string
-	inv      invocation
 	wall     []time.Duration
 	cpu      []time.Duration
 	rss      []int64
@@ -122,7 +121,7 @@ type series struct {
 func timeInterleaved(ctx context.Context, invs []invocation, n, warmup int) ([]*series, error) {
 	out := make([]*series, len(invs))
 	for i, inv := range invs {
-		out[i] = &series{label: inv.label, inv: inv}
+		out[i] = &series{label: inv.label}
 	}
 	for round := -warmup; round < n; round++ {
 		for i, inv := range invs {
@@ -192,7 +191,6 @@ var phaseNames = [numPhases]string{
 type debugCase struct {
 	label     string
 	plugin    bool
-	wall      []time.Duration
 	hostRSS   []int64 // wait4's ru_maxrss of the sdctl process
 	pluginRSS []int64 // the plugin's own, from the debug log
 	phases    [numPhases][]time.Duration
@@ -270,7 +268,6 @@ func (c *debugCase) add(r *result) {
 			c.fail("`sdctl version` started a plugin")
 			return
 		}
-		c.wall = append(c.wall, r.wall)
 		c.hostRSS = append(c.hostRSS, r.maxRSS)
 		return
 	}
@@ -278,7 +275,6 @@ func (c *debugCase) add(r *result) {
 		c.fail("no `backend plugin stopped ... max_rss_kib=` line in the debug log")
 		return
 	}
-	c.wall = append(c.wall, r.wall)
 	c.hostRSS = append(c.hostRSS, r.maxRSS)
 	c.pluginRSS = append(c.pluginRSS, pluginRSS)
 
@@ -588,7 +584,6 @@ func mean(d []time.Duration) time.Duration {
 type initResult struct {
 	packages int
 	total    []time.Duration // sum of the inits' clock time, per run
-	lastDone []time.Duration // runtime start to the end of the last init, per run
 	top      []pkgInit       // the largest, by mean
 }
 
@@ -597,7 +592,7 @@ type pkgInit struct {
 	mean time.Duration
 }
 
-var initLineRE = regexp.MustCompile(`^init (\S+) @([0-9.]+) ms, ([0-9.]+) ms clock`)
+var initLineRE = regexp.MustCompile(`^init (\S+) @[0-9.]+ ms, ([0-9.]+) ms clock`)
 
 // measureInit runs `sdctl version` with GODEBUG=inittrace=1 and adds up the package inits.
 func measureInit(ctx context.Context, ws *workspace, rc *registryCase, cfg *config) (*initResult, error) {
@@ -613,18 +608,16 @@ func measureInit(ctx context.Context, ws *workspace, rc *registryCase, cfg *conf
 		if round < 0 {
 			continue
 		}
-		var total, last time.Duration
+		var total time.Duration
 		n := 0
 		for _, line := range strings.Split(string(r.stderr), "\n") {
 			m := initLineRE.FindStringSubmatch(line)
 			if m == nil {
 				continue
 			}
-			at, _ := strconv.ParseFloat(m[2], 64)
-			clock, _ := strconv.ParseFloat(m[3], 64)
+			clock, _ := strconv.ParseFloat(m[2], 64)
 			d := time.Duration(clock * float64(time.Millisecond))
 			total += d
-			last = max(last, time.Duration((at+clock)*float64(time.Millisecond)))
 			perPkg[m[1]] += d
 			n++
 		}
@@ -633,7 +626,6 @@ func measureInit(ctx context.Context, ws *workspace, rc *registryCase, cfg *conf
 		}
 		res.packages = n
 		res.total = append(res.total, total)
-		res.lastDone = append(res.lastDone, last)
 	}
 	for name, d := range perPkg {
 		res.top = append(res.top, pkgInit{name: name, mean: d / time.Duration(len(res.total))})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -146,8 +147,8 @@ func (c cpuShare) String() string {
 	return fmt.Sprintf("%.0f%% | %.0f%% | %.0f%%", c.busy, c.ours, c.others)
 }
 
-// step is one part of the run with the machine's CPU use while it ran.
-type step struct {
+// partUse is one part of the run with the machine's CPU use while it ran.
+type partUse struct {
 	name    string
 	elapsed time.Duration
 	cpu     cpuShare
@@ -196,7 +197,7 @@ type report struct {
 	conc       []*concRun
 	watch      *watchResult
 	inits      *initResult
-	steps      []step
+	parts      []partUse
 	elapsed    time.Duration
 }
 
@@ -217,7 +218,7 @@ func (r *report) markdown() string {
 
 	w("CPU use while each part ran, in percent of all %d CPUs (from /proc/stat, and getrusage for this program and the sdctl processes it ran). Other processes compete with sdctl for the CPUs, so a high last column inflates the times of that part.\n\n", m.nproc)
 	w("| Part | Time | All CPUs busy | This program + sdctl | Other processes |\n|---|--:|--:|--:|--:|\n")
-	for _, s := range r.steps {
+	for _, s := range r.parts {
 		w("| %s | %s | %s |\n", s.name, s.elapsed.Round(100*time.Millisecond), s.cpu)
 	}
 	w("| whole run | %s | %s |\n\n", r.elapsed.Round(100*time.Millisecond), m.cpuUse)
@@ -413,18 +414,10 @@ func (r *report) writeInit(b *bytes.Buffer) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("### Package initialisation\n\n")
-	w("`GODEBUG=inittrace=1 sdctl version`, %d runs: the Go runtime reports the clock time of each package's init functions. Every sdctl process, host and plugin alike, pays this before `main` runs.\n\n", len(res.total))
+	w("`GODEBUG=inittrace=1 sdctl version`, %d runs: the Go runtime reports the clock time of each package's init functions. Every sdctl process, host and plugin alike, pays this before `main` runs. (Writing the trace slows the process down, so only the inits' own clock time is summed.)\n\n", len(res.total))
+	sum := summarize(res.total)
 	w("| Measured | mean | p50 | max |\n|---|--:|--:|--:|\n")
-	for _, row := range []struct {
-		label string
-		d     []time.Duration
-	}{
-		{fmt.Sprintf("sum of the %d package inits", res.packages), res.total},
-		{"runtime start to the last init done", res.lastDone},
-	} {
-		s := summarize(row.d)
-		w("| %s | %s | %s | %s |\n", row.label, ms(s.mean), ms(s.p50), ms(s.max))
-	}
+	w("| sum of the %d package inits | %s | %s | %s |\n", res.packages, ms(sum.mean), ms(sum.p50), ms(sum.max))
 	w("\nLargest inits (mean): ")
 	for i, p := range res.top {
 		if i > 0 {
@@ -502,7 +495,7 @@ func (r *report) writeWatch(b *bytes.Buffer) {
 		return
 	}
 	w("### 5. `resolve --watch` latency\n\n")
-	w("`sdctl resolve web --watch` runs throughout; %d changes alternate `sdctl register web 127.0.0.1:PORT` and `sdctl deregister web 127.0.0.1:PORT`, 100 ms apart. Each is timed to the watch printing the new set. Negative times after exit mean the watch printed the line before the changing command had exited (it still has to stop its own plugin after the write).\n\n", res.changes)
+	w("`sdctl resolve web --watch` runs throughout; %d changes alternate `sdctl register web 127.0.0.1:PORT` and `sdctl deregister web 127.0.0.1:PORT`, 100 ms apart. Each is timed to the watch printing the new set. A negative time after exit would mean the watch printed the line before the changing command had exited (which, after its write, still stops its own plugin).\n\n", res.changes)
 	w("| Measured | Changes | p50 | p90 | p99 | mean | min | max |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, row := range []struct {
 		label string
@@ -522,7 +515,11 @@ func (r *report) writeWatch(b *bytes.Buffer) {
 	w("\n")
 }
 
-// writeBetweenMarkers replaces the text between the begin and end markers of path.
+// errNoChange is what writeBetweenMarkers returns for empty text, after checking the file.
+var errNoChange = errors.New("nothing to write")
+
+// writeBetweenMarkers replaces the text between the begin and end markers of path. With empty
+// text it only checks that the file has the markers.
 func writeBetweenMarkers(path, text string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -533,6 +530,9 @@ func writeBetweenMarkers(path, text string) error {
 	j := strings.Index(s, endMarker)
 	if i < 0 || j < i {
 		return fmt.Errorf("%s: no %s ... %s section to replace", path, beginMarker, endMarker)
+	}
+	if text == "" {
+		return errNoChange
 	}
 	out := s[:i+len(beginMarker)] + "\n\n" + strings.TrimSpace(text) + "\n\n" + s[j:]
 	return os.WriteFile(path, []byte(out), 0o644)

@@ -32,7 +32,7 @@ var ExitCodes = []struct {
 	{ExitNotFound, "not found", "no such instance or service; `resolve` found no healthy instance"},
 	{ExitUnavailable, "backend unavailable", "the registry could not be reached or did not answer in time"},
 	{ExitPermissionDenied, "permission denied", "the registry refused the credentials in use"},
-	{ExitNoLeader, "no leader", "`cluster status`: the registry answered but its cluster has no leader"},
+	{ExitNoLeader, "no leader", "`cluster status`: the registry answered but its cluster has no leader (file backend: the file cannot be read)"},
 	{ExitInterrupted, "interrupted", "stopped by SIGINT or SIGTERM before finishing"},
 }
 

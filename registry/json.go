@@ -33,49 +33,64 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type instanceJSON Instance
-
+// instanceWire is Instance with readable durations, fields in the same order.
 type instanceWire struct {
-	*instanceJSON
-	TTL jsonDuration `json:"ttl,omitzero"`
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Address string            `json:"address"`
+	Port    int               `json:"port"`
+	Tags    []string          `json:"tags,omitempty"`
+	Meta    map[string]string `json:"meta,omitempty"`
+	Weight  int               `json:"weight,omitempty"`
+	TTL     jsonDuration      `json:"ttl,omitzero"`
+	Checks  []Check           `json:"checks,omitempty"`
+	Health  Health            `json:"health,omitempty"`
+	Node    string            `json:"node,omitempty"`
+	Expires time.Time         `json:"expires,omitzero"`
 }
 
 // MarshalJSON writes the TTL as a duration string.
 func (inst Instance) MarshalJSON() ([]byte, error) {
-	return json.Marshal(instanceWire{instanceJSON: (*instanceJSON)(&inst), TTL: jsonDuration(inst.TTL)})
+	return json.Marshal(instanceWire{inst.ID, inst.Name, inst.Address, inst.Port, inst.Tags, inst.Meta,
+		inst.Weight, jsonDuration(inst.TTL), inst.Checks, inst.Health, inst.Node, inst.Expires})
 }
 
 // UnmarshalJSON reads a TTL written as a duration string or as nanoseconds.
 func (inst *Instance) UnmarshalJSON(b []byte) error {
-	w := instanceWire{instanceJSON: (*instanceJSON)(inst)}
+	var w instanceWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	inst.TTL = time.Duration(w.TTL)
+	*inst = Instance{w.ID, w.Name, w.Address, w.Port, w.Tags, w.Meta, w.Weight, time.Duration(w.TTL), w.Checks, w.Health, w.Node, w.Expires}
 	return nil
 }
 
-type checkJSON Check
-
+// checkWire is Check with readable durations, fields in the same order.
 type checkWire struct {
-	*checkJSON
-	Interval        jsonDuration `json:"interval,omitzero"`
-	Timeout         jsonDuration `json:"timeout,omitzero"`
-	DeregisterAfter jsonDuration `json:"deregister_after,omitzero"`
+	Kind            CheckKind           `json:"kind"`
+	Target          string              `json:"target"`
+	Interval        jsonDuration        `json:"interval,omitzero"`
+	Timeout         jsonDuration        `json:"timeout,omitzero"`
+	DeregisterAfter jsonDuration        `json:"deregister_after,omitzero"`
+	Method          string              `json:"method,omitempty"`
+	Header          map[string][]string `json:"header,omitempty"`
+	TLSSkipVerify   bool                `json:"tls_skip_verify,omitempty"`
+	InitialStatus   Health              `json:"initial_status,omitempty"`
 }
 
 // MarshalJSON writes the check's durations as duration strings.
 func (c Check) MarshalJSON() ([]byte, error) {
-	return json.Marshal(checkWire{checkJSON: (*checkJSON)(&c), Interval: jsonDuration(c.Interval),
-		Timeout: jsonDuration(c.Timeout), DeregisterAfter: jsonDuration(c.DeregisterAfter)})
+	return json.Marshal(checkWire{c.Kind, c.Target, jsonDuration(c.Interval), jsonDuration(c.Timeout),
+		jsonDuration(c.DeregisterAfter), c.Method, c.Header, c.TLSSkipVerify, c.InitialStatus})
 }
 
 // UnmarshalJSON reads durations written as strings or as nanoseconds.
 func (c *Check) UnmarshalJSON(b []byte) error {
-	w := checkWire{checkJSON: (*checkJSON)(c)}
+	var w checkWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	c.Interval, c.Timeout, c.DeregisterAfter = time.Duration(w.Interval), time.Duration(w.Timeout), time.Duration(w.DeregisterAfter)
+	*c = Check{w.Kind, w.Target, time.Duration(w.Interval), time.Duration(w.Timeout), time.Duration(w.DeregisterAfter),
+		w.Method, w.Header, w.TLSSkipVerify, w.InitialStatus}
 	return nil
 }

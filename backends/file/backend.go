@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -100,12 +101,24 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 				return err
 			}
 			rec.Health = old.Health
+			if rec.TTL == 0 && sameRecord(old, &rec) {
+				// Reconciling watchers re-register what they own again and again: a write
+				// that changes nothing would only wake every watch for nothing.
+				return errUnchanged
+			}
 			doc.Instances[i] = rec
 			return nil
 		}
 		doc.Instances = slices.Insert(doc.Instances, i, rec)
 		return nil
 	})
+}
+
+// sameRecord reports whether two records register the same thing.
+func sameRecord(a, b *record) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Address == b.Address && a.Port == b.Port &&
+		a.Weight == b.Weight && a.TTL == b.TTL && a.Health == b.Health &&
+		slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Meta, b.Meta)
 }
 
 // validUTF8 rejects strings that could not be written to the file unchanged.
@@ -116,7 +129,7 @@ func validUTF8(inst registry.Instance) error {
 	}
 	for _, s := range strs {
 		if !utf8.ValidString(s) {
-			return registry.Invalidf("instance", "%q is not valid UTF-8", s)
+			return registry.Invalidf("instance", "%q is not valid UTF-8", abbreviate(s))
 		}
 	}
 	return nil

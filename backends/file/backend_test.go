@@ -14,8 +14,8 @@ import (
 // fakeClock is a settable clock for TTL tests.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time            { return c.t }
-func (c *fakeClock) advance(d time.Duration)   { c.t = c.t.Add(d) }
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func withClock(b *Backend, start time.Time) *fakeClock {
 	c := &fakeClock{t: start}
 	b.now = c.now
@@ -147,6 +147,29 @@ func TestErrorMessages(t *testing.T) {
 	}
 	if doc := readDoc(t, b.Path()); doc.Revision != 1 || len(doc.Instances) != 1 {
 		t.Errorf("failed calls wrote: revision %d, %d instances", doc.Revision, len(doc.Instances))
+	}
+}
+
+func TestReRegisterUnchangedDoesNotWrite(t *testing.T) {
+	b := openTemp(t)
+	ctx := t.Context()
+	inst := webInstance("web-1", 1)
+	inst.Tags = []string{"a"}
+	inst.Meta = map[string]string{"k": "v"}
+	for range 3 {
+		if err := b.Register(ctx, inst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if doc := readDoc(t, b.Path()); doc.Revision != 1 {
+		t.Errorf("three identical registrations wrote %d revisions, want 1", doc.Revision)
+	}
+	inst.Tags = []string{"a", "b"}
+	if err := b.Register(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	if doc := readDoc(t, b.Path()); doc.Revision != 2 {
+		t.Errorf("a changed registration did not write: revision %d", doc.Revision)
 	}
 }
 

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -79,7 +80,8 @@ func BenchmarkRegister(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				inst := registry.Instance{ID: fmt.Sprint("bench-", i%100), Name: "bench", Address: "10.9.9.9", Port: 8000 + i%100}
+				// The port changes on every iteration so that each call really writes.
+				inst := registry.Instance{ID: fmt.Sprint("bench-", i%100), Name: "bench", Address: "10.9.9.9", Port: 1 + i%65535}
 				if err := be.Register(ctx, inst); err != nil {
 					b.Fatal(err)
 				}
@@ -89,13 +91,30 @@ func BenchmarkRegister(b *testing.B) {
 	}
 }
 
+// BenchmarkDecode10k compares the read paths: a sealed file (as sdctl writes it) against the
+// same file after a hand edit, which must be parsed and validated in full.
 func BenchmarkDecode10k(b *testing.B) {
-	data := encode(sampleDocument(10000, time.Now()))
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := decode(data, decodeMode{}); err != nil {
-			b.Fatal(err)
-		}
+	sealed := encode(sampleDocument(10000, time.Now()))
+	edited := bytes.Replace(sealed, []byte(`"checksum": "crc32c:`), []byte(`"checksum": "crc32c:x`), 1)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		mode decodeMode
+	}{
+		{"sealed/one-service", sealed, decodeMode{service: "svc0042"}},
+		{"sealed/all", sealed, decodeMode{}},
+		{"sealed/raw", sealed, decodeMode{raw: true}},
+		{"hand-edited/one-service", edited, decodeMode{service: "svc0042"}},
+		{"hand-edited/all", edited, decodeMode{}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decode(tc.data, tc.mode); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +24,8 @@ type document struct {
 	Instances []record
 }
 
-// record is one instance as stored. Expires and Health are kept separately from the
-// registry.Instance fields because the document stores them and health is computed from them.
+// record is one instance as the file stores it. Unlike registry.Instance it holds the health a
+// person set by hand, from which (with the TTL and Expires) the reported health is computed.
 type record struct {
 	ID      string
 	Name    string
@@ -146,7 +147,7 @@ func appendRecord(b []byte, r *record) []byte {
 	}
 	if len(r.Meta) > 0 {
 		b = append(b, `,"meta":{`...)
-		for i, k := range slices.Sorted(mapsKeys(r.Meta)) {
+		for i, k := range slices.Sorted(maps.Keys(r.Meta)) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -175,16 +176,6 @@ func appendRecord(b []byte, r *record) []byte {
 		b = appendString(b, string(r.Health))
 	}
 	return append(b, '}')
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 const hexDigits = "0123456789abcdef"

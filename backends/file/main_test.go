@@ -13,13 +13,13 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// helperEnv makes the test binary act as a separate sdctl process instead of running tests:
+// roleEnv makes the test binary act as a separate sdctl process instead of running tests:
 // "writer" registers instances and prints each ID once its write is acknowledged, "probe"
 // reports what it can do with a registry (run as another user by the permission tests).
-const helperEnv = "SDCTL_FILE_TEST_HELPER"
+const roleEnv = "SDCTL_FILE_TEST_ROLE"
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(helperEnv) {
+	switch os.Getenv(roleEnv) {
 	case "":
 		os.Exit(m.Run())
 	case "writer":
@@ -27,17 +27,17 @@ func TestMain(m *testing.M) {
 	case "probe":
 		os.Exit(runProbe())
 	default:
-		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, os.Getenv(helperEnv))
+		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", roleEnv, os.Getenv(roleEnv))
 		os.Exit(2)
 	}
 }
 
-// helperCommand re-executes the test binary in helper mode; -test.run=^$ keeps it from
+// roleCommand re-executes the test binary in the given role; -test.run=^$ keeps it from
 // running tests should the environment variable get lost.
-func helperCommand(t *testing.T, mode string, env ...string) *exec.Cmd {
+func roleCommand(t *testing.T, mode string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + mode}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + mode}, env...)...)
 	return cmd
 }
 

@@ -6,10 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -126,11 +126,5 @@ func expandPath(path string) (string, error) {
 	return abs, nil
 }
 
-// buildVersion is the version of the module the backend was built into, which for built-in
-// backends is sdctl's own.
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+// buildVersion is the version of the binary the backend was built into: sdctl's own.
+func buildVersion() string { return buildinfo.Get().Version }

@@ -22,7 +22,8 @@ const (
 // ClusterStatus describes the file as a one-member cluster: the member is this host, its
 // address the document, and its details what a person checks when something is wrong (size,
 // revision, whether this process can write it). Problems are reported in Health and Notes, not
-// as an error, since showing them is the point of the command.
+// as an error, since showing them is the point of the command; a file that cannot be read
+// cannot lead, so the cluster then has no leader.
 func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, error) {
 	if err := b.begin(ctx); err != nil {
 		return registry.ClusterStatus{}, err
@@ -74,7 +75,11 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 		}
 		notes = append(notes, err.Error())
 	}
-	return registry.ClusterStatus{Backend: Name, Leader: path, Members: []registry.Member{m}, Notes: notes}, nil
+	leader := path
+	if m.Health == healthCorrupt || m.Health == healthUnreadable {
+		m.Role, m.Leader, leader = "member", false, ""
+	}
+	return registry.ClusterStatus{Backend: Name, Leader: leader, Members: []registry.Member{m}, Notes: notes}, nil
 }
 
 // Info names the backend, its version and options, and what it supports.

@@ -53,6 +53,10 @@ func (s *store) decode(data []byte, mode decodeMode) (document, error) {
 	return doc, nil
 }
 
+// errUnchanged tells update that change found nothing to do: the call succeeds without a
+// write.
+var errUnchanged = errors.New("unchanged")
+
 // update applies change to the current document under the lock and writes the result with
 // the next revision. When change fails nothing is written and its error is returned. Records
 // may be raw: change must read them through document.decoded.
@@ -68,13 +72,16 @@ func (s *store) update(ctx context.Context, change func(*document) error) error 
 	defer unlock()
 
 	// Reading under the lock is what makes this a read-modify-write: every earlier writer has
-	// renamed its document into place before releasing the lock.
-	// Records the change does not touch may stay raw: the rewrite copies their lines.
+	// renamed its document into place before releasing the lock. Records the change does not
+	// touch may stay raw: the rewrite copies their lines.
 	doc, err := s.read(decodeMode{raw: true})
 	if err != nil {
 		return err
 	}
 	if err := change(&doc); err != nil {
+		if errors.Is(err, errUnchanged) {
+			return nil
+		}
 		var ce *CorruptError
 		if errors.As(err, &ce) && ce.Path == "" {
 			ce.Path = s.path

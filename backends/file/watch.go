@@ -50,7 +50,8 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 		defer notify.Close()
 	}
 
-	// Read before the first stat so a write racing with the start is seen by the next poll.
+	// Stat before reading: a write landing in between then shows up as a changed file at the
+	// next poll instead of going unnoticed.
 	w.sig = b.store.signature()
 	st, err := w.state()
 	if err != nil {
@@ -81,7 +82,11 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 			return ctx.Err()
 		case <-b.closed:
 			return b.store.errClosed()
-		case ev := <-events:
+		case ev, ok := <-events:
+			if !ok {
+				events, errs = nil, nil // the notifier failed: polling carries on alone
+				continue
+			}
 			if filepath.Base(ev.Name) == base && !settling {
 				settling = true
 				settle.Reset(debounce)
@@ -141,7 +146,8 @@ func (w *watch) state() (watchState, error) {
 
 // update rereads the document and sends an event if the watched set changed.
 func (w *watch) update(expiry *time.Timer) error {
-	w.sig = w.b.store.signature()
+	w.sig = w.b.store.signature() // before reading, as in Watch
+
 	st, err := w.state()
 	var ce *CorruptError
 	switch {

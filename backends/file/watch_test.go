@@ -18,15 +18,21 @@ func watchEvents(t *testing.T, b *Backend, req registry.WatchRequest) (<-chan re
 	ctx, cancel := context.WithCancel(t.Context())
 	events := make(chan registry.Event, 32)
 	done := make(chan error, 1)
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		done <- b.Watch(ctx, req, func(ev registry.Event) error {
-			events <- ev
-			return nil
+			select {
+			case events <- ev:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		})
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		<-finished
 	})
 	return events, done
 }

@@ -71,7 +71,7 @@ checks:
     target: http://[fd00::5]:3000/health
     interval: 10s
 health: passing
-expires: 2026-01-02T03:04:05Z
+expires: "2026-01-02T03:04:05Z"
 `,
 		},
 		{

@@ -20,23 +20,14 @@ func completeServiceNames(f *Factory, pos int) cobra.CompletionFunc {
 		if len(args) != pos {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
-		defer cancel()
-		reg, err := f.Registry(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		defer reg.Close()
-		services, err := reg.Services(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
 		var out []cobra.Completion
-		for _, s := range services {
-			if strings.HasPrefix(s.Name, toComplete) {
-				out = append(out, cobra.CompletionWithDesc(s.Name, plural(s.Instances, "instance")))
+		withServices(cmd, f, func(_ context.Context, _ registry.Registry, services []registry.Service) {
+			for _, s := range services {
+				if strings.HasPrefix(s.Name, toComplete) {
+					out = append(out, cobra.CompletionWithDesc(s.Name, plural(s.Instances, "instance")))
+				}
 			}
-		}
+		})
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }
@@ -47,29 +38,20 @@ func completeInstanceIDs(f *Factory) cobra.CompletionFunc {
 		if len(args) != 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
-		defer cancel()
-		reg, err := f.Registry(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		defer reg.Close()
-		services, err := reg.Services(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
 		var out []cobra.Completion
-		for _, s := range services {
-			insts, err := reg.Instances(ctx, registryQuery(s.Name))
-			if err != nil {
-				continue
-			}
-			for _, in := range insts {
-				if strings.HasPrefix(in.ID, toComplete) {
-					out = append(out, cobra.CompletionWithDesc(in.ID, s.Name))
+		withServices(cmd, f, func(ctx context.Context, reg registry.Registry, services []registry.Service) {
+			for _, s := range services {
+				insts, err := reg.Instances(ctx, registry.Query{Name: s.Name})
+				if err != nil {
+					continue
+				}
+				for _, in := range insts {
+					if strings.HasPrefix(in.ID, toComplete) {
+						out = append(out, cobra.CompletionWithDesc(in.ID, s.Name))
+					}
 				}
 			}
-		}
+		})
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }
@@ -98,4 +80,17 @@ func plural(n int, word string) string {
 	return strconv.Itoa(n) + " " + word + "s"
 }
 
-func registryQuery(name string) registry.Query { return registry.Query{Name: name} }
+// withServices starts the backend and calls fn with the registered services; completion
+// quietly offers nothing when the registry cannot be reached in time.
+func withServices(cmd *cobra.Command, f *Factory, fn func(context.Context, registry.Registry, []registry.Service)) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
+	defer cancel()
+	reg, err := f.Registry(ctx)
+	if err != nil {
+		return
+	}
+	defer reg.Close()
+	if services, err := reg.Services(ctx); err == nil {
+		fn(ctx, reg, services)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/internal/buildinfo"
+	"github.com/sdctl/sdctl/internal/xdg"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -56,14 +57,11 @@ func OptionSchema() []registry.Option {
 // DefaultPath is $XDG_DATA_HOME/sdctl/registry.json, or ~/.local/share/sdctl/registry.json when
 // XDG_DATA_HOME is unset or relative (which the XDG specification says to ignore).
 func DefaultPath() (string, error) {
-	if dir := os.Getenv("XDG_DATA_HOME"); dir != "" && filepath.IsAbs(dir) {
-		return filepath.Join(dir, "sdctl", "registry.json"), nil
-	}
-	home, err := os.UserHomeDir()
+	dir, err := xdg.DataHome()
 	if err != nil {
 		return "", fmt.Errorf("file registry: no default path (set file.path): %w", err)
 	}
-	return filepath.Join(home, ".local", "share", "sdctl", "registry.json"), nil
+	return filepath.Join(dir, "sdctl", "registry.json"), nil
 }
 
 // New decodes the "file" config section and opens the backend. Bad values are

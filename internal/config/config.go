@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sdctl/sdctl/internal/logging"
+	"github.com/sdctl/sdctl/internal/xdg"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -119,7 +120,7 @@ func (c *Config) readFile() error {
 // DefaultFiles lists the config files looked for when none is named, in order.
 func DefaultFiles() []string {
 	files := []string{"sdctl.yaml"}
-	if dir, err := UserConfigDir(); err == nil {
+	if dir, err := xdg.ConfigHome(); err == nil {
 		files = append(files, filepath.Join(dir, "sdctl", "config.yaml"))
 	}
 	return files
@@ -173,7 +174,7 @@ func (c *Config) PluginMTLS() bool { b, _ := parseBool(c.v.Get(KeyPluginMTLS)); 
 // $XDG_DATA_HOME/sdctl/plugins, then the directory holding the sdctl binary.
 func (c *Config) PluginDirs(executable string) []string {
 	dirs := listValue(c.v.Get(KeyPluginPath), string(os.PathListSeparator))
-	if data, err := UserDataDir(); err == nil {
+	if data, err := xdg.DataHome(); err == nil {
 		dirs = append(dirs, filepath.Join(data, "sdctl", "plugins"))
 	}
 	if executable != "" {
@@ -243,26 +244,4 @@ func envName(section, key string) string {
 		name = section + "_" + key
 	}
 	return "SDCTL_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
-}
-
-// UserConfigDir is $XDG_CONFIG_HOME, else ~/.config.
-func UserConfigDir() (string, error) { return xdgDir("XDG_CONFIG_HOME", ".config") }
-
-// UserDataDir is $XDG_DATA_HOME, else ~/.local/share.
-func UserDataDir() (string, error) { return xdgDir("XDG_DATA_HOME", filepath.Join(".local", "share")) }
-
-// UserStateDir is $XDG_STATE_HOME, else ~/.local/state.
-func UserStateDir() (string, error) {
-	return xdgDir("XDG_STATE_HOME", filepath.Join(".local", "state"))
-}
-
-func xdgDir(env, fallback string) (string, error) {
-	if d := os.Getenv(env); filepath.IsAbs(d) {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("cannot find a home directory for %s: %w", env, err)
-	}
-	return filepath.Join(home, fallback), nil
 }

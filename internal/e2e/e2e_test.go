@@ -209,22 +209,7 @@ func TestConcurrentRegisters(t *testing.T) {
 // TestPluginDiesWithKilledHost kills a running `register --keepalive` with SIGKILL and checks
 // that its backend plugin process goes away too.
 func TestPluginDiesWithKilledHost(t *testing.T) {
-	sdctl, _ := binaries(t)
-	cmd := exec.Command(sdctl, "register", "--ttl", "10s", "--keepalive", "web", "127.0.0.1:3000")
-	cmd.Env = userEnv(t)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	// The ID on stdout means the plugin is up and the instance registered.
-	buf := make([]byte, 64)
-	if _, err := stdout.Read(buf); err != nil {
-		t.Fatalf("reading the registered ID: %v", err)
-	}
+	cmd := startKeepalive(t, userEnv(t), "10s")
 	plugin := childPIDs(cmd.Process.Pid)
 	if len(plugin) != 1 {
 		t.Fatalf("sdctl %d has children %v, want exactly one plugin process", cmd.Process.Pid, plugin)
@@ -274,22 +259,8 @@ func processAlive(pid int) bool {
 // TestKeepaliveDeregistersOnSIGTERM is what `sdctl register --ttl 10s --keepalive web :3000 &`
 // followed by `kill %1` does in a script.
 func TestKeepaliveDeregistersOnSIGTERM(t *testing.T) {
-	sdctl, _ := binaries(t)
 	env := userEnv(t)
-	cmd := exec.Command(sdctl, "register", "--ttl", "2s", "--keepalive", "web", "127.0.0.1:3000")
-	cmd.Env = env
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	buf := make([]byte, 64)
-	if _, err := stdout.Read(buf); err != nil {
-		t.Fatalf("reading the registered ID: %v", err)
-	}
+	cmd := startKeepalive(t, env, "2s")
 	if out, _, code := run(t, env, "resolve", "web"); code != 0 || out != "127.0.0.1:3000\n" {
 		t.Fatalf("resolve while kept alive: %q exit %d", out, code)
 	}
@@ -302,4 +273,26 @@ func TestKeepaliveDeregistersOnSIGTERM(t *testing.T) {
 	if _, stderr, code := run(t, env, "resolve", "web"); code != 3 {
 		t.Fatalf("resolve after SIGTERM: exit %d (%s), want 3: the instance must be gone", code, stderr)
 	}
+}
+
+// startKeepalive starts `sdctl register --ttl TTL --keepalive web 127.0.0.1:3000` and returns
+// once it has printed the ID, that is once the plugin is up and the instance registered.
+func startKeepalive(t *testing.T, env []string, ttl string) *exec.Cmd {
+	t.Helper()
+	sdctl, _ := binaries(t)
+	cmd := exec.Command(sdctl, "register", "--ttl", ttl, "--keepalive", "web", "127.0.0.1:3000")
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	buf := make([]byte, 64)
+	if _, err := stdout.Read(buf); err != nil {
+		t.Fatalf("reading the registered ID: %v", err)
+	}
+	return cmd
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/sdctl/sdctl/internal/xdg"
 )
 
 // Defaults of FileCounter.
@@ -28,13 +30,9 @@ const lockRetry = 2 * time.Millisecond
 // $XDG_STATE_HOME/sdctl/round-robin.json, or $HOME/.local/state/sdctl/round-robin.json when
 // XDG_STATE_HOME is unset or not an absolute path (as the XDG base directory spec asks).
 func DefaultStatePath() (string, error) {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if !filepath.IsAbs(dir) {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("round-robin state: %w", err)
-		}
-		dir = filepath.Join(home, ".local", "state")
+	dir, err := xdg.StateHome()
+	if err != nil {
+		return "", fmt.Errorf("round-robin state: %w", err)
 	}
 	return filepath.Join(dir, "sdctl", "round-robin.json"), nil
 }

@@ -90,7 +90,7 @@ func runCatalog(ctx context.Context, f *Factory, opts *CatalogOptions) error {
 		return fmt.Errorf("catalog %s: %w", opts.Name, err)
 	}
 	if len(insts) == 0 {
-		return fmt.Errorf("catalog %s: service has no instances: %w", opts.Name, registry.ErrNotFound)
+		return registry.Errorf(registry.ErrNotFound, "catalog %s: service has no instances", opts.Name)
 	}
 	return printer.Print(f.IO.Out, insts, func(w io.Writer) error {
 		t := f.table("id", "address", "health", "tags", "meta")

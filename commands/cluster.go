@@ -83,7 +83,7 @@ func runClusterStatus(ctx context.Context, f *Factory, format, tmpl string) erro
 		return err
 	}
 	if st.Leader == "" {
-		return fmt.Errorf("cluster status: %s has no leader: %w", st.Backend, registry.ErrNoLeader)
+		return registry.Errorf(registry.ErrNoLeader, "cluster status: the %s registry has no leader", st.Backend)
 	}
 	return nil
 }

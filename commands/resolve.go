@@ -145,7 +145,7 @@ func noHealthy(opts *ResolveOptions, healthy []registry.Instance) error {
 	if len(opts.Tags) > 0 {
 		what += " with tags " + strings.Join(opts.Tags, ",")
 	}
-	return fmt.Errorf("resolve %s: %s: %w", opts.Target.Name, what, registry.ErrNotFound)
+	return registry.Errorf(registry.ErrNotFound, "resolve %s: %s", opts.Target.Name, what)
 }
 
 func (f *Factory) picker(s resolve.Strategy, opts *ResolveOptions) resolve.Picker {

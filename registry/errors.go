@@ -41,3 +41,19 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 func Invalidf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
+
+// kindError is a message that matches a sentinel without repeating its text.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Errorf formats a message that errors.Is matches against kind (one of the sentinels above)
+// but that does not end in the sentinel's own text: "no healthy instance of web" rather than
+// "no healthy instance of web: not found".
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
+}

@@ -137,3 +137,10 @@ func TestInstanceValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorfMatchesItsKind(t *testing.T) {
+	err := registry.Errorf(registry.ErrNotFound, "resolve %s: no healthy instance", "web")
+	if !errors.Is(err, registry.ErrNotFound) || err.Error() != "resolve web: no healthy instance" {
+		t.Fatalf("got %q, Is(ErrNotFound)=%t", err, errors.Is(err, registry.ErrNotFound))
+	}
+}

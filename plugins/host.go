@@ -175,6 +175,7 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 		Logger:           log,
 		SyncStdout:       os.Stderr, // a plugin's stray prints must never reach sdctl's stdout
 		SyncStderr:       os.Stderr,
+		GRPCDialOptions:  grpcWindowOptions,
 	})
 	c := &Client{Candidate: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log}
 	rpc, err := pc.Client()

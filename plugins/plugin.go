@@ -25,6 +25,20 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "5d0c7a1e2f3b4c6d8e9f00112233445566778899aabbccddeeff0a1b2c3d4e5f",
 }
 
+// Large answers (10,000 instances are about 0.5 MB) would otherwise cross the socket in 64 KiB
+// flow-control windows, each waiting for the other side's update. On a local socket there is
+// nothing to protect with small windows.
+const grpcWindow = 16 << 20
+
+var grpcWindowOptions = []grpc.DialOption{
+	grpc.WithInitialWindowSize(grpcWindow),
+	grpc.WithInitialConnWindowSize(grpcWindow),
+}
+
+func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts, grpc.InitialWindowSize(grpcWindow), grpc.InitialConnWindowSize(grpcWindow))...)
+}
+
 // versionedPlugins lists the plugin sets per protocol version. A server-side set carries the
 // backend; the host side passes a zero Backend.
 func versionedPlugins(b Backend, log *slog.Logger, srv **server) map[int]plugin.PluginSet {

@@ -28,7 +28,7 @@ func Serve(b Backend) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: versionedPlugins(b, logging.Slog(log), &srv),
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer:       newGRPCServer,
 		Logger:           log,
 	})
 	if srv != nil {

@@ -197,7 +197,15 @@ func (b *Backend) Instances(ctx context.Context, q registry.Query) ([]registry.I
 
 // selectInstances filters doc, whose records are sorted by ID, so the result is too.
 func selectInstances(doc *document, q registry.Query, now time.Time) []registry.Instance {
-	out := []registry.Instance{}
+	// Sized exactly: growing a slice of 10,000 instances by doubling costs more than the rest
+	// of the read.
+	n := 0
+	for i := range doc.Instances {
+		if q.Name == "" || doc.Instances[i].Name == q.Name {
+			n++
+		}
+	}
+	out := make([]registry.Instance, 0, n)
 	for i := range doc.Instances {
 		r := &doc.Instances[i]
 		if q.Name != "" && r.Name != q.Name {

@@ -109,12 +109,23 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 		return watchResolve(ctx, f, reg, opts, printer)
 	}
 
+	picker := f.picker(strategy, opts)
+	q := opts.query()
+	// A one-off pick by position lets the backend send one instance instead of all of them.
+	var pos uint64
+	byPosition := !opts.All && opts.Wait == 0 && opts.Min == 1
+	if byPosition {
+		if pos, byPosition = picker.Position(); byPosition {
+			q.Pick = &pos
+		}
+	}
+
 	var healthy []registry.Instance
 	if opts.Wait > 0 {
 		healthy, err = waitForInstances(ctx, f, reg, opts)
 	} else {
 		callCtx, cancel := f.callContext(ctx)
-		healthy, err = reg.Instances(callCtx, opts.query())
+		healthy, err = reg.Instances(callCtx, q)
 		cancel()
 	}
 	if err != nil {
@@ -124,8 +135,12 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 		return noHealthy(opts, healthy)
 	}
 	picked := healthy
-	if !opts.All {
-		inst, err := f.picker(strategy, opts).Pick(healthy)
+	switch {
+	case opts.All:
+	case byPosition:
+		picked = registry.PickFrom(healthy, pos) // a no-op when the backend applied the pick
+	default:
+		inst, err := picker.Pick(healthy)
 		if err != nil {
 			return fmt.Errorf("resolve %s: %w", opts.Target.Name, err)
 		}

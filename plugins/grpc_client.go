@@ -79,7 +79,7 @@ func (c *grpcClient) Heartbeat(ctx context.Context, id string) error {
 
 func (c *grpcClient) Instances(ctx context.Context, q registry.Query) ([]registry.Instance, error) {
 	resp, err := c.rpc.Instances(ctx, &pb.InstancesRequest{
-		Name: q.Name, Tags: q.Tags, HealthyOnly: q.HealthyOnly, IncludeWarning: q.IncludeWarning,
+		Name: q.Name, Tags: q.Tags, HealthyOnly: q.HealthyOnly, IncludeWarning: q.IncludeWarning, Pick: q.Pick,
 	})
 	if err != nil {
 		return nil, c.convert(ctx, err)

@@ -108,6 +108,7 @@ func (s *server) Instances(ctx context.Context, req *pb.InstancesRequest) (*pb.I
 	}
 	list, err := reg.Instances(ctx, registry.Query{
 		Name: req.GetName(), Tags: req.GetTags(), HealthyOnly: req.GetHealthyOnly(), IncludeWarning: req.GetIncludeWarning(),
+		Pick: req.Pick,
 	})
 	if err != nil {
 		return nil, toStatus(err)

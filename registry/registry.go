@@ -114,6 +114,11 @@ type Query struct {
 	// HealthyOnly drops instances that are not passing (or warning, with IncludeWarning).
 	HealthyOnly    bool
 	IncludeWarning bool
+	// Pick, when set, asks for one instance only: the match at index *Pick modulo the number of
+	// matches, in ID order (none when nothing matches). It lets a client choose by position
+	// (first, random, round-robin) without receiving every match. Backends may ignore it and
+	// return all matches; callers then apply PickFrom themselves, with the same result.
+	Pick *uint64
 }
 
 // Matches reports whether inst satisfies q, given its current health.
@@ -130,6 +135,16 @@ func (q Query) Matches(inst Instance) bool {
 		}
 	}
 	return true
+}
+
+// PickFrom applies a Query.Pick position to matches sorted by ID: the one instance at
+// pick modulo len(matches), or none when matches is empty.
+func PickFrom(matches []Instance, pick uint64) []Instance {
+	if len(matches) == 0 {
+		return matches
+	}
+	i := pick % uint64(len(matches))
+	return matches[i : i+1 : i+1]
 }
 
 // Service summarises one service across its instances.

@@ -128,6 +128,9 @@ func (m *memory) snapshot(q registry.Query) ([]registry.Instance, uint64, <-chan
 
 func (m *memory) Instances(_ context.Context, q registry.Query) ([]registry.Instance, error) {
 	out, _, _, _ := m.snapshot(q)
+	if q.Pick != nil {
+		out = registry.PickFrom(out, *q.Pick)
+	}
 	return out, nil
 }
 

@@ -199,3 +199,31 @@ func RoundRobinKey(name string, tags []string) string {
 	}
 	return b.String()
 }
+
+// Position returns, for the strategies that choose by position among the matches in ID order
+// (first, random, round-robin), the position to take modulo the number of matches, so that a
+// backend can return that one instance instead of all of them (registry.Query.Pick). It
+// advances the round-robin counter, exactly as Pick would. ok is false for weighted, which
+// needs every match's weight.
+func (p Picker) Position() (pos uint64, ok bool) {
+	switch p.Strategy {
+	case StrategyFirst:
+		return 0, true
+	case StrategyRandom:
+		return p.uint64N(math.MaxUint64), true
+	case StrategyRoundRobin:
+		if p.Counter != nil && p.Key != "" {
+			n, err := p.Counter.Next(p.Key)
+			if err == nil {
+				return n, true
+			}
+			if p.Fallback != nil {
+				p.Fallback(fmt.Errorf("round-robin: %w", err))
+			}
+		} else if p.Fallback != nil {
+			p.Fallback(errors.New("round-robin: no state to keep the position in"))
+		}
+		return p.uint64N(math.MaxUint64), true
+	}
+	return 0, false
+}

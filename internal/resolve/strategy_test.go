@@ -287,3 +287,33 @@ func TestRoundRobinKey(t *testing.T) {
 		})
 	}
 }
+
+func TestPositionMatchesPick(t *testing.T) {
+	insts := []registry.Instance{
+		{ID: "a", Name: "web", Address: "10.0.0.1", Port: 1},
+		{ID: "b", Name: "web", Address: "10.0.0.2", Port: 1},
+		{ID: "c", Name: "web", Address: "10.0.0.3", Port: 1},
+	}
+	dir := t.TempDir()
+	byPick := Picker{Strategy: StrategyRoundRobin, Key: "web", Counter: &FileCounter{Path: filepath.Join(dir, "a.json")}}
+	byPos := Picker{Strategy: StrategyRoundRobin, Key: "web", Counter: &FileCounter{Path: filepath.Join(dir, "b.json")}}
+	for range 7 {
+		want, err := byPick.Pick(insts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos, ok := byPos.Position()
+		if !ok {
+			t.Fatal("round-robin has no position")
+		}
+		if got := registry.PickFrom(insts, pos)[0]; got.ID != want.ID {
+			t.Fatalf("position %d picks %s, Pick picked %s", pos, got.ID, want.ID)
+		}
+	}
+	if pos, ok := (Picker{Strategy: StrategyFirst}).Position(); !ok || pos != 0 {
+		t.Fatalf("first: %d %t", pos, ok)
+	}
+	if _, ok := (Picker{Strategy: StrategyWeighted}).Position(); ok {
+		t.Fatal("weighted claims a position")
+	}
+}

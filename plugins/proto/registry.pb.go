@@ -828,8 +828,10 @@ type InstancesRequest struct {
 	Tags           []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
 	HealthyOnly    bool                   `protobuf:"varint,3,opt,name=healthy_only,json=healthyOnly,proto3" json:"healthy_only,omitempty"`
 	IncludeWarning bool                   `protobuf:"varint,4,opt,name=include_warning,json=includeWarning,proto3" json:"include_warning,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When set, return only the match at index pick modulo the number of matches (ID order).
+	Pick          *uint64 `protobuf:"varint,5,opt,name=pick,proto3,oneof" json:"pick,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InstancesRequest) Reset() {
@@ -888,6 +890,13 @@ func (x *InstancesRequest) GetIncludeWarning() bool {
 		return x.IncludeWarning
 	}
 	return false
+}
+
+func (x *InstancesRequest) GetPick() uint64 {
+	if x != nil && x.Pick != nil {
+		return *x.Pick
+	}
+	return 0
 }
 
 type InstancesResponse struct {
@@ -1446,12 +1455,14 @@ const file_registry_proto_rawDesc = "" +
 	"\x12DeregisterResponse\"\"\n" +
 	"\x10HeartbeatRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x13\n" +
-	"\x11HeartbeatResponse\"\x86\x01\n" +
+	"\x11HeartbeatResponse\"\xa8\x01\n" +
 	"\x10InstancesRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\x12!\n" +
 	"\fhealthy_only\x18\x03 \x01(\bR\vhealthyOnly\x12'\n" +
-	"\x0finclude_warning\x18\x04 \x01(\bR\x0eincludeWarning\"N\n" +
+	"\x0finclude_warning\x18\x04 \x01(\bR\x0eincludeWarning\x12\x17\n" +
+	"\x04pick\x18\x05 \x01(\x04H\x00R\x04pick\x88\x01\x01B\a\n" +
+	"\x05_pick\"N\n" +
 	"\x11InstancesResponse\x129\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1b.sdctl.registry.v1.InstanceR\tinstances\"i\n" +
 	"\aService\x12\x12\n" +
@@ -1582,6 +1593,7 @@ func file_registry_proto_init() {
 	if File_registry_proto != nil {
 		return
 	}
+	file_registry_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

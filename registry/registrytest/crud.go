@@ -1,6 +1,7 @@
 package registrytest
 
 import (
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -200,6 +201,30 @@ func (s *suite) testInstances(t *testing.T) {
 		r := s.open(t)
 		register(ctx, t, r, instance("web", "web-1", 1))
 		checkIDs(t, "Instances(nope)", instances(ctx, t, r, registry.Query{Name: "nope"}))
+	})
+
+	t.Run("Pick", func(t *testing.T) {
+		// A backend may apply Pick or ignore it; either way PickFrom on the answer gives the
+		// match at that position, counted after the other filters.
+		ctx := s.ctx(t)
+		r := s.open(t)
+		for i, id := range []string{"web-c", "web-a", "web-d", "web-b"} {
+			inst := instance("web", id, i)
+			if id != "web-d" {
+				inst.Tags = []string{"x"}
+			}
+			register(ctx, t, r, inst)
+		}
+		for pick, want := range map[uint64]string{0: "web-a", 1: "web-b", 2: "web-c", 3: "web-a", 1<<63 + 1: "web-a"} {
+			q := registry.Query{Name: "web", Tags: []string{"x"}, Pick: &pick}
+			got := instances(ctx, t, r, q)
+			if len(got) > 1 {
+				got = registry.PickFrom(got, pick)
+			}
+			checkIDs(t, fmt.Sprintf("Instances(web, tag x, pick %d)", pick), got, want)
+		}
+		none := uint64(5)
+		checkIDs(t, "Instances(nope, pick 5)", instances(ctx, t, r, registry.Query{Name: "nope", Pick: &none}))
 	})
 
 	t.Run("Tags", func(t *testing.T) {

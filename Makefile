@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X github.com/sdctl/sdctl/internal/buildinfo.Version=$(VERSIO
              -X github.com/sdctl/sdctl/internal/buildinfo.Date=$(DATE)
 TOOLS     := $(GO) -C tools tool
 
-.PHONY: help build test test-short race lint vet proto bench fuzz demo clean
+.PHONY: help build test test-short race lint vet proto bench fuzz demo clean consul etcd
 
 help: ## list targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,10 +21,17 @@ build: ## build bin/sdctl and the example external backend
 demo: build ## register, resolve, list and deregister a service on the embedded file backend
 	./scripts/demo.sh
 
+# The Consul and etcd tests build their servers on demand too; building them first keeps a cold build
+# (minutes) out of go test's timeout. Without it those tests skip, or fail in CI.
 test: ## every test, with the race detector (what CI runs)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	@./scripts/consul-bin.sh >/dev/null || echo 'make test: no consul binary, see above' >&2
+	@./scripts/etcd-bin.sh >/dev/null || echo 'make test: no etcd binary, see above' >&2
 	$(GO) test -race -count=1 ./...
+
+consul: ## build (once) the Consul server pinned in tools/consul for the integration tests; prints its path
+	./scripts/consul-bin.sh
 
 test-short: ## quick tests, no subprocess-heavy ones
 	$(GO) test -short ./...
@@ -49,6 +56,9 @@ fuzz: ## run each fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz FuzzRewriteURL -fuzztime 20s ./internal/resolve
 	$(GO) test -run '^$$' -fuzz FuzzParseBatch -fuzztime 20s ./commands
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./backends/file
+
+etcd: ## build (once) the etcd server pinned in tools/etcd for the integration tests; prints its path
+	./scripts/etcd-bin.sh
 
 clean: ## remove build output
 	rm -rf $(BIN) dist

@@ -6,6 +6,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/sdctl/sdctl/backends/consul"
+	"github.com/sdctl/sdctl/backends/etcd"
 	"github.com/sdctl/sdctl/backends/file"
 	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/plugins"
@@ -22,6 +24,22 @@ func Backends() []plugins.Backend {
 		Options:      withDefault(file.OptionSchema(), "path", file.DefaultPath),
 		New: func(_ context.Context, section map[string]any, _ *slog.Logger) (registry.Registry, error) {
 			return file.New(section)
+		},
+	}, {
+		Name:         consul.Name,
+		Version:      version,
+		Capabilities: consul.Capabilities(),
+		Options:      consul.OptionSchema(),
+		New: func(_ context.Context, section map[string]any, log *slog.Logger) (registry.Registry, error) {
+			return consul.New(section, log)
+		},
+	}, {
+		Name:         etcd.Name,
+		Version:      version,
+		Capabilities: etcd.Capabilities(),
+		Options:      etcd.OptionSchema(),
+		New: func(ctx context.Context, section map[string]any, log *slog.Logger) (registry.Registry, error) {
+			return etcd.New(ctx, section, log)
 		},
 	}}
 }

@@ -1,0 +1,276 @@
+package consul
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// Consul's JSON, reduced to the fields sdctl reads or writes.
+
+// serviceRegistration is the body of PUT /v1/agent/service/register.
+type serviceRegistration struct {
+	ID      string
+	Name    string
+	Tags    []string          `json:",omitempty"`
+	Address string            `json:",omitempty"`
+	Port    int               `json:",omitempty"`
+	Meta    map[string]string `json:",omitempty"`
+	Weights *weights          `json:",omitempty"`
+	Checks  []checkDefinition `json:",omitempty"`
+}
+
+type weights struct {
+	Passing int
+	Warning int
+}
+
+// checkDefinition is one check embedded in a service registration.
+type checkDefinition struct {
+	CheckID                        string
+	Name                           string
+	Notes                          string              `json:",omitempty"`
+	Status                         string              `json:",omitempty"`
+	HTTP                           string              `json:",omitempty"`
+	Method                         string              `json:",omitempty"`
+	Header                         map[string][]string `json:",omitempty"`
+	TLSSkipVerify                  bool                `json:",omitempty"`
+	TCP                            string              `json:",omitempty"`
+	GRPC                           string              `json:",omitempty"`
+	TTL                            string              `json:",omitempty"`
+	Interval                       string              `json:",omitempty"`
+	Timeout                        string              `json:",omitempty"`
+	DeregisterCriticalServiceAfter string              `json:",omitempty"`
+}
+
+// serviceEntry is one element of /v1/health/service/<name>.
+type serviceEntry struct {
+	Node    catalogNode
+	Service agentService
+	Checks  []healthCheck
+}
+
+type catalogNode struct {
+	Node    string
+	Address string
+}
+
+type agentService struct {
+	ID      string
+	Service string
+	Tags    []string
+	Address string
+	Meta    map[string]string
+	Port    int
+	Weights weights
+}
+
+type healthCheck struct {
+	CheckID   string
+	Name      string
+	Status    string
+	Notes     string
+	ServiceID string
+	Type      string
+}
+
+// Consul's check statuses.
+const (
+	statusPassing     = "passing"
+	statusWarning     = "warning"
+	statusCritical    = "critical"
+	statusMaintenance = "maintenance"
+)
+
+// Check IDs Consul gives its maintenance-mode checks.
+const (
+	serviceMaintenancePrefix = "_service_maintenance:"
+	nodeMaintenance          = "_node_maintenance"
+)
+
+// ttlCheckID is the ID of the TTL check sdctl registers with an instance: the ID Consul gives
+// a service's single embedded check, which other clients (go-micro, Registrator) also pass.
+func ttlCheckID(serviceID string) string { return "service:" + serviceID }
+
+// ttlNote records the TTL in the check's notes: Consul keeps a TTL check's duration to itself
+// (the catalog has no field for it), and Instance.TTL must survive a round trip.
+func ttlNote(ttl time.Duration) string {
+	return "ttl=" + ttl.String() + " (sdctl heartbeats pass this check)"
+}
+
+// parseTTLNote is the inverse of ttlNote; zero when notes hold no TTL.
+func parseTTLNote(notes string) time.Duration {
+	for _, f := range strings.Fields(notes) {
+		if v, ok := strings.CutPrefix(f, "ttl="); ok {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				return d
+			}
+		}
+	}
+	return 0
+}
+
+// registration translates an instance into an agent registration. Checks get explicit IDs:
+// service:<id> for the TTL check, service:<id>:<n> for the others, n from 1, as Consul numbers
+// a service's embedded checks itself.
+func registration(inst registry.Instance) (serviceRegistration, error) {
+	reg := serviceRegistration{
+		ID:      inst.ID,
+		Name:    inst.Name,
+		Tags:    inst.Tags,
+		Address: inst.Address,
+		Port:    inst.Port,
+		Meta:    inst.Meta,
+		// Consul DNS uses Warning for instances in the warning state; 1 is its default.
+		Weights: &weights{Passing: max(inst.Weight, 1), Warning: 1},
+	}
+	if inst.TTL > 0 {
+		reg.Checks = append(reg.Checks, checkDefinition{
+			CheckID: ttlCheckID(inst.ID),
+			Name:    "TTL of " + inst.ID,
+			Notes:   ttlNote(inst.TTL),
+			TTL:     inst.TTL.String(),
+			// The instance is alive now: it is registering.
+			Status: statusPassing,
+		})
+	}
+	for i, c := range inst.Checks {
+		def, err := checkDef(c)
+		if err != nil {
+			return reg, err
+		}
+		def.CheckID = fmt.Sprintf("%s:%d", ttlCheckID(inst.ID), i+1)
+		def.Name = fmt.Sprintf("%s check of %s", c.Kind, inst.ID)
+		reg.Checks = append(reg.Checks, def)
+	}
+	return reg, nil
+}
+
+// defaultInterval is used for checks registered without one; Consul requires an interval.
+const defaultInterval = 10 * time.Second
+
+// checkDef translates one health check. Script checks are refused: Consul runs them only
+// with enable_script_checks, which its documentation flags as a remote code execution risk.
+func checkDef(c registry.Check) (checkDefinition, error) {
+	if err := registry.ValidateCheck(c); err != nil {
+		return checkDefinition{}, err
+	}
+	def := checkDefinition{Status: string(c.InitialStatus)}
+	switch c.Kind {
+	case registry.CheckHTTP:
+		u, err := url.Parse(c.Target)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return def, registry.Invalidf("check", "http check target %q is not an http:// or https:// URL", c.Target)
+		}
+		def.HTTP = c.Target
+		def.Method = strings.ToUpper(c.Method)
+		def.Header = c.Header
+		def.TLSSkipVerify = c.TLSSkipVerify
+	case registry.CheckTCP:
+		if _, _, err := net.SplitHostPort(c.Target); err != nil {
+			return def, registry.Invalidf("check", "tcp check target %q is not HOST:PORT", c.Target)
+		}
+		def.TCP = c.Target
+	case registry.CheckGRPC:
+		// HOST:PORT, optionally followed by /SERVICE for the health protocol's service name.
+		hostport, _, _ := strings.Cut(c.Target, "/")
+		if _, _, err := net.SplitHostPort(hostport); err != nil {
+			return def, registry.Invalidf("check", "grpc check target %q is not HOST:PORT[/SERVICE]", c.Target)
+		}
+		def.GRPC = c.Target
+	case registry.CheckScript:
+		return def, registry.Errorf(registry.ErrUnsupported,
+			"consul: script checks are not supported: Consul runs them only with enable_script_checks, a remote code execution risk; use an http, tcp or grpc check, or --ttl with --keepalive")
+	}
+	def.Interval = cmp.Or(c.Interval, defaultInterval).String()
+	if c.Timeout > 0 {
+		def.Timeout = c.Timeout.String()
+	}
+	if c.DeregisterAfter > 0 {
+		def.DeregisterCriticalServiceAfter = c.DeregisterAfter.String()
+	}
+	return def, nil
+}
+
+// aggregate computes an instance's health from its checks (node checks included) the way
+// Consul's HealthChecks.AggregatedStatus does: maintenance over critical over warning.
+func aggregate(checks []healthCheck) registry.Health {
+	var maint, critical, warning bool
+	for _, c := range checks {
+		if c.CheckID == nodeMaintenance || strings.HasPrefix(c.CheckID, serviceMaintenancePrefix) {
+			maint = true
+			continue
+		}
+		switch c.Status {
+		case statusPassing:
+		case statusWarning:
+			warning = true
+		case statusMaintenance:
+			maint = true
+		default: // critical, or a status this version does not know
+			critical = true
+		}
+	}
+	switch {
+	case maint:
+		return registry.HealthMaintenance
+	case critical:
+		return registry.HealthCritical
+	case warning:
+		return registry.HealthWarning
+	}
+	return registry.HealthPassing
+}
+
+// instance translates a health entry. The address falls back to the node's, as Consul DNS
+// does; the weight is the one Consul DNS would use for the instance's state.
+func instance(e serviceEntry) registry.Instance {
+	s := e.Service
+	inst := registry.Instance{
+		ID:      s.ID,
+		Name:    s.Service,
+		Address: cmp.Or(s.Address, e.Node.Address),
+		Port:    s.Port,
+		Tags:    s.Tags,
+		Meta:    s.Meta,
+		Weight:  s.Weights.Passing,
+		Health:  aggregate(e.Checks),
+		Node:    e.Node.Node,
+	}
+	if len(inst.Tags) == 0 {
+		inst.Tags = nil
+	}
+	if len(inst.Meta) == 0 {
+		inst.Meta = nil
+	}
+	if inst.Health == registry.HealthWarning && s.Weights.Warning > 0 {
+		inst.Weight = s.Weights.Warning
+	}
+	for _, c := range e.Checks {
+		if c.CheckID == ttlCheckID(s.ID) && c.Type == "ttl" {
+			inst.TTL = parseTTLNote(c.Notes)
+		}
+	}
+	return inst
+}
+
+// instances translates entries, keeps those matching q and sorts them by ID (then node, for
+// an ID registered on two agents).
+func instances(entries []serviceEntry, q registry.Query) []registry.Instance {
+	out := make([]registry.Instance, 0, len(entries))
+	for _, e := range entries {
+		if inst := instance(e); q.Matches(inst) {
+			out = append(out, inst)
+		}
+	}
+	slices.SortFunc(out, func(a, b registry.Instance) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
+	})
+	return out
+}

@@ -1,0 +1,170 @@
+package consul
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+func TestAggregate(t *testing.T) {
+	check := func(id, status string) healthCheck { return healthCheck{CheckID: id, Status: status} }
+	for _, tc := range []struct {
+		name   string
+		checks []healthCheck
+		want   registry.Health
+	}{
+		{"no checks", nil, registry.HealthPassing},
+		{"node and service passing", []healthCheck{check("serfHealth", "passing"), check("service:web-1", "passing")}, registry.HealthPassing},
+		{"one warning", []healthCheck{check("serfHealth", "passing"), check("service:web-1:1", "warning")}, registry.HealthWarning},
+		{"critical beats warning", []healthCheck{check("a", "warning"), check("b", "critical")}, registry.HealthCritical},
+		{"node failed", []healthCheck{check("serfHealth", "critical"), check("service:web-1", "passing")}, registry.HealthCritical},
+		{"service maintenance", []healthCheck{check("serfHealth", "passing"), check("_service_maintenance:web-1", "critical")}, registry.HealthMaintenance},
+		{"node maintenance beats critical", []healthCheck{check("_node_maintenance", "critical"), check("x", "critical")}, registry.HealthMaintenance},
+		{"unknown status counts as critical", []healthCheck{check("x", "bogus")}, registry.HealthCritical},
+	} {
+		if got := aggregate(tc.checks); got != tc.want {
+			t.Errorf("%s: aggregate = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestRegistration(t *testing.T) {
+	inst := registry.Instance{
+		ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 3000,
+		Tags: []string{"v2"}, Meta: map[string]string{"zone": "a"}, Weight: 5, TTL: 15 * time.Second,
+		Checks: []registry.Check{
+			{Kind: registry.CheckHTTP, Target: "https://10.0.0.1:3000/health", Method: "head", Header: map[string][]string{"X-Probe": {"1"}},
+				TLSSkipVerify: true, Interval: 5 * time.Second, Timeout: time.Second, DeregisterAfter: 10 * time.Minute, InitialStatus: registry.HealthWarning},
+			{Kind: registry.CheckTCP, Target: "10.0.0.1:3000"},
+			{Kind: registry.CheckGRPC, Target: "10.0.0.1:3001/web.Health", Interval: 2 * time.Second},
+		},
+	}
+	reg, err := registration(inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(reg)
+	got := string(b)
+	for _, want := range []string{
+		`"ID":"web-1"`, `"Name":"web"`, `"Address":"10.0.0.1"`, `"Port":3000`, `"Tags":["v2"]`, `"Meta":{"zone":"a"}`,
+		`"Weights":{"Passing":5,"Warning":1}`,
+		// The TTL check: the ID Consul and its clients use, passing from the start, TTL in the notes.
+		`{"CheckID":"service:web-1","Name":"TTL of web-1","Notes":"ttl=15s (sdctl heartbeats pass this check)","Status":"passing","TTL":"15s"}`,
+		`{"CheckID":"service:web-1:1","Name":"http check of web-1","Status":"warning","HTTP":"https://10.0.0.1:3000/health","Method":"HEAD","Header":{"X-Probe":["1"]},"TLSSkipVerify":true,"Interval":"5s","Timeout":"1s","DeregisterCriticalServiceAfter":"10m0s"}`,
+		`{"CheckID":"service:web-1:2","Name":"tcp check of web-1","TCP":"10.0.0.1:3000","Interval":"10s"}`,
+		`{"CheckID":"service:web-1:3","Name":"grpc check of web-1","GRPC":"10.0.0.1:3001/web.Health","Interval":"2s"}`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("registration lacks %s:\n%s", want, got)
+		}
+	}
+
+	plain, err := registration(registry.Instance{ID: "a", Name: "a", Address: "10.0.0.1", Port: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(plain); !strings.Contains(string(b), `"Weights":{"Passing":1,"Warning":1}`) || strings.Contains(string(b), "Checks") {
+		t.Errorf("registration without weight or checks: %s", b)
+	}
+}
+
+func TestCheckDefRejects(t *testing.T) {
+	for _, tc := range []struct {
+		check registry.Check
+		want  error
+	}{
+		{registry.Check{Kind: registry.CheckScript, Target: "/bin/true"}, registry.ErrUnsupported},
+		{registry.Check{Kind: registry.CheckHTTP, Target: "10.0.0.1:80"}, registry.ErrInvalid},
+		{registry.Check{Kind: registry.CheckHTTP, Target: "ftp://10.0.0.1/"}, registry.ErrInvalid},
+		{registry.Check{Kind: registry.CheckTCP, Target: "10.0.0.1"}, registry.ErrInvalid},
+		{registry.Check{Kind: registry.CheckGRPC, Target: "grpc.example/svc"}, registry.ErrInvalid},
+		{registry.Check{Kind: "ping", Target: "x"}, registry.ErrInvalid},
+		{registry.Check{Kind: registry.CheckTCP, Target: "a:1", InitialStatus: "maintenance"}, registry.ErrInvalid},
+	} {
+		_, err := checkDef(tc.check)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("checkDef(%+v) = %v, want %v", tc.check, err, tc.want)
+		}
+	}
+	_, err := checkDef(registry.Check{Kind: registry.CheckScript, Target: "/bin/true"})
+	if !strings.Contains(err.Error(), "enable_script_checks") {
+		t.Errorf("script check error %q does not say why", err)
+	}
+}
+
+func TestInstanceFromHealthEntry(t *testing.T) {
+	entry := serviceEntry{
+		Node: catalogNode{Node: "node-1", Address: "192.168.1.5"},
+		Service: agentService{ID: "web-1", Service: "web", Port: 3000, Tags: []string{}, Meta: map[string]string{},
+			Weights: weights{Passing: 7, Warning: 2}},
+		Checks: []healthCheck{
+			{CheckID: "serfHealth", Status: "passing", Type: ""},
+			{CheckID: "service:web-1", Status: "passing", Type: "ttl", Notes: ttlNote(90 * time.Second)},
+		},
+	}
+	inst := instance(entry)
+	if inst.Address != "192.168.1.5" || inst.Node != "node-1" || inst.Weight != 7 || inst.TTL != 90*time.Second ||
+		inst.Health != registry.HealthPassing || inst.Tags != nil || inst.Meta != nil {
+		t.Errorf("instance = %+v", inst)
+	}
+
+	entry.Service.Address = "10.0.0.9"
+	entry.Checks[1].Status = "warning"
+	inst = instance(entry)
+	if inst.Address != "10.0.0.9" || inst.Health != registry.HealthWarning || inst.Weight != 2 {
+		t.Errorf("instance with its own address, warning = %+v", inst)
+	}
+
+	// A TTL check registered by someone else, without sdctl's note, gives no TTL.
+	entry.Checks[1].Notes = ""
+	if inst := instance(entry); inst.TTL != 0 {
+		t.Errorf("TTL %v from a check without a note", inst.TTL)
+	}
+}
+
+func TestInstancesSortFilterPick(t *testing.T) {
+	entry := func(id string, tags []string, status string) serviceEntry {
+		return serviceEntry{Node: catalogNode{Node: "n", Address: "10.0.0.1"},
+			Service: agentService{ID: id, Service: "web", Port: 1, Tags: tags},
+			Checks:  []healthCheck{{CheckID: "c", Status: status}}}
+	}
+	entries := []serviceEntry{
+		entry("web-c", []string{"a"}, "passing"),
+		entry("web-a", []string{"a", "b"}, "warning"),
+		entry("web-b", []string{"b"}, "critical"),
+		entry("web-d", []string{"a"}, "passing"),
+	}
+	for _, tc := range []struct {
+		q    registry.Query
+		want string
+	}{
+		{registry.Query{Name: "web"}, "web-a web-b web-c web-d"},
+		{registry.Query{Name: "web", Tags: []string{"a"}}, "web-a web-c web-d"},
+		{registry.Query{Name: "web", HealthyOnly: true}, "web-c web-d"},
+		{registry.Query{Name: "web", HealthyOnly: true, IncludeWarning: true}, "web-a web-c web-d"},
+		{registry.Query{Name: "web", Tags: []string{"a", "b"}}, "web-a"},
+	} {
+		if got := strings.Join(ids(instances(entries, tc.q)), " "); got != tc.want {
+			t.Errorf("instances(%+v) = %q, want %q", tc.q, got, tc.want)
+		}
+	}
+}
+
+func TestParseTTLNote(t *testing.T) {
+	for notes, want := range map[string]time.Duration{
+		ttlNote(time.Second):      time.Second,
+		ttlNote(90 * time.Minute): 90 * time.Minute,
+		"":                        0,
+		"ttl=soon":                0,
+		"ttl=-5s":                 0,
+		"see ttl=5s here":         5 * time.Second,
+	} {
+		if got := parseTTLNote(notes); got != want {
+			t.Errorf("parseTTLNote(%q) = %v, want %v", notes, got, want)
+		}
+	}
+}

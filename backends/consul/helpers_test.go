@@ -1,0 +1,105 @@
+package consul
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sdctl/sdctl/internal/testutil/consultest"
+	"github.com/sdctl/sdctl/registry"
+)
+
+// open returns a backend on the given addresses, closed by t.Cleanup. edit adjusts the
+// options before they are applied.
+func open(t *testing.T, edit func(*Options), addrs ...string) *Backend {
+	t.Helper()
+	opts := DefaultOptions()
+	opts.Address = addrs
+	if edit != nil {
+		edit(&opts)
+	}
+	b, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open(%v): %v", addrs, err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// testCtx bounds a test's calls so a hang fails the test rather than the whole run.
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// api sends one request to the agent with its token and decodes a 2xx answer into out (when
+// not nil); other statuses fail the test.
+func api(t *testing.T, a *consultest.Agent, method, path string, body any, out any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = strings.NewReader(string(b))
+	}
+	resp, err := a.Request(method, path, r)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, data)
+		}
+	}
+}
+
+// eventually polls cond every 50ms until it returns nil, failing t after timeout.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// healthOf returns the health of instance id of service name, or "" when it is not listed.
+func healthOf(ctx context.Context, t *testing.T, b *Backend, name, id string) registry.Health {
+	t.Helper()
+	insts, err := b.Instances(ctx, registry.Query{Name: name})
+	if err != nil {
+		t.Fatalf("Instances(%s): %v", name, err)
+	}
+	for _, inst := range insts {
+		if inst.ID == id {
+			return inst.Health
+		}
+	}
+	return ""
+}
+
+func ids(insts []registry.Instance) []string {
+	out := make([]string, len(insts))
+	for i, inst := range insts {
+		out[i] = inst.ID
+	}
+	return out
+}

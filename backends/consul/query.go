@@ -1,0 +1,172 @@
+package consul
+
+import (
+	"cmp"
+	"context"
+	"net/url"
+	"slices"
+	"sync"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// consulService is the service Consul servers register for themselves. Services and Watch of
+// all services leave it out (sdctl lists what was registered, not Consul's own plumbing);
+// Instances and Watch still return it when asked for it by name.
+const consulService = "consul"
+
+// Instances reads /v1/health/service/<name>. With HealthyOnly (and not IncludeWarning) Consul
+// filters with ?passing, which drops every instance with a check that is not passing, node
+// checks included; otherwise health is computed here from the same checks.
+func (b *Backend) Instances(ctx context.Context, q registry.Query) ([]registry.Instance, error) {
+	if err := b.begin(ctx); err != nil {
+		return nil, err
+	}
+	if err := registry.ValidateName(q.Name); err != nil {
+		return nil, err
+	}
+	entries, _, err := b.health(ctx, q.Name, q.HealthyOnly && !q.IncludeWarning, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := instances(entries, q)
+	if q.Pick != nil {
+		out = registry.PickFrom(out, *q.Pick)
+	}
+	return out, nil
+}
+
+// health reads the health entries of one service. index > 0 makes it a blocking query.
+func (b *Backend) health(ctx context.Context, name string, passing bool, index uint64) ([]serviceEntry, uint64, error) {
+	cl := call{path: "/v1/health/service/" + escape(name), read: true}
+	if passing {
+		cl.query = url.Values{"passing": {"true"}}
+	}
+	if index > 0 {
+		cl.index, cl.wait = index, b.opts.Wait
+	}
+	rep, err := b.c.do(ctx, cl)
+	if err != nil {
+		return nil, 0, err
+	}
+	var entries []serviceEntry
+	if err := rep.decode(&entries); err != nil {
+		return nil, 0, err
+	}
+	if len(entries) == 0 {
+		if err := b.hidden(rep, "service "+name, "service:read and node:read"); err != nil {
+			return nil, 0, err
+		}
+	}
+	return entries, rep.index, nil
+}
+
+// hidden checks an empty answer for ACL filtering: Consul answers reads the token may not see
+// with an empty list, which would otherwise read as "nothing registered". With a token Consul
+// says when it filtered, and that is a permission error. Without one it never says (so as not
+// to reveal what exists), and an anonymous token may well be allowed to read; a warning is all
+// that can be given then.
+func (b *Backend) hidden(rep *reply, what, needs string) error {
+	if rep.filtered {
+		return registry.Errorf(registry.ErrPermissionDenied,
+			"consul %s: the ACL token in use cannot read %s (it needs %s)", rep.ep.name, what, needs)
+	}
+	if rep.denyByDefault && b.c.token == "" {
+		b.log.Warn("consul: no ACL token is set and ACLs deny by default, so results may be hidden; set consul.token or CONSUL_HTTP_TOKEN",
+			"address", rep.ep.name, "read", what)
+	}
+	return nil
+}
+
+// Services lists the catalog's services with instance and passing counts, sorted by name.
+// Counting needs each service's health entries; they are read a few services at a time.
+func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
+	if err := b.begin(ctx); err != nil {
+		return nil, err
+	}
+	names, _, err := b.serviceNames(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]registry.Service, len(names))
+	err = parallel(ctx, len(names), 8, func(ctx context.Context, i int) error {
+		entries, _, err := b.health(ctx, names[i], false, 0)
+		if err != nil {
+			return err
+		}
+		s := registry.Service{Name: names[i], Instances: len(entries)}
+		for _, e := range entries {
+			if aggregate(e.Checks) == registry.HealthPassing {
+				s.Passing++
+			}
+			for _, t := range e.Service.Tags {
+				if !slices.Contains(s.Tags, t) {
+					s.Tags = append(s.Tags, t)
+				}
+			}
+		}
+		slices.Sort(s.Tags)
+		out[i] = s
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A service can lose its last instance between the two reads.
+	out = slices.DeleteFunc(out, func(s registry.Service) bool { return s.Instances == 0 })
+	return out, nil
+}
+
+// serviceNames lists the catalog's service names, sorted, without Consul's own. index > 0
+// makes it a blocking query.
+func (b *Backend) serviceNames(ctx context.Context, index uint64) ([]string, uint64, error) {
+	cl := call{path: "/v1/catalog/services", read: true}
+	if index > 0 {
+		cl.index, cl.wait = index, b.opts.Wait
+	}
+	rep, err := b.c.do(ctx, cl)
+	if err != nil {
+		return nil, 0, err
+	}
+	var m map[string][]string
+	if err := rep.decode(&m); err != nil {
+		return nil, 0, err
+	}
+	names := make([]string, 0, len(m))
+	for name := range m {
+		if name != consulService {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		if err := b.hidden(rep, "the catalog's services", "service:read"); err != nil {
+			return nil, 0, err
+		}
+	}
+	slices.Sort(names)
+	return names, rep.index, nil
+}
+
+// allInstances reads every instance of every service but Consul's own, sorted by ID.
+func (b *Backend) allInstances(ctx context.Context, names []string) ([]registry.Instance, error) {
+	var mu sync.Mutex
+	all := []registry.Instance{}
+	err := parallel(ctx, len(names), 8, func(ctx context.Context, i int) error {
+		entries, _, err := b.health(ctx, names[i], false, 0)
+		if err != nil {
+			return err
+		}
+		insts := instances(entries, registry.Query{})
+		mu.Lock()
+		all = append(all, insts...)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b registry.Instance) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Name, b.Name))
+	})
+	return all, nil
+}

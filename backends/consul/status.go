@@ -1,0 +1,277 @@
+package consul
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// Member roles and health values reported by ClusterStatus.
+const (
+	roleLeader   = "leader"
+	roleFollower = "follower"
+	roleNonVoter = "non-voter"
+	// roleServer is a server the gossip pool knows but the raft configuration does not (one
+	// that left, or one that could not be matched when peers came from /v1/status/peers).
+	roleServer = "server"
+
+	healthUnhealthy = "unhealthy"
+	healthUnknown   = "unknown"
+)
+
+// serfStatuses names serf's member states, by their number in /v1/agent/members.
+var serfStatuses = []string{"none", "alive", "leaving", "left", "failed"}
+
+type raftServer struct {
+	ID      string
+	Node    string
+	Address string
+	Leader  bool
+	Voter   bool
+	// ProtocolVersion is the raft protocol, a string in Consul's JSON.
+	ProtocolVersion string
+}
+
+type serfMember struct {
+	Name   string
+	Addr   string
+	Tags   map[string]string
+	Status int
+}
+
+type autopilotServer struct {
+	Name        string
+	Address     string
+	Healthy     bool
+	LastContact string
+	SerfStatus  string
+}
+
+// ClusterStatus describes the servers of the datacenter: the leader (/v1/status/leader), the
+// raft configuration (names, voters; /v1/status/peers when the token lacks operator:read),
+// each server's gossip state and version (/v1/agent/members) and autopilot's health verdict
+// when the token may read it. Parts that cannot be read are explained in Notes. Leader is
+// empty when the cluster has none.
+func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, error) {
+	if err := b.begin(ctx); err != nil {
+		return registry.ClusterStatus{}, err
+	}
+	st := registry.ClusterStatus{Backend: Name}
+
+	rep, err := b.c.do(ctx, call{path: "/v1/status/leader", read: true})
+	if err != nil {
+		return st, err
+	}
+	var leaderAddr string
+	if err := rep.decode(&leaderAddr); err != nil {
+		return st, err
+	}
+	// Later reads go where the leader question was answered, so they describe one view.
+	ep := rep.ep
+
+	servers, err := b.raftServers(ctx, ep, &st)
+	if err != nil {
+		return st, err
+	}
+	members, err := b.serfServers(ctx, ep, &st)
+	if err != nil {
+		return st, err
+	}
+	health := b.autopilot(ctx, ep, &st)
+
+	var dc string
+	byName := map[string]serfMember{}
+	byRaftAddr := map[string]serfMember{}
+	for _, m := range members {
+		byName[m.Name] = m
+		if port := m.Tags["port"]; port != "" {
+			byRaftAddr[net.JoinHostPort(m.Addr, port)] = m
+		}
+		dc = cmp.Or(dc, m.Tags["dc"])
+	}
+
+	seen := map[string]bool{}
+	for _, s := range servers {
+		m, ok := byName[s.Node]
+		if !ok {
+			m, ok = byRaftAddr[s.Address]
+		}
+		name := cmp.Or(s.Node, m.Name, s.Address)
+		seen[m.Name] = ok
+		mem := registry.Member{
+			Name:    name,
+			Address: s.Address,
+			Role:    roleFollower,
+			Leader:  s.Leader || (leaderAddr != "" && s.Address == leaderAddr),
+			Health:  healthUnknown,
+			Details: map[string]string{},
+		}
+		switch {
+		case mem.Leader:
+			mem.Role = roleLeader
+			st.Leader = name
+		case !s.Voter && s.ID != "":
+			mem.Role = roleNonVoter
+		}
+		if s.ID != "" {
+			mem.Details["id"] = s.ID
+			mem.Details["voter"] = strconv.FormatBool(s.Voter)
+			mem.Details["raft-protocol"] = s.ProtocolVersion
+		}
+		if ok {
+			describeSerf(&mem, m)
+		}
+		if h, ok := health[name]; ok {
+			describeAutopilot(&mem, h)
+		}
+		st.Members = append(st.Members, mem)
+	}
+	// Servers in the gossip pool but not in raft: left, or not yet joined.
+	for _, m := range members {
+		if seen[m.Name] {
+			continue
+		}
+		mem := registry.Member{Name: m.Name, Address: raftAddr(m), Role: roleServer, Health: healthUnknown, Details: map[string]string{}}
+		describeSerf(&mem, m)
+		st.Members = append(st.Members, mem)
+	}
+	if st.Leader == "" && leaderAddr != "" {
+		// A leader raft could not name: show its address.
+		st.Leader = leaderAddr
+	}
+	for i := range st.Members {
+		if dc != "" {
+			st.Members[i].Details["datacenter"] = dc
+		}
+	}
+	if leaderAddr == "" {
+		st.Notes = append(st.Notes, fmt.Sprintf("consul %s: the cluster has no leader (an election is running, or too few servers are up for a quorum)", ep.name))
+	}
+	return st, nil
+}
+
+// raftServers reads the raft configuration, falling back to the bare peer addresses when the
+// token lacks operator:read.
+func (b *Backend) raftServers(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) ([]raftServer, error) {
+	rep, err := b.c.do(ctx, call{path: "/v1/operator/raft/configuration", read: true, pin: ep})
+	if err == nil {
+		var cfg struct{ Servers []raftServer }
+		if err := rep.decode(&cfg); err != nil {
+			return nil, err
+		}
+		return cfg.Servers, nil
+	}
+	if !errors.Is(err, registry.ErrPermissionDenied) {
+		return nil, err
+	}
+	st.Notes = append(st.Notes, "the ACL token lacks operator:read, so raft peers come from /v1/status/peers: "+
+		"names are matched by address and voter flags are unknown")
+	rep, err = b.c.do(ctx, call{path: "/v1/status/peers", read: true, pin: ep})
+	if err != nil {
+		return nil, err
+	}
+	var peers []string
+	if err := rep.decode(&peers); err != nil {
+		return nil, err
+	}
+	out := make([]raftServer, len(peers))
+	for i, p := range peers {
+		out[i] = raftServer{Address: p, Voter: true}
+	}
+	return out, nil
+}
+
+// serfServers reads the gossip pool's servers. Reading it needs node:read; without it Consul
+// answers with fewer members, or none.
+func (b *Backend) serfServers(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) ([]serfMember, error) {
+	rep, err := b.c.do(ctx, call{path: "/v1/agent/members", pin: ep})
+	if errors.Is(err, registry.ErrPermissionDenied) {
+		st.Notes = append(st.Notes, "the ACL token lacks node:read, so gossip status and versions are unknown")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var all []serfMember
+	if err := rep.decode(&all); err != nil {
+		return nil, err
+	}
+	var out []serfMember
+	for _, m := range all {
+		if m.Tags["role"] == "consul" {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		st.Notes = append(st.Notes, "the gossip pool shows no servers (the ACL token may lack node:read), so their status and versions are unknown")
+	}
+	slices.SortFunc(out, func(a, b serfMember) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// autopilot reads autopilot's health verdict per server name. Consul answers 429 with a valid
+// body when some server is unhealthy; without operator:read, or without a leader (autopilot
+// runs on the leader), it adds a note and returns nothing.
+func (b *Backend) autopilot(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) map[string]autopilotServer {
+	rep, err := b.c.do(ctx, call{path: "/v1/operator/autopilot/health", read: true, pin: ep, accept: []int{http.StatusTooManyRequests}})
+	if err != nil {
+		if errors.Is(err, registry.ErrPermissionDenied) {
+			st.Notes = append(st.Notes, "the ACL token lacks operator:read, so autopilot health is unknown")
+		} else {
+			st.Notes = append(st.Notes, "autopilot health is unknown: "+err.Error())
+		}
+		return nil
+	}
+	var reply struct{ Servers []autopilotServer }
+	if err := rep.decode(&reply); err != nil {
+		st.Notes = append(st.Notes, "autopilot health is unknown: "+err.Error())
+		return nil
+	}
+	out := map[string]autopilotServer{}
+	for _, s := range reply.Servers {
+		out[s.Name] = s
+	}
+	return out
+}
+
+// describeSerf sets health from the gossip state and the version from the build tag
+// ("1.14.11:abcd1234").
+func describeSerf(mem *registry.Member, m serfMember) {
+	status := healthUnknown
+	if m.Status >= 0 && m.Status < len(serfStatuses) {
+		status = serfStatuses[m.Status]
+	}
+	mem.Health = status
+	mem.Details["serf"] = status
+	if build := m.Tags["build"]; build != "" {
+		mem.Version, _, _ = strings.Cut(build, ":")
+	}
+}
+
+// describeAutopilot marks a live server that autopilot finds unhealthy (lagging, not in
+// contact with the leader).
+func describeAutopilot(mem *registry.Member, s autopilotServer) {
+	mem.Details["autopilot"] = map[bool]string{true: "healthy", false: healthUnhealthy}[s.Healthy]
+	if s.LastContact != "" {
+		mem.Details["last-contact"] = s.LastContact
+	}
+	if !s.Healthy && (mem.Health == "alive" || mem.Health == healthUnknown) {
+		mem.Health = healthUnhealthy
+	}
+}
+
+// raftAddr is a server member's raft address, its gossip address with the server port tag.
+func raftAddr(m serfMember) string {
+	if port := m.Tags["port"]; port != "" {
+		return net.JoinHostPort(m.Addr, port)
+	}
+	return m.Addr
+}

@@ -211,11 +211,21 @@ var errEnough = errors.New("enough instances")
 // waitForInstances waits up to opts.Wait for opts.Min healthy instances, following the
 // backend's change stream (or polling when it has none), and returns the healthy set.
 func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, opts *ResolveOptions) ([]registry.Instance, error) {
+	q := opts.query()
+	// Ask once directly: a registry that cannot be reached is "unavailable" (exit 4), not a wait
+	// that found nothing, even for backends whose watches keep retrying quietly.
+	callCtx, cancelCall := f.callContext(ctx)
+	healthy, err := reg.Instances(callCtx, q)
+	cancelCall()
+	if err != nil {
+		return nil, err
+	}
+	if len(healthy) >= opts.Min {
+		return healthy, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
 	defer cancel()
-	var healthy []registry.Instance
-	q := opts.query()
-	err := followChanges(ctx, f, reg, q, func(all []registry.Instance) error {
+	err = followChanges(ctx, f, reg, q, func(all []registry.Instance) error {
 		healthy = filter(all, q)
 		if len(healthy) >= opts.Min {
 			return errEnough

@@ -26,11 +26,16 @@ func (c *grpcClient) convert(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	// The backend's own explanation wins (it names the server that did not answer), also when
+	// the caller's deadline has passed meanwhile.
+	domainErr, fromBackend := fromStatus(err)
+	if fromBackend {
+		return domainErr
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	domainErr, fromBackend := fromStatus(err)
-	if fromBackend || c.transportErr == nil {
+	if c.transportErr == nil {
 		return domainErr
 	}
 	// The server side of a call can see the propagated deadline expire a moment before the

@@ -132,6 +132,9 @@ func (c *client) statusError(rep *reply) error {
 		return newError(fmt.Sprintf("%s: request refused: %s", where, reason), registry.ErrInvalid)
 	case http.StatusUnauthorized, http.StatusForbidden:
 		hint := "the ACL token in use lacks the permission"
+		if strings.Contains(reason, "ACL not found") {
+			hint = "the ACL token in use is not known to Consul"
+		}
 		if c.token == "" {
 			hint = "no ACL token is set (consul.token, consul.token-file, CONSUL_HTTP_TOKEN)"
 		}

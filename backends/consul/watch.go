@@ -56,7 +56,7 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 			}
 			delay = min(max(2*delay, backoffMin), backoffMax)
 			wait := delay/2 + rand.N(delay/2+1)
-			b.log.Warn("consul watch: read failed; retrying", "service", req.Name, "in", wait.Round(time.Millisecond), "error", err)
+			b.log.Warn("consul watch: read failed; retrying", "service", req.Name, "in", wait.Round(time.Millisecond).String(), "error", err)
 			if err := sleep(ctx, wait); err != nil {
 				return err
 			}

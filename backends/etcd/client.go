@@ -208,7 +208,7 @@ func (b *Backend) retry(ctx context.Context, op func(ctx context.Context) error)
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		b.log.Debug("retrying after a transient etcd error", "error", err.Error(), "wait", wait)
+		b.log.Debug("retrying after a transient etcd error", "error", err.Error(), "wait", wait.String())
 		select {
 		case <-ctx.Done():
 			return err

@@ -6,13 +6,19 @@
 //   - the cost of starting the backend plugin: `/bin/true` vs `sdctl version` (no plugin) vs
 //     `sdctl resolve web` vs `sdctl --plugin-mtls resolve web`, and where a resolve spends its
 //     time, from the host's debug log;
-//   - peak RSS, from wait4's rusage and from the plugin's own max_rss_kib debug line;
+//   - peak RSS, from wait4's rusage (through a probe process, see probe.go) and from the
+//     plugin's own max_rss_kib debug line;
 //   - many `sdctl register` processes started at once against one registry file;
-//   - how soon `sdctl resolve web --watch` prints a change.
+//   - how soon `sdctl resolve web --watch` prints a change;
+//   - the consul and etcd backends against a Consul agent and an etcd member the bench starts
+//     on loopback (-consul=false and -etcd=false skip them): `sdctl --backend B resolve web`
+//     next to curl of the server's HTTP API (and the consul CLI), deregister → `resolve
+//     --watch` latency, and 1,000 registrations with `register -f`.
 //
 // Every scenario gets its own scratch HOME, XDG directories, TMPDIR and SDCTL_FILE_PATH under
 // one temporary directory, which is removed at the end. The binary is copied there first, so
-// a rebuild during the run cannot mix two builds.
+// a rebuild during the run cannot mix two builds. The servers keep their data in that
+// directory too and are stopped at the end of their part, or on an error or Ctrl-C.
 //
 // Usage (what `make bench` runs):
 //
@@ -46,6 +52,12 @@ type config struct {
 	conc      []int
 	concRuns  int
 	watchN    int
+	consul    bool
+	etcd      bool
+	consulBin string
+	etcdBin   string
+	bulkN     int
+	bulkProcs int
 	dir       string
 	write     string
 	cmdline   string
@@ -53,6 +65,9 @@ type config struct {
 }
 
 func main() {
+	if os.Getenv(probeEnv) != "" {
+		os.Exit(probeMain(os.Args[1:]))
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -78,6 +93,12 @@ func parseFlags(args []string) (*config, error) {
 	conc := fs.String("conc", "50,200", "comma-separated numbers of concurrent `sdctl register` processes")
 	fs.IntVar(&cfg.concRuns, "conc-runs", 3, "repetitions of each concurrent register test, each on a fresh registry")
 	fs.IntVar(&cfg.watchN, "watch-n", 30, "changes timed through `resolve --watch` (0 skips the test)")
+	fs.BoolVar(&cfg.consul, "consul", true, "also measure the consul backend against a Consul agent the bench starts")
+	fs.BoolVar(&cfg.etcd, "etcd", true, "also measure the etcd backend against an etcd member the bench starts")
+	fs.StringVar(&cfg.consulBin, "consul-bin", "", "Consul binary (default $SDCTL_CONSUL_BIN, else what scripts/consul-bin.sh prints)")
+	fs.StringVar(&cfg.etcdBin, "etcd-bin", "", "etcd binary (default $SDCTL_ETCD_BIN, else what scripts/etcd-bin.sh prints)")
+	fs.IntVar(&cfg.bulkN, "bulk-n", 1000, "instances registered with `register -f` per Consul and etcd bulk test (0 skips them)")
+	fs.IntVar(&cfg.bulkProcs, "bulk-procs", 10, "concurrent `register -f` processes sharing the second bulk test (1: only the single-process one)")
 	fs.StringVar(&cfg.dir, "dir", "", "parent of the scratch directory (default $TMPDIR or /tmp)")
 	fs.StringVar(&cfg.write, "write", "", "also put the report between the bench markers of this Markdown file")
 	if err := fs.Parse(args); err != nil {
@@ -101,8 +122,11 @@ func parseFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("%s must be at least 1", name)
 		}
 	}
-	if cfg.warmup < 0 || cfg.watchN < 0 {
-		return nil, errors.New("-warmup and -watch-n must not be negative")
+	if cfg.warmup < 0 || cfg.watchN < 0 || cfg.bulkN < 0 {
+		return nil, errors.New("-warmup, -watch-n and -bulk-n must not be negative")
+	}
+	if cfg.bulkProcs < 1 || cfg.bulkN > 0 && cfg.bulkProcs > cfg.bulkN {
+		return nil, errors.New("-bulk-procs must be between 1 and -bulk-n")
 	}
 	cfg.cmdline = commandLine(args)
 	return cfg, nil
@@ -144,11 +168,36 @@ func run(ctx context.Context, cfg *config) error {
 			return err
 		}
 	}
+	// Find (or build) the servers first, so that a missing one fails the run at once.
+	var consulBin, etcdBin string
+	if cfg.consul {
+		b, err := serverBinary(cfg.consulBin, "SDCTL_CONSUL_BIN", "consul-bin.sh")
+		if err != nil {
+			return fmt.Errorf("consul binary: %w (run `make consul`, or pass -consul=false)", err)
+		}
+		consulBin = b
+	}
+	if cfg.etcd {
+		b, err := serverBinary(cfg.etcdBin, "SDCTL_ETCD_BIN", "etcd-bin.sh")
+		if err != nil {
+			return fmt.Errorf("etcd binary: %w (run `make etcd`, or pass -etcd=false)", err)
+		}
+		etcdBin = b
+	}
 	ws, err := newWorkspace(cfg.sdctl, cfg.dir)
 	if err != nil {
 		return err
 	}
 	defer ws.remove()
+	// Servers are stopped before the scratch directory holding their data is removed, also
+	// after an error or Ctrl-C.
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.Stop()
+		}
+	}()
+	keep := func(s *server) { servers = append(servers, s) }
 
 	rep := &report{cfg: cfg}
 	cpuStart := readCPU()
@@ -158,12 +207,24 @@ func run(ctx context.Context, cfg *config) error {
 		{"seeding and checking registries", func() (err error) { rep.registries, err = prepareRegistries(ctx, ws); return err }},
 		{"timing resolve", func() (err error) { rep.resolve, err = measureResolve(ctx, ws, rep.registries, cfg); return err }},
 		{"timing the plugin start", func() (err error) { rep.start, err = measureStart(ctx, ws, rep.registries[0], cfg); return err }},
-		{"peak RSS and phases (debug runs)", func() (err error) { rep.debug, err = measureDebugRuns(ctx, ws, rep.registries, cfg); return err }},
+		{"peak RSS and phases (debug runs)", func() (err error) {
+			if rep.floor, err = measureProbeFloor(ctx, ws, rep.registries[0].sc, cfg); err != nil {
+				return err
+			}
+			rep.debug, err = measureDebugRuns(ctx, ws, rep.registries, cfg)
+			return err
+		}},
 		{"package initialisation", func() (err error) { rep.inits, err = measureInit(ctx, ws, rep.registries[0], cfg); return err }},
 		{"concurrent registers", func() (err error) { rep.conc, err = measureConcurrent(ctx, ws, cfg); return err }},
 	}
 	if cfg.watchN > 0 {
 		steps = append(steps, part{"watch latency", func() (err error) { rep.watch, err = measureWatch(ctx, ws, cfg); return err }})
+	}
+	if cfg.consul {
+		steps = append(steps, backendSteps(ctx, ws, cfg, "consul", consulBin, keep, &rep.consul)...)
+	}
+	if cfg.etcd {
+		steps = append(steps, backendSteps(ctx, ws, cfg, "etcd", etcdBin, keep, &rep.etcd)...)
 	}
 	for _, s := range steps {
 		t, cpu := time.Now(), readCPU()

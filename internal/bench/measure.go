@@ -191,7 +191,7 @@ var phaseNames = [numPhases]string{
 type debugCase struct {
 	label     string
 	plugin    bool
-	hostRSS   []int64 // wait4's ru_maxrss of the sdctl process
+	hostRSS   []int64 // wait4's ru_maxrss of the sdctl process, through the probe
 	pluginRSS []int64 // the plugin's own, from the debug log
 	phases    [numPhases][]time.Duration
 	failures  int
@@ -216,8 +216,9 @@ func measureDebugRuns(ctx context.Context, ws *workspace, regs []*registryCase, 
 	invs = append(invs, ws.sdctlCmd(regs[0].sc, "`sdctl --plugin-mtls resolve web`, "+regs[0].label, "--log-level", "debug", "--plugin-mtls", "resolve", "web"))
 
 	cases := make([]*debugCase, len(invs))
-	for i, inv := range invs {
-		cases[i] = &debugCase{label: inv.label, plugin: i > 0}
+	for i := range invs {
+		invs[i].probe = true // for the RSS; see probe.go
+		cases[i] = &debugCase{label: invs[i].label, plugin: i > 0}
 	}
 	for round := -cfg.warmup; round < cfg.rssN; round++ {
 		for i, inv := range invs {
@@ -288,6 +289,23 @@ func (c *debugCase) add(r *result) {
 	for i := range numPhases {
 		c.phases[i] = append(c.phases[i], points[i+1].Sub(points[i]))
 	}
+}
+
+// measureProbeFloor runs /bin/true through the RSS probe: what it reports is the least any
+// command can show there, the probe's own RSS when it started the command.
+func measureProbeFloor(ctx context.Context, ws *workspace, sc *scenario, cfg *config) ([]int64, error) {
+	inv := invocation{label: "true", path: ws.true, sc: sc, probe: true}
+	var out []int64
+	for round := -cfg.warmup; round < cfg.rssN; round++ {
+		r, err := inv.mustRun(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("RSS probe: %w", err)
+		}
+		if round >= 0 {
+			out = append(out, r.maxRSS)
+		}
+	}
+	return out, nil
 }
 
 // concRun is one start of many concurrent `sdctl register` processes on a fresh registry.
@@ -400,9 +418,11 @@ type watchResult struct {
 	fromStart []time.Duration // the watch's line after the change command started
 	fromExit  []time.Duration // ... after it exited; negative when the line came first
 	cmdWall   []time.Duration // the change commands' own wall time
-	missed    int             // changes the watch did not print within watchTimeout
-	extra     int             // lines that did not match the expected set
-	failures  []string
+	// The same for the deregistrations alone.
+	deregStart, deregExit, deregWall []time.Duration
+	missed                           int // changes the watch did not print within watchTimeout
+	extra                            int // lines that did not match the expected set
+	failures                         []string
 }
 
 const watchTimeout = 5 * time.Second
@@ -412,8 +432,21 @@ type watchLine struct {
 	at   time.Time
 }
 
-// measureWatch starts `sdctl resolve web --watch`, then alternately registers and
-// deregisters a web instance, and times each change until the watch prints the new set.
+// watchSpec says what a watch-latency test runs.
+type watchSpec struct {
+	sc      *scenario
+	global  []string // sdctl flags before the command, such as --backend consul
+	initial []string // HOST:PORT of the web instances registered before the watch starts
+	changes int
+	// removeFirst: every even change deregisters one of the initial instances and the next
+	// registers it again. Otherwise every even change registers a new instance on port
+	// 5000 and up, and the next deregisters it.
+	removeFirst bool
+}
+
+// measureWatch starts `sdctl resolve web --watch` against a file registry holding one
+// instance, then alternately registers and deregisters a web instance, and times each change
+// until the watch prints the new set.
 func measureWatch(ctx context.Context, ws *workspace, cfg *config) (*watchResult, error) {
 	sc, err := ws.newScenario("watch")
 	if err != nil {
@@ -423,7 +456,16 @@ func measureWatch(ctx context.Context, ws *workspace, cfg *config) (*watchResult
 	if _, err := ws.sdctlCmd(sc, "register", "register", "web", base).mustRun(ctx); err != nil {
 		return nil, err
 	}
-	cmd := ws.sdctlCmd(sc, "watch", "resolve", "web", "--watch").command(ctx)
+	return watchLatency(ctx, ws, watchSpec{sc: sc, initial: []string{base}, changes: cfg.watchN})
+}
+
+// watchLatency runs the changes of spec against a running `sdctl resolve web --watch`.
+func watchLatency(ctx context.Context, ws *workspace, spec watchSpec) (*watchResult, error) {
+	sc := spec.sc
+	sdctl := func(label string, args ...string) invocation {
+		return ws.sdctlCmd(sc, label, append(slices.Clip(spec.global), args...)...)
+	}
+	cmd := sdctl("watch", "resolve", "web", "--watch").command(ctx)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -437,6 +479,7 @@ func measureWatch(ctx context.Context, ws *workspace, cfg *config) (*watchResult
 	go func() {
 		defer close(lines)
 		s := bufio.NewScanner(stdout)
+		s.Buffer(nil, 1<<20)
 		for s.Scan() {
 			lines <- watchLine{text: s.Text(), at: time.Now()}
 		}
@@ -453,12 +496,15 @@ func measureWatch(ctx context.Context, ws *workspace, cfg *config) (*watchResult
 		}
 	}()
 
-	want := map[string]bool{base: true}
+	want := map[string]bool{}
+	for _, a := range spec.initial {
+		want[a] = true
+	}
 	if _, err := waitForSet(ctx, lines, want, 10*time.Second); err != nil {
-		return nil, fmt.Errorf("watch never printed the initial instance: %w (stderr: %s)", err, strings.TrimSpace(stderr.buf.String()))
+		return nil, fmt.Errorf("watch never printed the initial instances: %w (stderr: %s)", err, strings.TrimSpace(stderr.buf.String()))
 	}
 	res := &watchResult{}
-	for i := range cfg.watchN {
+	for i := range spec.changes {
 		time.Sleep(100 * time.Millisecond) // let the previous change settle
 		for drained := false; !drained; {
 			select {
@@ -469,21 +515,29 @@ func measureWatch(ctx context.Context, ws *workspace, cfg *config) (*watchResult
 			}
 		}
 		addr := "127.0.0.1:" + itoa(5000+i/2)
+		register := i%2 == 0
+		if spec.removeFirst {
+			addr = spec.initial[(i/2)%len(spec.initial)]
+			register = !register
+		}
 		var inv invocation
-		if i%2 == 0 {
-			inv = ws.sdctlCmd(sc, "register", "register", "web", addr)
+		if register {
+			inv = sdctl("register", "register", "web", addr)
 			want[addr] = true
 		} else {
-			inv = ws.sdctlCmd(sc, "deregister", "deregister", "web", addr)
+			inv = sdctl("deregister", "deregister", "web", addr)
 			delete(want, addr)
 		}
 		r := inv.run(ctx)
 		res.changes++
 		if !r.ok() {
-			res.failures = append(res.failures, inv.args[0]+": "+r.failure())
+			res.failures = append(res.failures, inv.label+": "+r.failure())
 			return res, nil // the expected set is unknown from here on
 		}
 		res.cmdWall = append(res.cmdWall, r.wall)
+		if !register {
+			res.deregWall = append(res.deregWall, r.wall)
+		}
 		got, err := waitForSet(ctx, lines, want, watchTimeout)
 		res.extra += got.skipped
 		if err != nil {
@@ -493,8 +547,13 @@ func measureWatch(ctx context.Context, ws *workspace, cfg *config) (*watchResult
 			res.missed++
 			continue
 		}
-		res.fromStart = append(res.fromStart, got.at.Sub(r.start))
-		res.fromExit = append(res.fromExit, got.at.Sub(r.start.Add(r.wall)))
+		fromStart, fromExit := got.at.Sub(r.start), got.at.Sub(r.start.Add(r.wall))
+		res.fromStart = append(res.fromStart, fromStart)
+		res.fromExit = append(res.fromExit, fromExit)
+		if !register {
+			res.deregStart = append(res.deregStart, fromStart)
+			res.deregExit = append(res.deregExit, fromExit)
+		}
 	}
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ type machine struct {
 	fsType             string
 	loadStart, loadEnd string
 	cpuUse             cpuShare
+	curl               string
 }
 
 func gatherMachine(ctx context.Context, ws *workspace) machine {
@@ -55,6 +57,13 @@ func gatherMachine(ctx context.Context, ws *workspace) machine {
 		fsType:    fsType(ws.root),
 		loadStart: readLoadavg(),
 		sha256:    ws.sha256,
+	}
+	m.curl = "not installed"
+	if out, err := exec.CommandContext(ctx, "curl", "--version").Output(); err == nil {
+		m.curl, _, _ = strings.Cut(string(out), "\n")
+		if f := strings.Fields(m.curl); len(f) >= 2 {
+			m.curl = f[0] + " " + f[1]
+		}
 	}
 	if bi, err := buildinfo.ReadFile(ws.sdctl); err == nil {
 		m.sdctlGo = bi.GoVersion
@@ -95,7 +104,8 @@ func memTotal() string {
 type cpuSample struct {
 	at          time.Time
 	busy, total float64 // seconds, all CPUs
-	ours        float64 // seconds
+	ours        float64 // seconds, without the servers
+	server      float64 // seconds used by the Consul and etcd servers the bench started
 }
 
 // clockTick is USER_HZ, the unit of /proc/stat.
@@ -120,13 +130,17 @@ func readCPU() cpuSample {
 			s.ours += time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		}
 	}
+	// A server is a child too: once reaped, its CPU time is in RUSAGE_CHILDREN.
+	var reaped float64
+	s.server, reaped = serversCPU()
+	s.ours = max(0, s.ours-reaped)
 	return s
 }
 
 // cpuShare is how busy the machine was between two samples, in percent of all CPUs.
 type cpuShare struct {
-	ok                 bool
-	busy, ours, others float64
+	ok                         bool
+	busy, ours, server, others float64
 }
 
 func cpuSince(start cpuSample) cpuShare {
@@ -137,12 +151,21 @@ func cpuSince(start cpuSample) cpuShare {
 	}
 	busy := end.busy - start.busy
 	ours := min(busy, end.ours-start.ours)
-	return cpuShare{ok: true, busy: 100 * busy / total, ours: 100 * ours / total, others: 100 * (busy - ours) / total}
+	server := max(0, min(busy-ours, end.server-start.server))
+	return cpuShare{ok: true, busy: 100 * busy / total, ours: 100 * ours / total, server: 100 * server / total,
+		others: 100 * max(0, busy-ours-server) / total}
 }
 
-func (c cpuShare) String() string {
+// cells formats the share as table cells, with the servers' column when withServer.
+func (c cpuShare) cells(withServer bool) string {
 	if !c.ok {
-		return "unknown"
+		if withServer {
+			return "unknown | | |"
+		}
+		return "unknown | |"
+	}
+	if withServer {
+		return fmt.Sprintf("%.0f%% | %.0f%% | %.0f%% | %.0f%%", c.busy, c.ours, c.server, c.others)
 	}
 	return fmt.Sprintf("%.0f%% | %.0f%% | %.0f%%", c.busy, c.ours, c.others)
 }
@@ -197,6 +220,9 @@ type report struct {
 	conc       []*concRun
 	watch      *watchResult
 	inits      *initResult
+	consul     *backendCase
+	etcd       *backendCase
+	floor      []int64 // /bin/true's RSS through the probe
 	parts      []partUse
 	elapsed    time.Duration
 }
@@ -213,15 +239,25 @@ func (r *report) markdown() string {
 	w("| Kernel | %s |\n", m.kernel)
 	w("| Go | %s (bench); sdctl built with %s |\n", m.goVersion, orUnknown(m.sdctlGo))
 	w("| sdctl | `%s`, sha256 %s… |\n", orUnknown(m.sdctlVersion), r.shortSHA())
-	w("| Scratch file system | %s (registry files, plugin sockets) |\n", m.fsType)
+	w("| Scratch file system | %s (registry files, plugin sockets, Consul and etcd data) |\n", m.fsType)
+	w("| curl | %s |\n", m.curl)
 	w("| Load average (1/5/15 min) | %s at start, %s at end |\n\n", m.loadStart, m.loadEnd)
 
-	w("CPU use while each part ran, in percent of all %d CPUs (from /proc/stat, and getrusage for this program and the sdctl processes it ran). Other processes compete with sdctl for the CPUs, so a high last column inflates the times of that part.\n\n", m.nproc)
-	w("| Part | Time | All CPUs busy | This program + sdctl | Other processes |\n|---|--:|--:|--:|--:|\n")
-	for _, s := range r.parts {
-		w("| %s | %s | %s |\n", s.name, s.elapsed.Round(100*time.Millisecond), s.cpu)
+	if r.cfg.consul || r.cfg.etcd {
+		w("CPU use while each part ran, in percent of all %d CPUs (from /proc/stat; getrusage for this program and the processes it ran; /proc/PID/stat for the Consul and etcd servers while they run). The servers do the work asked of them in their parts; other processes compete with sdctl for the CPUs, so a high last column inflates the times of that part.\n\n", m.nproc)
+	} else {
+		w("CPU use while each part ran, in percent of all %d CPUs (from /proc/stat, and getrusage for this program and the sdctl processes it ran). Other processes compete with sdctl for the CPUs, so a high last column inflates the times of that part.\n\n", m.nproc)
 	}
-	w("| whole run | %s | %s |\n\n", r.elapsed.Round(100*time.Millisecond), m.cpuUse)
+	servers := r.cfg.consul || r.cfg.etcd
+	if servers {
+		w("| Part | Time | All CPUs busy | This program + the commands it ran | Consul / etcd server | Other processes |\n|---|--:|--:|--:|--:|--:|\n")
+	} else {
+		w("| Part | Time | All CPUs busy | This program + sdctl | Other processes |\n|---|--:|--:|--:|--:|\n")
+	}
+	for _, s := range r.parts {
+		w("| %s | %s | %s |\n", s.name, s.elapsed.Round(100*time.Millisecond), s.cpu.cells(servers))
+	}
+	w("| whole run | %s | %s |\n\n", r.elapsed.Round(100*time.Millisecond), m.cpuUse.cells(servers))
 
 	r.writeTargets(&b)
 	r.writeRegistries(&b)
@@ -232,6 +268,14 @@ func (r *report) markdown() string {
 	r.writeRSS(&b)
 	r.writeConcurrent(&b)
 	r.writeWatch(&b)
+	num := 6
+	for _, bc := range []*backendCase{r.consul, r.etcd} {
+		if bc != nil {
+			r.writeBackend(&b, bc, num)
+			num++
+		}
+	}
+	r.writeBackendPhases(&b, r.phaseSection())
 	return b.String()
 }
 
@@ -297,6 +341,8 @@ func (r *report) writeTargets(b *bytes.Buffer) {
 		w("| %d concurrent `register` complete with 0 errors (and %d instances afterwards) | %d errors in %d runs; %d runs with a wrong registry | %s |\n",
 			targetConcurrent, targetConcurrent, errs, runs, bad, passFail(bad == 0))
 	}
+	r.consul.targets(w)
+	r.etcd.targets(w)
 	w("\n")
 }
 
@@ -378,7 +424,7 @@ func (r *report) writePhases(b *bytes.Buffer) {
 		return
 	}
 	w("### Where a resolve spends its time\n\n")
-	w("Means over %d runs with `--log-level debug`, split at the host's log lines `starting plugin`, `using plugin` and `plugin process exited` and at the moment the answer reached the bench's stdout pipe. Log timestamps have millisecond resolution (each is taken as its millisecond plus 0.5 ms), so single phases are good to about ±0.5 ms; debug logging makes the total slightly larger than in section 1.\n\n",
+	w("Means over %d runs with `--log-level debug` (the runs of section 3, through the RSS probe), from the probe starting sdctl to wait4 returning in the probe, split at the host's log lines `starting plugin`, `using plugin` and `plugin process exited` and at the moment the answer reached the bench's stdout pipe. Log timestamps have millisecond resolution (each is taken as its millisecond plus 0.5 ms), so single phases are good to about ±0.5 ms; debug logging makes the total slightly larger than in section 1.\n\n",
 		r.cfg.rssN)
 	w("| Phase |")
 	for _, c := range cases {
@@ -431,9 +477,11 @@ func (r *report) writeInit(b *bytes.Buffer) {
 func (r *report) writeRSS(b *bytes.Buffer) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("### 3. Peak RSS\n\n")
+	floorMed, floorMax := floorText(r.floor)
 	w("%d runs per command with `--log-level debug`. Median and largest of:\n\n", r.cfg.rssN)
-	w("- **sdctl + descendants**: `ru_maxrss` from the rusage wait4 returns for the sdctl process. For a child, Linux reports the larger of the child's own peak and the peaks of the descendants it waited for — the plugin here, which the host always reaps before exiting. It is a maximum, not a sum: no moment had both processes at these sizes added together.\n")
-	w("- **plugin alone**: the plugin's own `ru_maxrss`, which the host logs at debug level as `backend plugin stopped ... max_rss_kib=N` after reaping it.\n")
+	w("- **sdctl + descendants**: `ru_maxrss` from the rusage wait4 returns for the sdctl process. For a child, Linux reports the larger of the child's own peak and the peaks of the descendants it waited for — the plugin here, which the host always reaps before exiting. It is a maximum, not a sum: no moment had both processes at these sizes added together.")
+	w(" These runs go through a small probe process, because a child's `ru_maxrss` starts at its parent's peak: Go starts children with vfork, and Linux records, at exec, the peak RSS of the memory the child ran on until then, which is its parent's. Measured directly, every command would show at least the bench's own peak (20-30 MiB late in a run). The probe (this program re-executed) starts the command while still small and reports the command's rusage; what remains is its own size, which `/bin/true` shows: %s median, %s max here.\n", floorMed, floorMax)
+	w("- **plugin alone**: the plugin's own `ru_maxrss`, which the host logs at debug level as `backend plugin stopped ... max_rss_kib=N` after reaping it. By the same mechanism it is at least the sdctl host's RSS at the moment the host started the plugin.\n")
 	w("- **host alone** cannot be read after the process has exited (`/proc/PID/status` VmHWM is gone with the process). `sdctl version` starts no plugin, so its figure is the host's own peak without a backend. For a resolve: when sdctl + descendants is larger than the plugin alone, it *is* the host's own peak; when the two are equal, the host's peak is at most that.\n\n")
 	w("| Command | Runs | sdctl + descendants (median / max) | plugin alone (median / max) | ≤ %d MiB |\n|---|--:|--:|--:|:-:|\n", targetRSSKiB/1024)
 	for _, c := range r.debug {
@@ -456,6 +504,15 @@ func (r *report) writeRSS(b *bytes.Buffer) {
 		}
 	}
 	w("\n")
+}
+
+// floorText is the median and largest RSS of /bin/true through the probe.
+func floorText(floor []int64) (string, string) {
+	if len(floor) == 0 {
+		return "unknown", "unknown"
+	}
+	med, largest := medianMax(floor)
+	return mib(med), mib(largest)
 }
 
 func (r *report) writeConcurrent(b *bytes.Buffer) {

@@ -111,10 +111,13 @@ func (ws *workspace) newScenario(name string) (*scenario, error) {
 	if err := os.MkdirAll(filepath.Dir(sc.registry), 0o700); err != nil {
 		return nil, err
 	}
-	// Nothing from the caller's environment may configure sdctl.
+	// Nothing from the caller's environment may configure sdctl, Consul's or etcd's clients
+	// (the bench sets CONSUL_HTTP_ADDR and ETCDCTL_ENDPOINTS itself), or send loopback
+	// requests through a proxy.
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, ours := vars[k]; ours || strings.HasPrefix(k, "SDCTL_") || strings.HasPrefix(k, "XDG_") {
+		if _, ours := vars[k]; ours || strings.HasPrefix(k, "SDCTL_") || strings.HasPrefix(k, "XDG_") ||
+			strings.HasPrefix(k, "CONSUL_") || strings.HasPrefix(k, "ETCDCTL_") || strings.HasSuffix(strings.ToLower(k), "_proxy") {
 			continue
 		}
 		sc.env = append(sc.env, kv)
@@ -163,6 +166,9 @@ type invocation struct {
 	args  []string
 	sc    *scenario
 	env   []string // added to the scenario's environment
+	// probe runs the command through the RSS probe (see probe.go): maxRSS, cpu, start and
+	// wall then describe the command alone, and wall excludes the probe's own start-up.
+	probe bool
 }
 
 func (ws *workspace) sdctlCmd(sc *scenario, label string, args ...string) invocation {
@@ -176,8 +182,19 @@ func (inv invocation) run(ctx context.Context) result {
 	var errBuf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = out, &errBuf
 	var r result
+	var reportR, reportW *os.File
+	if inv.probe {
+		if reportR, reportW, r.err = os.Pipe(); r.err != nil {
+			return r
+		}
+		defer reportR.Close()
+		cmd.ExtraFiles = []*os.File{reportW}
+	}
 	r.start = time.Now()
 	r.err = cmd.Start()
+	if reportW != nil {
+		reportW.Close()
+	}
 	if r.err == nil {
 		r.err = cmd.Wait()
 	}
@@ -189,12 +206,26 @@ func (inv invocation) run(ctx context.Context) result {
 			r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		}
 	}
+	if inv.probe && cmd.ProcessState != nil {
+		p, err := readProbeReport(reportR)
+		if err != nil {
+			if r.err == nil {
+				r.err = err
+			}
+			return r
+		}
+		r.start, r.wall, r.maxRSS, r.cpu = p.start, p.end.Sub(p.start), p.maxRSS, p.cpu
+	}
 	return r
 }
 
 func (inv invocation) command(ctx context.Context) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, inv.path, inv.args...)
 	cmd.Env = append(slices.Clip(inv.sc.env), inv.env...)
+	if inv.probe {
+		cmd = exec.CommandContext(ctx, probePath, append([]string{inv.path}, inv.args...)...)
+		cmd.Env = append(slices.Clip(inv.sc.env), append(slices.Clip(inv.env), probeEnv+"=1")...)
+	}
 	cmd.Dir = inv.sc.dir // so that no ./sdctl.yaml is picked up
 	cmd.WaitDelay = 5 * time.Second
 	return cmd

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Limits that keep names usable in DNS, URLs and every backend's key space.
@@ -225,8 +226,30 @@ func ValidateCheck(c Check) error {
 	return nil
 }
 
+// validUTF8 rejects strings that are not UTF-8: they cannot cross the plugin protocol (protobuf
+// strings must be UTF-8) nor be stored faithfully in JSON.
+func validUTF8(field, s string) error {
+	if !utf8.ValidString(s) {
+		return Invalidf(field, "%q is not valid UTF-8", abbreviate(strings.ToValidUTF8(s, "?")))
+	}
+	return nil
+}
+
 // Validate checks every field a caller supplies to Register.
 func (inst Instance) Validate() error {
+	if err := validUTF8("id", inst.ID); err != nil {
+		return err
+	}
+	for _, t := range inst.Tags {
+		if err := validUTF8("tags", t); err != nil {
+			return err
+		}
+	}
+	for _, v := range inst.Meta { // keys are ASCII-only, checked by ValidateMeta
+		if err := validUTF8("meta", v); err != nil {
+			return err
+		}
+	}
 	if err := ValidateName(inst.Name); err != nil {
 		return err
 	}

@@ -128,6 +128,9 @@ func TestInstanceValidate(t *testing.T) {
 		{"negative weight", func(i *registry.Instance) { i.Weight = -1 }, "weight"},
 		{"check without target", func(i *registry.Instance) { i.Checks = []registry.Check{{Kind: registry.CheckHTTP}} }, "check"},
 		{"unknown check", func(i *registry.Instance) { i.Checks = []registry.Check{{Kind: "ping", Target: "x"}} }, "check"},
+		{"id not UTF-8", func(i *registry.Instance) { i.ID = "web-\xff" }, "id"},
+		{"tag not UTF-8", func(i *registry.Instance) { i.Tags = []string{"a\xc3"} }, "tags"},
+		{"meta value not UTF-8", func(i *registry.Instance) { i.Meta = map[string]string{"k": "\xff"} }, "meta"},
 	} {
 		inst := good
 		tc.edit(&inst)

@@ -7,6 +7,8 @@ package registry
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -153,6 +155,36 @@ type Service struct {
 	Instances int      `json:"instances"`
 	Passing   int      `json:"passing"`
 	Tags      []string `json:"tags,omitempty"`
+}
+
+// Summarize groups instances into services: instance and passing counts and the union of tags,
+// services sorted by name and tags sorted. Backends that hold their instances in one list use it
+// for Services.
+func Summarize(insts []Instance) []Service {
+	byName := map[string]*Service{}
+	for _, inst := range insts {
+		svc := byName[inst.Name]
+		if svc == nil {
+			svc = &Service{Name: inst.Name}
+			byName[inst.Name] = svc
+		}
+		svc.Instances++
+		if inst.Health.Healthy(false) {
+			svc.Passing++
+		}
+		for _, t := range inst.Tags {
+			if !slices.Contains(svc.Tags, t) {
+				svc.Tags = append(svc.Tags, t)
+			}
+		}
+	}
+	out := make([]Service, 0, len(byName))
+	for _, svc := range byName {
+		slices.Sort(svc.Tags)
+		out = append(out, *svc)
+	}
+	slices.SortFunc(out, func(a, b Service) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // WatchRequest says what to watch and from which point.

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -145,5 +146,17 @@ func TestErrorfMatchesItsKind(t *testing.T) {
 	err := registry.Errorf(registry.ErrNotFound, "resolve %s: no healthy instance", "web")
 	if !errors.Is(err, registry.ErrNotFound) || err.Error() != "resolve web: no healthy instance" {
 		t.Fatalf("got %q, Is(ErrNotFound)=%t", err, errors.Is(err, registry.ErrNotFound))
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	got := registry.Summarize([]registry.Instance{
+		{Name: "web", Tags: []string{"v2", "a"}, Health: registry.HealthPassing},
+		{Name: "api", Health: registry.HealthCritical},
+		{Name: "web", Tags: []string{"a"}, Health: registry.HealthWarning},
+	})
+	want := []registry.Service{{Name: "api", Instances: 1}, {Name: "web", Instances: 2, Passing: 1, Tags: []string{"a", "v2"}}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Summarize = %+v, want %+v", got, want)
 	}
 }

@@ -51,33 +51,7 @@ func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*registry.Service{}
-	tags := map[string]map[string]bool{}
-	for _, inst := range all {
-		svc := byName[inst.Name]
-		if svc == nil {
-			svc = &registry.Service{Name: inst.Name}
-			byName[inst.Name] = svc
-			tags[inst.Name] = map[string]bool{}
-		}
-		svc.Instances++
-		if inst.Health == registry.HealthPassing {
-			svc.Passing++
-		}
-		for _, t := range inst.Tags {
-			tags[inst.Name][t] = true
-		}
-	}
-	out := make([]registry.Service, 0, len(byName))
-	for name, svc := range byName {
-		for t := range tags[name] {
-			svc.Tags = append(svc.Tags, t)
-		}
-		slices.Sort(svc.Tags)
-		out = append(out, *svc)
-	}
-	slices.SortFunc(out, func(a, b registry.Service) int { return cmp.Compare(a.Name, b.Name) })
-	return out, nil
+	return registry.Summarize(all), nil
 }
 
 // list reads the instances under prefix (one service's, or the whole registry's), sorted by

@@ -1,7 +1,6 @@
 package file
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -225,34 +224,12 @@ func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
 		return nil, err
 	}
 	now := b.now()
-	byName := map[string]*registry.Service{}
-	tags := map[string]map[string]bool{}
+	insts := make([]registry.Instance, len(doc.Instances))
 	for i := range doc.Instances {
 		r := &doc.Instances[i]
-		svc := byName[r.Name]
-		if svc == nil {
-			svc = &registry.Service{Name: r.Name}
-			byName[r.Name] = svc
-			tags[r.Name] = map[string]bool{}
-		}
-		svc.Instances++
-		if r.health(now) == registry.HealthPassing {
-			svc.Passing++
-		}
-		for _, t := range r.Tags {
-			tags[r.Name][t] = true
-		}
+		insts[i] = registry.Instance{Name: r.Name, Tags: r.Tags, Health: r.health(now)}
 	}
-	out := make([]registry.Service, 0, len(byName))
-	for name, svc := range byName {
-		for t := range tags[name] {
-			svc.Tags = append(svc.Tags, t)
-		}
-		slices.Sort(svc.Tags)
-		out = append(out, *svc)
-	}
-	slices.SortFunc(out, func(a, b registry.Service) int { return cmp.Compare(a.Name, b.Name) })
-	return out, nil
+	return registry.Summarize(insts), nil
 }
 
 // Close ends running watches and makes later calls fail. It may be called more than once.

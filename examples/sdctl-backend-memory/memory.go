@@ -136,32 +136,7 @@ func (m *memory) Instances(_ context.Context, q registry.Query) ([]registry.Inst
 
 func (m *memory) Services(_ context.Context) ([]registry.Service, error) {
 	all, _, _, _ := m.snapshot(registry.Query{})
-	byName := map[string]*registry.Service{}
-	var names []string
-	for _, inst := range all {
-		s := byName[inst.Name]
-		if s == nil {
-			s = &registry.Service{Name: inst.Name}
-			byName[inst.Name] = s
-			names = append(names, inst.Name)
-		}
-		s.Instances++
-		if inst.Health.Healthy(false) {
-			s.Passing++
-		}
-		for _, t := range inst.Tags {
-			if !contains(s.Tags, t) {
-				s.Tags = append(s.Tags, t)
-			}
-		}
-	}
-	sort.Strings(names)
-	out := make([]registry.Service, 0, len(names))
-	for _, n := range names {
-		sort.Strings(byName[n].Tags)
-		out = append(out, *byName[n])
-	}
-	return out, nil
+	return registry.Summarize(all), nil
 }
 
 func (m *memory) Watch(ctx context.Context, req registry.WatchRequest, fn func(registry.Event) error) error {
@@ -227,15 +202,6 @@ func sameSet(a, b []registry.Instance) bool {
 		}
 	}
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 var _ registry.Registry = (*memory)(nil)

@@ -58,7 +58,7 @@ func decodeError(err error) error {
 	if errors.As(err, &de) {
 		return &FieldError{Field: de.Name(), Reason: de.Unwrap().Error()}
 	}
-	return fmt.Errorf("%w: %v", ErrInvalid, err)
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
 }
 
 func optionKeys(out any) []string {

@@ -18,7 +18,8 @@ import (
 // the sentinels of this package (ErrNotFound, ErrInvalid, ErrUnavailable, ...) so callers can
 // branch with errors.Is, also across the plugin process boundary.
 type Registry interface {
-	// Register adds inst or replaces the instance with the same ID (checks included).
+	// Register adds inst or replaces the instance with the same ID (checks and declared health
+	// included: see Instance.Health).
 	// A backend that cannot honour a field (checks, for example) fails with ErrUnsupported.
 	Register(ctx context.Context, inst Instance) error
 	// Deregister removes the instance with the given ID; ErrNotFound when there is none.
@@ -59,6 +60,31 @@ func (h Health) Healthy(includeWarning bool) bool {
 	return h == HealthPassing || (includeWarning && h == HealthWarning)
 }
 
+// Worse returns the worse of h and o in the order passing, warning, critical, maintenance. Empty
+// counts as passing, and so does the result of two empty states; an unknown state counts as
+// critical. A registry combines a declared state with its own verdict this way.
+func (h Health) Worse(o Health) Health {
+	if o.severity() > h.severity() {
+		h = o
+	}
+	if h == "" {
+		return HealthPassing
+	}
+	return h
+}
+
+func (h Health) severity() int {
+	switch h {
+	case "", HealthPassing:
+		return 0
+	case HealthWarning:
+		return 1
+	case HealthMaintenance:
+		return 3
+	}
+	return 2
+}
+
 // Instance is one reachable endpoint of a service.
 type Instance struct {
 	ID      string            `json:"id"`
@@ -72,10 +98,17 @@ type Instance struct {
 	// TTL, when set, makes the instance critical unless Heartbeat is called within TTL.
 	TTL    time.Duration `json:"ttl,omitempty"`
 	Checks []Check       `json:"checks,omitempty"`
+	// Health is the instance's state as Instances reports it. On Register it declares the state
+	// when set (passing, warning, critical or maintenance), for instances whose health is known
+	// outside the registry, such as a container's HEALTHCHECK. The declared state is an upper
+	// bound: the registry's own verdict wins when it is worse, so a TTL that runs out without a
+	// heartbeat still makes the instance critical (or removes it, where expiry deletes), and a
+	// failing check still counts. Empty declares nothing: the registry alone decides, from its
+	// checks and TTL, and a state declared by an earlier registration of the ID is dropped.
+	Health Health `json:"health,omitempty"`
 
 	// Fields below are reported by the registry and ignored by Register.
 
-	Health Health `json:"health,omitempty"`
 	// Node names the registry node or agent that holds the instance, when the backend has one.
 	Node string `json:"node,omitempty"`
 	// Expires is when a TTL instance turns critical without a heartbeat.

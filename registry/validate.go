@@ -279,14 +279,23 @@ func (inst Instance) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return ValidateHealth(inst.Health)
+}
+
+// ValidateHealth checks a declared health: empty (nothing declared) or one of the four states.
+func ValidateHealth(h Health) error {
+	switch h {
+	case "", HealthPassing, HealthWarning, HealthCritical, HealthMaintenance:
+		return nil
+	}
+	return Invalidf("health", "health %q is not passing, warning, critical or maintenance", abbreviate(strings.ToValidUTF8(string(h), "?")))
 }
 
 // abbreviate keeps error messages on one line for hostile input.
 func abbreviate(s string) string {
-	const max = 80
-	if len(s) > max {
-		s = s[:max] + "..."
+	const limit = 80
+	if len(s) > limit {
+		s = s[:limit] + "..."
 	}
 	return strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {

@@ -132,12 +132,54 @@ func TestInstanceValidate(t *testing.T) {
 		{"id not UTF-8", func(i *registry.Instance) { i.ID = "web-\xff" }, "id"},
 		{"tag not UTF-8", func(i *registry.Instance) { i.Tags = []string{"a\xc3"} }, "tags"},
 		{"meta value not UTF-8", func(i *registry.Instance) { i.Meta = map[string]string{"k": "\xff"} }, "meta"},
+		{"unknown health", func(i *registry.Instance) { i.Health = "sick" }, "health"},
+		{"health in capitals", func(i *registry.Instance) { i.Health = "Passing" }, "health"},
+		{"health not UTF-8", func(i *registry.Instance) { i.Health = "\xff" }, "health"},
 	} {
 		inst := good
 		tc.edit(&inst)
 		var fe *registry.FieldError
 		if err := inst.Validate(); !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%s: Validate() = %v, want a FieldError for %q", tc.name, err, tc.field)
+		}
+	}
+}
+
+func TestInstanceValidateDeclaredHealth(t *testing.T) {
+	for _, h := range []registry.Health{"", registry.HealthPassing, registry.HealthWarning, registry.HealthCritical, registry.HealthMaintenance} {
+		inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, Health: h}
+		if err := inst.Validate(); err != nil {
+			t.Errorf("health %q: Validate() = %v", h, err)
+		}
+	}
+	err := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, Health: "sick"}.Validate()
+	if !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), `"sick"`) {
+		t.Errorf("Validate() = %v, want an ErrInvalid naming the value", err)
+	}
+}
+
+func TestHealthWorse(t *testing.T) {
+	const (
+		p = registry.HealthPassing
+		w = registry.HealthWarning
+		c = registry.HealthCritical
+		m = registry.HealthMaintenance
+	)
+	for _, tc := range []struct{ a, b, want registry.Health }{
+		{"", "", p},
+		{"", p, p},
+		{"", w, w},
+		{p, w, w},
+		{c, w, c},
+		{w, c, c},
+		{m, c, m},
+		{c, m, m},
+		{p, m, m},
+		{"sick", w, "sick"},
+		{"sick", m, m},
+	} {
+		if got := tc.a.Worse(tc.b); got != tc.want {
+			t.Errorf("%q.Worse(%q) = %q, want %q", tc.a, tc.b, got, tc.want)
 		}
 	}
 }

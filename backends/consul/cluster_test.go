@@ -121,7 +121,11 @@ func TestCluster(t *testing.T) {
 			}
 			return err
 		}
-		// Reads are stale by default: the victim's copy of the catalog may lag a moment.
+		// Reads are stale by default: each server's copy of the catalog may lag a moment, and
+		// the read after the kill goes to one of the others.
+		for _, a := range agents {
+			eventually(t, 5*time.Second, func() error { return resolve(open(t, nil, a.HTTPAddr)) })
+		}
 		eventually(t, 5*time.Second, func() error { return resolve(b) })
 		victim.Kill()
 		start := time.Now()

@@ -29,9 +29,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// poolSize is how many agents the conformance suite shares: its TTL tests run three subtests
+// poolSize is how many agents the conformance suite shares: its TTL tests run four subtests
 // in parallel, each needing a registry of its own.
-const poolSize = 3
+const poolSize = 4
 
 // TestConformance runs the suite on the backend in process and through the plugin boundary
 // (the built-in entry, started as `backend serve consul`).

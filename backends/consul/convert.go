@@ -116,9 +116,49 @@ func parseTTLNote(notes string) time.Duration {
 	return 0
 }
 
+// declaredCheckID is the ID of the TTL check that carries an instance's declared health
+// (registry.Instance.Health), beside the TTL check service:<id> and the checks service:<id>:<n>.
+func declaredCheckID(serviceID string) string { return ttlCheckID(serviceID) + ":declared" }
+
+// declaredCheckName names the declared-health check in Consul's UI and API.
+const declaredCheckName = "Declared health"
+
+// declaredTTL is the TTL of the declared-health check. Consul lets clients set the status of
+// TTL checks only, so the check is one, but nothing heartbeats it: sdctl sets its status on
+// every registration, and the TTL is long enough never to run out in practice (ten years).
+const declaredTTL = 87600 * time.Hour
+
+// declaredStatus is the Consul status of the declared-health check. Consul checks have no
+// maintenance status, and its service maintenance mode is an operator's switch that every
+// registration (replace-existing-checks) would drop and sdctl would have to set again. So
+// maintenance is critical to Consul (out of DNS and ?passing, as maintenance is), and the
+// check's notes say maintenance, from which aggregate reports it.
+func declaredStatus(h registry.Health) string {
+	if h == registry.HealthMaintenance {
+		return statusCritical
+	}
+	return string(h)
+}
+
+// declaredNote records the declared health in the check's notes, which Consul shows and
+// returns with the check: "declared=maintenance (...)".
+func declaredNote(h registry.Health) string {
+	return "declared=" + string(h) + " (set by sdctl from the registration's declared health; registering the instance again changes or removes this check)"
+}
+
+// parseDeclaredNote is the inverse of declaredNote; empty when notes declare nothing.
+func parseDeclaredNote(notes string) registry.Health {
+	for _, f := range strings.Fields(notes) {
+		if v, ok := strings.CutPrefix(f, "declared="); ok {
+			return registry.Health(v)
+		}
+	}
+	return ""
+}
+
 // registration translates an instance into an agent registration. Checks get explicit IDs:
 // service:<id> for the TTL check, service:<id>:<n> for the others, n from 1, as Consul numbers
-// a service's embedded checks itself.
+// a service's embedded checks itself, and service:<id>:declared for a declared health.
 func registration(inst registry.Instance) (serviceRegistration, error) {
 	reg := serviceRegistration{
 		ID:      inst.ID,
@@ -148,6 +188,20 @@ func registration(inst registry.Instance) (serviceRegistration, error) {
 		def.CheckID = fmt.Sprintf("%s:%d", ttlCheckID(inst.ID), i+1)
 		def.Name = fmt.Sprintf("%s check of %s", c.Kind, inst.ID)
 		reg.Checks = append(reg.Checks, def)
+	}
+	if inst.Health != "" {
+		if err := registry.ValidateHealth(inst.Health); err != nil {
+			return reg, err
+		}
+		reg.Checks = append(reg.Checks, checkDefinition{
+			CheckID: declaredCheckID(inst.ID),
+			Name:    declaredCheckName,
+			Notes:   declaredNote(inst.Health),
+			TTL:     declaredTTL.String(),
+			// The status of a new check. Consul keeps the status of a check that already
+			// exists, so Register also sets it with /v1/agent/check/update.
+			Status: declaredStatus(inst.Health),
+		})
 	}
 	return reg, nil
 }
@@ -199,11 +253,17 @@ func checkDef(c registry.Check) (checkDefinition, error) {
 }
 
 // aggregate computes an instance's health from its checks (node checks included) the way
-// Consul's HealthChecks.AggregatedStatus does: maintenance over critical over warning.
+// Consul's HealthChecks.AggregatedStatus does: maintenance over critical over warning. A
+// critical declared-health check whose notes declare maintenance counts as maintenance.
 func aggregate(checks []healthCheck) registry.Health {
 	var maint, critical, warning bool
 	for _, c := range checks {
 		if c.CheckID == nodeMaintenance || strings.HasPrefix(c.CheckID, serviceMaintenancePrefix) {
+			maint = true
+			continue
+		}
+		if c.Status == statusCritical && c.ServiceID != "" && c.CheckID == declaredCheckID(c.ServiceID) &&
+			parseDeclaredNote(c.Notes) == registry.HealthMaintenance {
 			maint = true
 			continue
 		}

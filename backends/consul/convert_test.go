@@ -12,6 +12,9 @@ import (
 
 func TestAggregate(t *testing.T) {
 	check := func(id, status string) healthCheck { return healthCheck{CheckID: id, Status: status} }
+	declared := func(service, status string, h registry.Health) healthCheck {
+		return healthCheck{CheckID: declaredCheckID(service), ServiceID: service, Status: status, Notes: declaredNote(h), Type: "ttl"}
+	}
 	for _, tc := range []struct {
 		name   string
 		checks []healthCheck
@@ -25,6 +28,12 @@ func TestAggregate(t *testing.T) {
 		{"service maintenance", []healthCheck{check("serfHealth", "passing"), check("_service_maintenance:web-1", "critical")}, registry.HealthMaintenance},
 		{"node maintenance beats critical", []healthCheck{check("_node_maintenance", "critical"), check("x", "critical")}, registry.HealthMaintenance},
 		{"unknown status counts as critical", []healthCheck{check("x", "bogus")}, registry.HealthCritical},
+		{"declared critical", []healthCheck{declared("web-1", "critical", registry.HealthCritical)}, registry.HealthCritical},
+		{"declared maintenance", []healthCheck{check("serfHealth", "passing"), declared("web-1", "critical", registry.HealthMaintenance)}, registry.HealthMaintenance},
+		// Whoever sets the check's status has the last word; the notes only name maintenance.
+		{"declared maintenance, check passed", []healthCheck{declared("web-1", "passing", registry.HealthMaintenance)}, registry.HealthPassing},
+		{"maintenance notes on another check", []healthCheck{{CheckID: "service:web-1:1", ServiceID: "web-1", Status: "critical", Notes: declaredNote(registry.HealthMaintenance)}}, registry.HealthCritical},
+		{"declared check of another service", []healthCheck{{CheckID: declaredCheckID("web-2"), ServiceID: "web-1", Status: "critical", Notes: declaredNote(registry.HealthMaintenance)}}, registry.HealthCritical},
 	} {
 		if got := aggregate(tc.checks); got != tc.want {
 			t.Errorf("%s: aggregate = %q, want %q", tc.name, got, tc.want)
@@ -69,6 +78,39 @@ func TestRegistration(t *testing.T) {
 	}
 	if b, _ := json.Marshal(plain); !strings.Contains(string(b), `"Weights":{"Passing":1,"Warning":1}`) || strings.Contains(string(b), "Checks") {
 		t.Errorf("registration without weight or checks: %s", b)
+	}
+}
+
+func TestRegistrationDeclaredHealth(t *testing.T) {
+	inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 3000, TTL: 15 * time.Second,
+		Checks: []registry.Check{{Kind: registry.CheckTCP, Target: "10.0.0.1:3000"}}}
+	for h, status := range map[registry.Health]string{
+		registry.HealthPassing:     "passing",
+		registry.HealthWarning:     "warning",
+		registry.HealthCritical:    "critical",
+		registry.HealthMaintenance: "critical",
+	} {
+		inst.Health = h
+		reg, err := registration(inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reg.Checks) != 3 || reg.Checks[0].CheckID != "service:web-1" || reg.Checks[1].CheckID != "service:web-1:1" {
+			t.Fatalf("declared %s: checks %+v, want the TTL check, the tcp check and the declared one", h, reg.Checks)
+		}
+		b, _ := json.Marshal(reg.Checks[2])
+		want := `{"CheckID":"service:web-1:declared","Name":"Declared health","Notes":"declared=` + string(h) +
+			` (set by sdctl from the registration's declared health; registering the instance again changes or removes this check)","Status":"` + status + `","TTL":"87600h0m0s"}`
+		if string(b) != want {
+			t.Errorf("declared %s: check\n%s\nwant\n%s", h, b, want)
+		}
+		if got := parseDeclaredNote(reg.Checks[2].Notes); got != h {
+			t.Errorf("parseDeclaredNote(%q) = %q, want %q", reg.Checks[2].Notes, got, h)
+		}
+	}
+	inst.Health = "sick"
+	if _, err := registration(inst); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("registration with health %q: %v, want ErrInvalid", inst.Health, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -187,7 +188,7 @@ func srv(ctx context.Context, t *testing.T, r *net.Resolver, name string) map[st
 	t.Helper()
 	_, recs, err := r.LookupSRV(ctx, "", "", name)
 	if err != nil {
-		if dnsErr, ok := err.(*net.DNSError); ok && dnsErr.IsNotFound {
+		if dnsErr := (*net.DNSError)(nil); errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 			return map[string]string{}
 		}
 		t.Fatalf("SRV %s: %v", name, err)

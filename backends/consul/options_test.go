@@ -69,7 +69,7 @@ func TestNewDecodesOptions(t *testing.T) {
 				t.Errorf("options %+v", b.opts)
 			}
 		}},
-		{name: "unknown key", section: map[string]any{"adress": "x:1"}, field: "adress"},
+		{name: "unknown key", section: map[string]any{"adress": "x:1"}, field: "adress"}, //nolint:misspell // the typo is the test
 		{name: "bad address", section: map[string]any{"address": "10.0.0.300:8500"}, field: "address"},
 		{name: "address with a path", section: map[string]any{"address": "http://a:1/consul"}, field: "address"},
 		{name: "unix socket", section: map[string]any{"address": "unix:///run/consul.sock"}, field: "address"},

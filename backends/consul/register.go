@@ -17,6 +17,11 @@ import (
 // and its checks (replace-existing-checks). The agent runs the checks and syncs the catalog
 // before it answers. When the agent cannot be reached the next address takes the
 // registration: registering is idempotent by ID, so a retry cannot duplicate it on one agent.
+//
+// A declared health (inst.Health) is a TTL check of the registration, service:<id>:declared,
+// whose status Register then sets on the same agent: Consul keeps the status of a check that
+// is registered again, so the registration alone would not change it. Registering without a
+// declared health removes the check with the others.
 func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 	if err := b.begin(ctx); err != nil {
 		return err
@@ -38,7 +43,25 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 		return err
 	}
 	b.owners.Store(inst.ID, rep.ep)
+	if inst.Health == "" {
+		return nil
+	}
+	_, err = b.c.do(ctx, call{
+		method: http.MethodPut,
+		path:   "/v1/agent/check/update/" + escape(declaredCheckID(inst.ID)),
+		body:   checkUpdate{Status: declaredStatus(inst.Health), Output: "declared health: " + string(inst.Health)},
+		pin:    rep.ep,
+	})
+	if err != nil {
+		return fmt.Errorf("consul: %s is registered, but setting its declared health to %s failed (register it again): %w", inst.ID, inst.Health, err)
+	}
 	return nil
+}
+
+// checkUpdate is the body of PUT /v1/agent/check/update/<check id>.
+type checkUpdate struct {
+	Status string
+	Output string `json:",omitempty"`
 }
 
 // Deregister removes the instance from the agent that holds it, which also removes it from
@@ -119,7 +142,7 @@ func (b *Backend) onOwner(ctx context.Context, id string, op ownerOp) error {
 	try := func(ep *endpoint) (bool, error) {
 		key := ep.base.String()
 		if unreachable[key] != nil || absent[key] {
-			return false, nil
+			return false, nil //nolint:nilerr // this agent failed; the next one is tried
 		}
 		err := op.agent(ctx, ep)
 		switch {

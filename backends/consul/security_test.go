@@ -102,6 +102,17 @@ func TestACL(t *testing.T) {
 		t.Errorf("ClusterStatus with a read token: %+v", st)
 	}
 
+	// A declared health needs nothing beyond what registering needs: setting its check's status
+	// is allowed by service:write too.
+	writer := policyToken(t, a, `service "api" { policy = "write" }`)
+	api1 := registry.Instance{ID: "api-1", Name: "api", Address: "10.0.0.2", Port: 3000, Health: registry.HealthCritical}
+	if err := open(t, withToken(writer), a.HTTPAddr).Register(ctx, api1); err != nil {
+		t.Fatalf("Register with declared health and a service:write token: %v", err)
+	}
+	if insts, err := admin.Instances(ctx, registry.Query{Name: "api"}); err != nil || len(insts) != 1 || insts[0].Health != registry.HealthCritical {
+		t.Errorf("Instances(api) after a declared critical: %+v %v", insts, err)
+	}
+
 	// Without any token: the leader and peers need no ACL; names and health are unknown.
 	st, err = anon.ClusterStatus(ctx)
 	if err != nil {

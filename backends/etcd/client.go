@@ -106,7 +106,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Backend, error)
 	case <-ctx.Done():
 		go func() {
 			if d := <-done; d.cli != nil {
-				d.cli.Close()
+				_ = d.cli.Close() // a client nobody waits for any more
 			}
 		}()
 		return nil, ctx.Err()

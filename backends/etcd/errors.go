@@ -59,9 +59,9 @@ func (b *Backend) wrap(err error, key string) error {
 				reason = "no endpoint reachable before the deadline"
 			}
 		}
-	case kind == registry.ErrPermissionDenied && key != "":
+	case errors.Is(kind, registry.ErrPermissionDenied) && key != "":
 		reason += fmt.Sprintf(" on %s%s", key, b.userHint())
-	case kind == registry.ErrPermissionDenied:
+	case errors.Is(kind, registry.ErrPermissionDenied):
 		reason += b.userHint()
 	}
 	return &etcdError{msg: b.where + ": " + reason, kind: kind, err: err}
@@ -82,11 +82,11 @@ func (b *Backend) connectError(ctx context.Context, err error) error {
 	}
 	kind, reason := classify(err)
 	switch {
-	case kind == registry.ErrPermissionDenied:
+	case errors.Is(kind, registry.ErrPermissionDenied):
 		if b.opts.Username != "" {
 			reason = fmt.Sprintf("%s (user %q)", reason, b.opts.Username)
 		}
-	case errors.Is(err, context.DeadlineExceeded) || kind == registry.ErrUnavailable || kind == nil:
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(kind, registry.ErrUnavailable) || kind == nil:
 		kind = registry.ErrUnavailable
 		reason = fmt.Sprintf("no endpoint reachable within %s", b.opts.DialTimeout)
 		cause := connectionCause(err)
@@ -134,7 +134,7 @@ func connectionCause(err error) string {
 
 // classify maps an etcd client error to a registry sentinel (nil when none fits) and a short
 // reason for the message.
-func classify(err error) (kind error, reason string) {
+func classify(err error) (kind error, reason string) { //nolint:staticcheck // kind first reads as the result; reason only explains it
 	etcdErr := rpctypes.Error(err)
 	var ee rpctypes.EtcdError
 	if errors.As(etcdErr, &ee) {

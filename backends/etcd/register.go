@@ -16,8 +16,10 @@ import (
 // Register writes inst's key, replacing the instance with the same ID (under this or another
 // service name) in the same transaction. With a TTL the key is attached to a new lease of
 // that TTL, rounded up to whole seconds (etcd may raise it to its minimum, 2s with default
-// settings); the previous lease of the instance is revoked. An explicit health set by an
-// operator in the old value ("maintenance") is kept.
+// settings); the previous lease of the instance is revoked. inst.Health is stored as the
+// declared health, replacing (or, when empty, dropping) the one declared before, while an
+// explicit health set by an operator in the old value ("maintenance") is kept; the worse of
+// the two is reported.
 //
 // Register is safe to repeat, so it retries by itself while the cluster elects a leader; an
 // error means the registration may or may not have landed and should be retried.
@@ -73,11 +75,12 @@ func (b *Backend) put(ctx context.Context, inst registry.Instance, key string, l
 		if err != nil {
 			return err
 		}
+		// Only the operator's health carries over; a declared one is replaced by inst.Health.
 		var health registry.Health
 		var current *mvccpb.KeyValue
 		for _, kv := range found {
 			if name, id, ok := b.keys.parse(string(kv.Key)); ok {
-				if prev, err := decodeValue(name, id, kv.Value); err == nil && prev.Health != registry.HealthPassing {
+				if _, prev, err := decodeMetadata(name, id, kv.Value); err == nil && prev.Health != "" && prev.Health != registry.HealthPassing {
 					health = prev.Health
 				}
 			}

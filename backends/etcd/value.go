@@ -40,23 +40,28 @@ type metadata struct {
 	// TTL is a Go duration string; the lease holds the same TTL rounded up to whole seconds.
 	TTL string `json:"ttl,omitempty"`
 	// Health is set by an operator (maintenance, critical) to take an instance out of
-	// rotation; empty means passing while the key lives.
+	// rotation; empty means passing while the key lives. Register keeps it.
 	Health registry.Health `json:"health,omitempty"`
+	// Declared is the health the last registration declared (registry.Instance.Health); empty
+	// when it declared none. Register replaces it. Versions of sdctl that predate it ignore it
+	// (unknown fields are ignored), so values that carry it stay readable everywhere.
+	Declared registry.Health `json:"declared_health,omitempty"`
 }
 
-// encodeValue renders inst as the value of its key. health is an explicit status to keep
-// (from an earlier value of the key); empty for none.
+// encodeValue renders inst as the value of its key, with inst.Health as the declared health.
+// health is an operator's status to keep (from an earlier value of the key); empty for none.
 func encodeValue(inst registry.Instance, health registry.Health) ([]byte, error) {
 	md := metadata{
-		Format:  valueFormat,
-		ID:      inst.ID,
-		Name:    inst.Name,
-		Address: inst.Address,
-		Port:    inst.Port,
-		Tags:    inst.Tags,
-		Meta:    inst.Meta,
-		Weight:  inst.Weight,
-		Health:  health,
+		Format:   valueFormat,
+		ID:       inst.ID,
+		Name:     inst.Name,
+		Address:  inst.Address,
+		Port:     inst.Port,
+		Tags:     inst.Tags,
+		Meta:     inst.Meta,
+		Weight:   inst.Weight,
+		Health:   health,
+		Declared: inst.Health,
 	}
 	if inst.TTL > 0 {
 		md.TTL = inst.TTL.String()
@@ -74,26 +79,43 @@ var errForeign = errors.New("not written by sdctl")
 
 // decodeValue parses the value of the key <prefix>/<name>/<id> into an instance, checking
 // that it is a live naming/endpoints record written by sdctl for that name and ID and that
-// every field is valid.
+// every field is valid. The instance's health is the worse of the operator's and the declared.
 func decodeValue(name, id string, value []byte) (registry.Instance, error) {
+	inst, _, err := decodeMetadata(name, id, value)
+	return inst, err
+}
+
+// decodeMetadata is decodeValue that also returns the metadata as stored.
+func decodeMetadata(name, id string, value []byte) (registry.Instance, metadata, error) {
+	var md metadata
 	var ev endpointValue
 	if err := json.Unmarshal(value, &ev); err != nil {
-		return registry.Instance{}, fmt.Errorf("%w: not a naming/endpoints JSON record (%v)", errForeign, err)
+		return registry.Instance{}, md, fmt.Errorf("%w: not a naming/endpoints JSON record (%v)", errForeign, err)
 	}
 	if ev.Op != 0 {
-		return registry.Instance{}, fmt.Errorf("%w: naming/endpoints operation %d is not an addition", errForeign, ev.Op)
+		return registry.Instance{}, md, fmt.Errorf("%w: naming/endpoints operation %d is not an addition", errForeign, ev.Op)
 	}
 	raw := bytes.TrimSpace(ev.Metadata)
 	if len(raw) == 0 || raw[0] != '{' {
-		return registry.Instance{}, fmt.Errorf("%w: Metadata is not an sdctl object", errForeign)
+		return registry.Instance{}, md, fmt.Errorf("%w: Metadata is not an sdctl object", errForeign)
 	}
-	var md metadata
 	if err := json.Unmarshal(raw, &md); err != nil {
-		return registry.Instance{}, fmt.Errorf("%w: Metadata: %v", errForeign, err)
+		return registry.Instance{}, md, fmt.Errorf("%w: Metadata: %v", errForeign, err)
 	}
 	if md.Format != valueFormat {
-		return registry.Instance{}, fmt.Errorf("%w: Metadata.format is %q, not %q", errForeign, md.Format, valueFormat)
+		return registry.Instance{}, md, fmt.Errorf("%w: Metadata.format is %q, not %q", errForeign, md.Format, valueFormat)
 	}
+	inst, err := md.instance(name, id)
+	if err == nil {
+		if want := registry.HostPort(inst.Address, inst.Port); ev.Addr != want {
+			err = fmt.Errorf("Addr %q does not match the address and port in Metadata (%s)", ev.Addr, want) //nolint:staticcheck // starts with the field name as the value spells it
+		}
+	}
+	return inst, md, err
+}
+
+// instance checks the metadata of key <prefix>/<name>/<id> and turns it into an instance.
+func (md *metadata) instance(name, id string) (registry.Instance, error) {
 	inst := registry.Instance{
 		ID:      md.ID,
 		Name:    md.Name,
@@ -105,29 +127,23 @@ func decodeValue(name, id string, value []byte) (registry.Instance, error) {
 		Health:  registry.HealthPassing,
 	}
 	if md.ID != id || md.Name != name {
-		return inst, fmt.Errorf("Metadata names instance %q of %q, but the key says %q of %q", md.ID, md.Name, id, name)
+		return inst, fmt.Errorf("Metadata names instance %q of %q, but the key says %q of %q", md.ID, md.Name, id, name) //nolint:staticcheck // starts with the field name as the value spells it
 	}
 	if md.TTL != "" {
 		ttl, err := time.ParseDuration(md.TTL)
 		if err != nil || ttl <= 0 {
-			return inst, fmt.Errorf("Metadata.ttl %q is not a positive duration", md.TTL)
+			return inst, fmt.Errorf("Metadata.ttl %q is not a positive duration", md.TTL) //nolint:staticcheck // starts with the field name as the value spells it
 		}
 		inst.TTL = ttl
 	}
-	switch md.Health {
-	case "":
-	case registry.HealthPassing, registry.HealthWarning, registry.HealthCritical, registry.HealthMaintenance:
-		inst.Health = md.Health
-	default:
-		return inst, fmt.Errorf("Metadata.health %q is not passing, warning, critical or maintenance", md.Health)
+	if registry.ValidateHealth(md.Health) != nil {
+		return inst, fmt.Errorf("Metadata.health %q is not passing, warning, critical or maintenance", md.Health) //nolint:staticcheck // starts with the field name as the value spells it
 	}
-	if err := inst.Validate(); err != nil {
-		return inst, err
+	if registry.ValidateHealth(md.Declared) != nil {
+		return inst, fmt.Errorf("Metadata.declared_health %q is not passing, warning, critical or maintenance", md.Declared) //nolint:staticcheck // starts with the field name as the value spells it
 	}
-	if want := registry.HostPort(inst.Address, inst.Port); ev.Addr != want {
-		return inst, fmt.Errorf("Addr %q does not match the address and port in Metadata (%s)", ev.Addr, want)
-	}
-	return inst, nil
+	inst.Health = md.Health.Worse(md.Declared)
+	return inst, inst.Validate()
 }
 
 // validUTF8 rejects strings JSON cannot carry unchanged (encoding/json would replace the

@@ -41,6 +41,52 @@ func TestValueRoundTrip(t *testing.T) {
 	}
 }
 
+func TestValueDeclaredHealth(t *testing.T) {
+	inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, Health: registry.HealthWarning}
+	for _, tc := range []struct {
+		operator, want registry.Health
+	}{
+		{"", registry.HealthWarning},
+		{registry.HealthPassing, registry.HealthWarning},
+		{registry.HealthCritical, registry.HealthCritical},
+		{registry.HealthMaintenance, registry.HealthMaintenance},
+	} {
+		raw, err := encodeValue(inst, tc.operator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, md, err := decodeMetadata("web", "web-1", raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Health != tc.want || md.Health != tc.operator || md.Declared != registry.HealthWarning {
+			t.Errorf("operator %q, declared warning: health %q, stored %q and %q; want %q", tc.operator, got.Health, md.Health, md.Declared, tc.want)
+		}
+	}
+	// Without a declaration the field is left out, so the value is what earlier versions wrote.
+	inst.Health = ""
+	raw, err := encodeValue(inst, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "declared_health") {
+		t.Errorf("a value without a declaration mentions it: %s", raw)
+	}
+	// Older readers decode Metadata with encoding/json and ignore the field they do not know.
+	inst.Health = registry.HealthCritical
+	raw, _ = encodeValue(inst, "")
+	var old struct {
+		Metadata struct {
+			Format string
+			ID     string
+			Health string
+		}
+	}
+	if err := json.Unmarshal(raw, &old); err != nil || old.Metadata.Format != valueFormat || old.Metadata.ID != "web-1" || old.Metadata.Health != "" {
+		t.Errorf("an older reader sees %+v (%v) in %s", old, err, raw)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	valid := `{"Op":0,"Addr":"10.0.0.1:80","Metadata":{"format":"sdctl/1","id":"web-1","name":"web","address":"10.0.0.1","port":80}}`
 	if _, err := decodeValue("web", "web-1", []byte(valid)); err != nil {
@@ -60,6 +106,7 @@ func TestDecodeRejects(t *testing.T) {
 		"BadPort":           strings.ReplaceAll(strings.Replace(valid, `"port":80`, `"port":0`, 1), `10.0.0.1:80`, `10.0.0.1:0`),
 		"BadTTL":            strings.Replace(valid, `"port":80`, `"port":80,"ttl":"soon"`, 1),
 		"BadHealth":         strings.Replace(valid, `"port":80`, `"port":80,"health":"sleepy"`, 1),
+		"BadDeclaredHealth": strings.Replace(valid, `"port":80`, `"port":80,"declared_health":"Critical"`, 1),
 		"PortIsAString":     strings.Replace(valid, `"port":80`, `"port":"80"`, 1),
 		"EmptyValue":        ``,
 		"MetadataNull":      `{"Op":0,"Addr":"10.0.0.1:80","Metadata":null}`,
@@ -231,5 +278,44 @@ func TestExplicitHealth(t *testing.T) {
 	got, err := b.Instances(ctx, registry.Query{Name: "web", Tags: []string{"new"}})
 	if err != nil || len(got) != 1 || got[0].Health != registry.HealthMaintenance {
 		t.Fatalf("after re-registration: %+v, %v; want web-1 still in maintenance", got, err)
+	}
+
+	// A declared health neither undoes the operator's mark nor outlives the registration that
+	// declared it.
+	health := func(id string) registry.Health {
+		t.Helper()
+		all, err := b.Instances(ctx, registry.Query{Name: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, inst := range all {
+			if inst.ID == id {
+				return inst.Health
+			}
+		}
+		t.Fatalf("%s is not listed", id)
+		return ""
+	}
+	register := func(id string, port int, h registry.Health) {
+		t.Helper()
+		if err := b.Register(ctx, registry.Instance{ID: id, Name: "web", Address: "10.0.0.1", Port: port, Health: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register("web-1", 80, registry.HealthPassing)
+	if h := health("web-1"); h != registry.HealthMaintenance {
+		t.Errorf("operator maintenance, declared passing: health %q, want maintenance", h)
+	}
+	register("web-3", 82, registry.HealthCritical)
+	if h := health("web-3"); h != registry.HealthCritical {
+		t.Errorf("declared critical: health %q", h)
+	}
+	register("web-3", 82, "")
+	if h := health("web-3"); h != registry.HealthPassing {
+		t.Errorf("declaration dropped: health %q, want passing", h)
+	}
+	register("web-1", 80, "")
+	if h := health("web-1"); h != registry.HealthMaintenance {
+		t.Errorf("operator maintenance, declaration dropped: health %q, want maintenance", h)
 	}
 }

@@ -63,9 +63,10 @@ func (b *Backend) begin(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Register adds inst or replaces the instance with the same ID. A health set by hand in the
-// file ("maintenance", say) survives re-registration: it is an operator's decision, not part
-// of what a service registers.
+// Register adds inst or replaces the instance with the same ID. inst.Health is stored as the
+// record's declared health, replacing (or, when empty, dropping) the one declared before. A
+// health set by hand in the file ("maintenance", say) survives re-registration: it is an
+// operator's decision, not part of what a service registers. The worse of the two is reported.
 func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 	if err := b.begin(ctx); err != nil {
 		return err
@@ -81,14 +82,15 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 	}
 	return b.store.update(ctx, func(doc *document) error {
 		rec := record{
-			ID:      inst.ID,
-			Name:    inst.Name,
-			Address: inst.Address,
-			Port:    inst.Port,
-			Tags:    inst.Tags,
-			Meta:    inst.Meta,
-			Weight:  inst.Weight,
-			TTL:     inst.TTL,
+			ID:       inst.ID,
+			Name:     inst.Name,
+			Address:  inst.Address,
+			Port:     inst.Port,
+			Tags:     inst.Tags,
+			Meta:     inst.Meta,
+			Weight:   inst.Weight,
+			TTL:      inst.TTL,
+			Declared: inst.Health,
 		}
 		if rec.TTL > 0 {
 			rec.Expires = b.now().Add(rec.TTL)
@@ -116,7 +118,7 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 // sameRecord reports whether two records register the same thing.
 func sameRecord(a, b *record) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Address == b.Address && a.Port == b.Port &&
-		a.Weight == b.Weight && a.TTL == b.TTL && a.Health == b.Health &&
+		a.Weight == b.Weight && a.TTL == b.TTL && a.Health == b.Health && a.Declared == b.Declared &&
 		slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Meta, b.Meta)
 }
 

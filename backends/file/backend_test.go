@@ -106,6 +106,108 @@ func TestHandSetHealth(t *testing.T) {
 	}
 }
 
+// TestDeclaredHealth checks how a declared health combines with a hand-set one and the TTL,
+// and what the file holds.
+func TestDeclaredHealth(t *testing.T) {
+	b := openTemp(t)
+	clock := withClock(b, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	ctx := t.Context()
+	doc := `{"format": "sdctl-file-registry/1", "revision": 1, "instances": [
+		{"id": "web-1", "name": "web", "address": "10.0.0.1", "port": 1, "health": "maintenance"},
+		{"id": "web-2", "name": "web", "address": "10.0.0.2", "port": 2}
+	]}`
+	if err := os.WriteFile(b.Path(), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	health := func(id string) registry.Health {
+		t.Helper()
+		all, err := b.Instances(ctx, registry.Query{Name: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, inst := range all {
+			if inst.ID == id {
+				return inst.Health
+			}
+		}
+		t.Fatalf("%s is not listed", id)
+		return ""
+	}
+	register := func(inst registry.Instance, h registry.Health) {
+		t.Helper()
+		inst.Health = h
+		if err := b.Register(ctx, inst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := func() string {
+		t.Helper()
+		data, err := os.ReadFile(b.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	web1 := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 1}
+	web2 := registry.Instance{ID: "web-2", Name: "web", Address: "10.0.0.2", Port: 2}
+
+	// A declared passing does not undo an operator's maintenance; both are in the file.
+	register(web1, registry.HealthPassing)
+	if h := health("web-1"); h != registry.HealthMaintenance {
+		t.Errorf("hand-set maintenance, declared passing: health %q, want maintenance", h)
+	}
+	if f := file(); !strings.Contains(f, `"health":"maintenance","declared_health":"passing"}`) || !strings.Contains(f, `"format": "sdctl-file-registry/2"`) {
+		t.Errorf("the file does not hold both states in format 2:\n%s", f)
+	}
+
+	register(web2, registry.HealthCritical)
+	if h := health("web-2"); h != registry.HealthCritical {
+		t.Errorf("declared critical: health %q", h)
+	}
+	rev := readDoc(t, b.Path()).Revision
+	register(web2, registry.HealthCritical)
+	if got := readDoc(t, b.Path()).Revision; got != rev {
+		t.Errorf("repeating a declaration wrote revision %d after %d", got, rev)
+	}
+	register(web2, "")
+	if h := health("web-2"); h != registry.HealthPassing {
+		t.Errorf("declaration dropped: health %q, want passing", h)
+	}
+
+	// Dropping the declaration keeps the hand-set health, and the last declaration gone, the
+	// file goes back to format 1.
+	register(web1, "")
+	if h := health("web-1"); h != registry.HealthMaintenance {
+		t.Errorf("hand-set maintenance, declaration dropped: health %q, want maintenance", h)
+	}
+	if f := file(); strings.Contains(f, "declared_health") || !strings.Contains(f, `"format": "sdctl-file-registry/1"`) {
+		t.Errorf("the file still declares health or is not format 1:\n%s", f)
+	}
+
+	// The TTL is the registry's own verdict: it wins when worse than the declared state.
+	web3 := registry.Instance{ID: "web-3", Name: "web", Address: "10.0.0.3", Port: 3, TTL: 10 * time.Second}
+	web4 := registry.Instance{ID: "web-4", Name: "web", Address: "10.0.0.4", Port: 4, TTL: 10 * time.Second}
+	register(web3, registry.HealthWarning)
+	register(web4, registry.HealthMaintenance)
+	if h3, h4 := health("web-3"), health("web-4"); h3 != registry.HealthWarning || h4 != registry.HealthMaintenance {
+		t.Errorf("fresh TTL: health %q and %q, want warning and maintenance", h3, h4)
+	}
+	clock.advance(10 * time.Second)
+	if h3, h4 := health("web-3"), health("web-4"); h3 != registry.HealthCritical || h4 != registry.HealthMaintenance {
+		t.Errorf("expired TTL: health %q and %q, want critical and maintenance", h3, h4)
+	}
+	if err := b.Heartbeat(ctx, "web-3"); err != nil {
+		t.Fatal(err)
+	}
+	if h := health("web-3"); h != registry.HealthWarning {
+		t.Errorf("after a heartbeat: health %q, want the declared warning", h)
+	}
+	svcs, err := b.Services(ctx)
+	if err != nil || len(svcs) != 1 || svcs[0].Instances != 4 || svcs[0].Passing != 1 {
+		t.Errorf("Services = %+v, %v; want web with 4 instances, 1 passing", svcs, err)
+	}
+}
+
 func instanceIDs(insts []registry.Instance) []string {
 	var ids []string
 	for _, inst := range insts {

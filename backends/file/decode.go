@@ -85,8 +85,8 @@ func (p *parser) document(mode decodeMode) (doc document, sorted bool, err error
 			if err != nil {
 				return doc, false, err
 			}
-			if f != formatMarker {
-				return doc, false, p.errorAt(off, "format %q is not %q: the file was written by another program or a newer sdctl", abbreviate(f), formatMarker)
+			if f != formatV1 && f != formatV2 {
+				return doc, false, p.errorAt(off, "format %q is not %q or %q: the file was written by another program or a newer sdctl", abbreviate(f), formatV1, formatV2)
 			}
 			formatOK = true
 		case "revision":
@@ -116,7 +116,7 @@ func (p *parser) document(mode decodeMode) (doc document, sorted bool, err error
 		return doc, false, p.errorf("unexpected %s after the end of the document", p.found())
 	}
 	if !formatOK {
-		return doc, false, p.errorAt(0, "no \"format\": %q field; this is not an sdctl file registry", formatMarker)
+		return doc, false, p.errorAt(0, "no \"format\": %q field; this is not an sdctl file registry", formatV1)
 	}
 	return doc, sorted, nil
 }
@@ -207,6 +207,7 @@ const (
 	fTTL
 	fExpires
 	fHealth
+	fDeclared
 )
 
 // record parses one instance into r, appending its tags to tags and its metadata to meta
@@ -254,8 +255,13 @@ func (p *parser) record(r *record, tags []string, meta map[string]string) error 
 			var h string
 			h, err = p.str(key)
 			r.Health = registry.Health(h)
+		case "declared_health":
+			bit = fDeclared
+			var h string
+			h, err = p.str(key)
+			r.Declared = registry.Health(h)
 		default:
-			return p.errorAt(keyOff, "unknown field %q in an instance (id, name, address, port, tags, meta, weight, ttl, expires, health)", abbreviate(key))
+			return p.errorAt(keyOff, "unknown field %q in an instance (id, name, address, port, tags, meta, weight, ttl, expires, health, declared_health)", abbreviate(key))
 		}
 		if err != nil {
 			return err
@@ -340,9 +346,9 @@ func (p *parser) time(what string) (time.Time, error) {
 
 // abbreviate keeps error messages on one line for hostile input.
 func abbreviate(s string) string {
-	const max = 60
-	if len(s) > max {
-		s = s[:max] + "..."
+	const limit = 60
+	if len(s) > limit {
+		s = s[:limit] + "..."
 	}
 	return s
 }

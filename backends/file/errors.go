@@ -53,7 +53,7 @@ func newIOError(op, path string, err error) error {
 
 func (e *ioError) Error() string {
 	msg := fmt.Sprintf("file registry: cannot %s %s: %v", e.op, e.path, e.err)
-	if e.kind == registry.ErrPermissionDenied {
+	if errors.Is(e.kind, registry.ErrPermissionDenied) {
 		msg += " (check the owner and mode of the file and its directory, or choose another file.path)"
 	}
 	return msg

@@ -11,11 +11,21 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// formatMarker names the document format. Readers refuse markers they do not know, so a file
-// written by a newer, incompatible sdctl fails loudly instead of being misread. Adding a field
-// to records changes the marker, since readers reject unknown fields (to catch typos in
+// The format markers name the document format. Readers refuse markers they do not know, so a
+// file written by a newer, incompatible sdctl fails loudly instead of being misread. Adding a
+// field to records changes the marker, since readers reject unknown fields (to catch typos in
 // hand-edited files).
-const formatMarker = "sdctl-file-registry/1"
+//
+// Version 2 added "declared_health". Readers take both versions; encode writes version 2 only
+// when a record declares health, so a registry that does not use the field stays readable by
+// an sdctl that knows only version 1.
+const (
+	formatV1 = "sdctl-file-registry/1"
+	formatV2 = "sdctl-file-registry/2"
+)
+
+// declaredKey starts the field that only version 2 has.
+const declaredKey = `,"declared_health":`
 
 // document is the decoded registry file.
 type document struct {
@@ -25,7 +35,8 @@ type document struct {
 }
 
 // record is one instance as the file stores it. Unlike registry.Instance it holds the health a
-// person set by hand, from which (with the TTL and Expires) the reported health is computed.
+// person set by hand apart from the health the last registration declared; the reported health
+// is computed from both, the TTL and Expires.
 type record struct {
 	ID      string
 	Name    string
@@ -36,8 +47,12 @@ type record struct {
 	Weight  int
 	TTL     time.Duration
 	Expires time.Time
-	// Health is set by hand ("maintenance", "critical"); empty means passing.
+	// Health is set by hand ("maintenance", "critical"); empty means passing. Register keeps
+	// it: it is an operator's decision, not part of what a service registers.
 	Health registry.Health
+	// Declared is the health the last registration declared (registry.Instance.Health), empty
+	// when it declared none. Register replaces it.
+	Declared registry.Health
 
 	// offset is where the record starts in the file it was read from, for error messages.
 	offset int
@@ -70,29 +85,45 @@ func (r *record) instance(now time.Time) registry.Instance {
 	return inst
 }
 
-// health combines the hand-set health with the TTL: an instance not heartbeated in time is
-// critical unless it is already worse (in maintenance).
+// health combines the hand-set health, the declared health and the TTL, the worst winning: an
+// instance not heartbeated in time is critical unless it is already worse (in maintenance).
 func (r *record) health(now time.Time) registry.Health {
-	h := r.Health
-	if h == "" {
-		h = registry.HealthPassing
-	}
-	if r.TTL > 0 && !now.Before(r.Expires) && (h == registry.HealthPassing || h == registry.HealthWarning) {
-		h = registry.HealthCritical
+	h := r.Health.Worse(r.Declared)
+	if r.TTL > 0 && !now.Before(r.Expires) {
+		h = h.Worse(registry.HealthCritical)
 	}
 	return h
 }
 
 // validate checks a record read from the file with the rules Register applies.
 func (r *record) validate() error {
-	if err := r.instance(time.Time{}).Validate(); err != nil {
-		return err
+	for _, f := range [...]struct {
+		field string
+		h     registry.Health
+	}{{"health", r.Health}, {"declared_health", r.Declared}} {
+		if registry.ValidateHealth(f.h) != nil {
+			return registry.Invalidf(f.field, "%q is not passing, warning, critical or maintenance", abbreviate(string(f.h)))
+		}
 	}
-	switch r.Health {
-	case "", registry.HealthPassing, registry.HealthWarning, registry.HealthCritical, registry.HealthMaintenance:
-		return nil
+	return r.instance(time.Time{}).Validate()
+}
+
+// declares reports whether the record has a declared health, without decoding a raw record:
+// encode writes the field last, and its value is one of four fixed words.
+func (r *record) declares() bool {
+	if r.raw == "" {
+		return r.Declared != ""
 	}
-	return registry.Invalidf("health", "%q is not passing, warning, critical or maintenance", r.Health)
+	rest, ok := strings.CutSuffix(r.raw, `"}`)
+	if !ok {
+		return false
+	}
+	for _, h := range [...]registry.Health{registry.HealthPassing, registry.HealthWarning, registry.HealthCritical, registry.HealthMaintenance} {
+		if strings.HasSuffix(rest, declaredKey+`"`+string(h)) {
+			return true
+		}
+	}
+	return false
 }
 
 // encode renders doc as the file's bytes: one instance per line, so that grep finds an
@@ -100,7 +131,11 @@ func (r *record) validate() error {
 // sorted by ID.
 func encode(doc *document) []byte {
 	b := make([]byte, 0, 160+len(doc.Instances)*192)
-	b = append(b, headerPrefix...)
+	header := headerV1
+	if slices.ContainsFunc(doc.Instances, func(r record) bool { return r.declares() }) {
+		header = headerV2
+	}
+	b = append(b, header...)
 	b = strconv.AppendUint(b, doc.Revision, 10)
 	b = append(b, checksumPrefix...)
 	sumAt := len(b)
@@ -174,6 +209,11 @@ func appendRecord(b []byte, r *record) []byte {
 	if r.Health != "" {
 		b = append(b, `,"health":`...)
 		b = appendString(b, string(r.Health))
+	}
+	if r.Declared != "" {
+		// Last, so that record.declares finds it in a raw record.
+		b = append(b, declaredKey...)
+		b = appendString(b, string(r.Declared))
 	}
 	return append(b, '}')
 }

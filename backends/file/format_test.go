@@ -23,7 +23,7 @@ func sameRecords(a, b []record) error {
 		x, y := a[i], b[i]
 		if x.ID != y.ID || x.Name != y.Name || x.Address != y.Address || x.Port != y.Port ||
 			x.Weight != y.Weight || x.TTL != y.TTL || !x.Expires.Equal(y.Expires) || x.Health != y.Health ||
-			!slices.Equal(x.Tags, y.Tags) || !maps.Equal(x.Meta, y.Meta) {
+			x.Declared != y.Declared || !slices.Equal(x.Tags, y.Tags) || !maps.Equal(x.Meta, y.Meta) {
 			return fmt.Errorf("record %d = %+v, want %+v", i, x, y)
 		}
 	}
@@ -37,6 +37,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			want.Instances = append(want.Instances, record{
 				ID: "odd-\"quoted\"\\-é", Name: "zz", Address: "::1", Port: 1,
 				Meta: map[string]string{"k": "line\nbreak\ttab\x01<&>\u2028"}, Health: registry.HealthMaintenance,
+				Declared: registry.HealthWarning,
 			})
 			slices.SortFunc(want.Instances, func(a, b record) int { return strings.Compare(a.ID, b.ID) })
 			data := encode(want)
@@ -65,6 +66,64 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFormatVersion checks that version 2 is written only for documents that need it, also
+// when their records stay raw, and that both versions are read.
+func TestFormatVersion(t *testing.T) {
+	marker := func(data []byte) string {
+		var jd struct{ Format string }
+		if err := json.Unmarshal(data, &jd); err != nil {
+			t.Fatal(err)
+		}
+		return jd.Format
+	}
+	doc := sampleDocument(5, time.Now())
+	// A metadata key named like the field is not a declaration.
+	doc.Instances[1].Meta = map[string]string{"a": "1", "declared_health": "critical"}
+	doc.Instances[2].Health = registry.HealthMaintenance
+	data := encode(doc)
+	if got := marker(data); got != formatV1 {
+		t.Fatalf("a document without declared health is written as %q, want %q", got, formatV1)
+	}
+	for _, mode := range []decodeMode{{}, {raw: true}} {
+		got, err := decode(slices.Clone(data), mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := marker(encode(&got)); m != formatV1 {
+			t.Errorf("decode(%+v) then encode of a version 1 document wrote %q", mode, m)
+		}
+	}
+
+	for _, h := range []registry.Health{registry.HealthPassing, registry.HealthWarning, registry.HealthCritical, registry.HealthMaintenance} {
+		doc.Instances[3].Declared = h
+		data = encode(doc)
+		if got := marker(data); got != formatV2 {
+			t.Fatalf("a document with declared health %q is written as %q, want %q", h, got, formatV2)
+		}
+		for _, mode := range []decodeMode{{}, {raw: true}, {service: doc.Instances[3].Name}} {
+			got, err := decode(slices.Clone(data), mode)
+			if err != nil {
+				t.Fatalf("decode(%+v): %v", mode, err)
+			}
+			if mode.service == "" {
+				if again := encode(&got); !bytes.Equal(again, data) {
+					t.Errorf("decode(%+v) then encode changed the document:\n%s\nwant\n%s", mode, again, data)
+				}
+			}
+			i, _ := got.find(doc.Instances[3].ID)
+			if r, err := got.decoded(i); err != nil || r.Declared != h {
+				t.Errorf("decode(%+v): declared health %q (%v), want %q", mode, r.Declared, err, h)
+			}
+		}
+	}
+
+	// Dropping the last declaration goes back to version 1.
+	doc.Instances[3].Declared = ""
+	if got := marker(encode(doc)); got != formatV1 {
+		t.Errorf("after the last declaration is dropped the document is written as %q, want %q", got, formatV1)
 	}
 }
 
@@ -132,6 +191,9 @@ func TestDecodeHandEdited(t *testing.T) {
 		{"Escapes", `{"format": "sdctl-file-registry/1", "instances": [
 			{"id":"a\u00e9\ud83d\ude00","name":"a","address":"10.0.0.9","port":1,"meta":{"k":"\"\\\/\b\f\n\r\t"}}]}`,
 			[]record{{ID: "aé😀", Name: "a", Address: "10.0.0.9", Port: 1, Meta: map[string]string{"k": "\"\\/\b\f\n\r\t"}}}},
+		{"DeclaredHealth", `{"format": "sdctl-file-registry/2", "instances": [
+			{"id":"a-1","name":"a","address":"10.0.0.9","port":1,"declared_health":"critical","health":"maintenance"}]}`,
+			[]record{{ID: "a-1", Name: "a", Address: "10.0.0.9", Port: 1, Health: registry.HealthMaintenance, Declared: registry.HealthCritical}}},
 		{"TTL", `{"format": "sdctl-file-registry/1", "instances": [
 			{"id":"a-1","name":"a","address":"10.0.0.9","port":1,"ttl":"1m30s","expires":"2026-11-26T12:00:00+01:00"}]}`,
 			[]record{{ID: "a-1", Name: "a", Address: "10.0.0.9", Port: 1, TTL: 90 * time.Second, Expires: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)}}},
@@ -166,9 +228,9 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"TrailingData", head + web1 + "]}\n}", 3, 1, `unexpected '}' after the end of the document`},
 		{"TrailingComma", head + web1 + ",\n]}", 3, 1, `expected an object for an instance, found ']'`},
 		{"NoFormat", `{"instances": []}`, 1, 1, `no "format"`},
-		{"NewerFormat", `{"format": "sdctl-file-registry/2", "instances": []}`, 1, 12, "a newer sdctl"},
+		{"NewerFormat", `{"format": "sdctl-file-registry/3", "instances": []}`, 1, 12, "a newer sdctl"},
 		{"UnknownTopField", `{"format": "sdctl-file-registry/1", "instance": []}`, 1, 37, `unknown field "instance"`},
-		{"UnknownField", head + `{"id":"web-1","name":"web","adress":"10.0.0.1","port":3000}`, 2, 28, `unknown field "adress"`},
+		{"UnknownField", head + `{"id":"web-1","name":"web","adress":"10.0.0.1","port":3000}`, 2, 28, `unknown field "adress"`}, //nolint:misspell // the typo is the test
 		{"DuplicateField", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":3000,"port":1}`, 2, 61, `"port" appears twice`},
 		{"InvalidInstance", head + web1 + ",\n" + `{"id":"web-2","name":"web","address":"10.0.0.1","port":0}`, 3, 1, `instance 2 (id "web-2"): port: port 0 is out of range`},
 		{"BadName", head + `{"id":"web-2","name":"web service","address":"10.0.0.1","port":1}`, 2, 1, `instance 1 (id "web-2"): name:`},
@@ -176,6 +238,8 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"DuplicateID", head + web1 + ",\n" + web1 + "]}", 3, 1, `instance ID "web-1" appears twice (also on line 2)`},
 		{"DuplicateIDUnsorted", head + web1 + ",\n" + `{"id":"a-1","name":"a","address":"10.0.0.1","port":1},` + "\n" + web1 + "]}", 4, 1, `"web-1" appears twice (also on line 2)`},
 		{"BadHealth", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"health":"sick"}`, 2, 1, `health: "sick" is not passing`},
+		{"BadDeclaredHealth", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"declared_health":"Critical"}]}`, 2, 1, `declared_health: "Critical" is not passing`},
+		{"DuplicateDeclaredHealth", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"declared_health":"passing","declared_health":"critical"}`, 2, 86, `"declared_health" appears twice`},
 		{"BadTTL", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"ttl":"10 sec"}`, 2, 64, `ttl "10 sec" is not a duration`},
 		{"TTLNumber", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"ttl":10}`, 2, 64, `expected a string for ttl`},
 		{"BadExpires", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"expires":"tomorrow"}`, 2, 68, `not an RFC 3339 time`},
@@ -221,8 +285,9 @@ func TestCorruptErrorMessage(t *testing.T) {
 // accepts is valid JSON that encoding/json decodes to the same values, every record in it is
 // valid, and it survives an encode/decode round trip in every decode mode.
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(encode(sampleDocument(3, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)))))
+	f.Add(encode(sampleDocument(3, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC))))
 	f.Add([]byte(`{"format": "sdctl-file-registry/1", "instances": [{"id":"a","name":"a","address":"::1","port":1,"meta":{"k":"\u00e9"}}]}`))
+	f.Add([]byte(`{"format": "sdctl-file-registry/2", "instances": [{"id":"a","name":"a","address":"::1","port":1,"health":"critical","declared_health":"warning"}]}`))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		orig := slices.Clone(data)
@@ -291,16 +356,17 @@ type jsonDocument struct {
 	Revision  uint64 `json:"revision"`
 	Checksum  string `json:"checksum"`
 	Instances []struct {
-		ID      string            `json:"id"`
-		Name    string            `json:"name"`
-		Address string            `json:"address"`
-		Port    int               `json:"port"`
-		Tags    []string          `json:"tags"`
-		Meta    map[string]string `json:"meta"`
-		Weight  int               `json:"weight"`
-		TTL     string            `json:"ttl"`
-		Expires string            `json:"expires"`
-		Health  string            `json:"health"`
+		ID       string            `json:"id"`
+		Name     string            `json:"name"`
+		Address  string            `json:"address"`
+		Port     int               `json:"port"`
+		Tags     []string          `json:"tags"`
+		Meta     map[string]string `json:"meta"`
+		Weight   int               `json:"weight"`
+		TTL      string            `json:"ttl"`
+		Expires  string            `json:"expires"`
+		Health   string            `json:"health"`
+		Declared string            `json:"declared_health"`
 	} `json:"instances"`
 }
 
@@ -322,7 +388,7 @@ func checkAgainstEncodingJSON(t *testing.T, data []byte, doc document) {
 	for _, j := range jd.Instances {
 		r, ok := byID[j.ID]
 		if !ok || r.Name != j.Name || r.Address != j.Address || r.Port != j.Port || r.Weight != j.Weight ||
-			string(r.Health) != j.Health || !slices.Equal(r.Tags, j.Tags) && len(r.Tags)+len(j.Tags) > 0 ||
+			string(r.Health) != j.Health || string(r.Declared) != j.Declared || !slices.Equal(r.Tags, j.Tags) && len(r.Tags)+len(j.Tags) > 0 ||
 			!maps.Equal(r.Meta, j.Meta) {
 			t.Fatalf("encoding/json reads instance %+v, decode %+v", j, r)
 		}

@@ -90,19 +90,19 @@ func (p *parser) open(c byte, what string) (empty bool, err error) {
 
 // more consumes the ',' between elements (true: another follows) or the closing bracket.
 // The element after a ',' is never empty, so a trailing comma fails in the element's parser.
-func (p *parser) more(close byte, what string) (empty bool, err error) {
+func (p *parser) more(closer byte, what string) (empty bool, err error) {
 	p.ws()
 	if p.pos < len(p.s) {
 		switch p.s[p.pos] {
 		case ',':
 			p.pos++
 			return false, nil
-		case close:
+		case closer:
 			p.pos++
 			return true, nil
 		}
 	}
-	return false, p.errorf("expected ',' or '%c' in %s, found %s", close, what, p.found())
+	return false, p.errorf("expected ',' or '%c' in %s, found %s", closer, what, p.found())
 }
 
 // key reads an object's field name and the ':' after it, returning where the name started.

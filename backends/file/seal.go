@@ -1,6 +1,7 @@
 package file
 
 import (
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"strings"
@@ -26,7 +27,8 @@ import (
 // again.
 
 const (
-	headerPrefix   = "{\n  \"format\": \"" + formatMarker + "\",\n  \"revision\": "
+	headerV1       = "{\n  \"format\": \"" + formatV1 + "\",\n  \"revision\": "
+	headerV2       = "{\n  \"format\": \"" + formatV2 + "\",\n  \"revision\": "
 	checksumPrefix = ",\n  \"checksum\": \"crc32c:"
 	instancesOpen  = "  \"instances\": ["
 	recordIndent   = "\n    "
@@ -51,10 +53,10 @@ func putChecksum(dst []byte, sum uint32) {
 // exactly as encode writes it; the caller then takes the strict path.
 func (p *parser) sealed(data []byte, mode decodeMode) (doc document, ok bool, err error) {
 	s := p.s
-	if !strings.HasPrefix(s, headerPrefix) {
+	if !strings.HasPrefix(s, headerV1) && !strings.HasPrefix(s, headerV2) {
 		return doc, false, nil
 	}
-	i := len(headerPrefix)
+	i := len(headerV1) // both headers have the same length
 	j := i
 	for j < len(s) && s[j] >= '0' && s[j] <= '9' && j-i < 19 {
 		doc.Revision = doc.Revision*10 + uint64(s[j]-'0')
@@ -117,7 +119,7 @@ func (p *parser) sealed(data []byte, mode decodeMode) (doc document, ok bool, er
 			clear(meta)
 			p.pos = start
 			if err := p.record(&r, tags[:0], meta); err != nil || p.pos != end {
-				return doc, false, nil
+				return doc, false, nil //nolint:nilerr // not sealed by sdctl: the caller reads it the slow way
 			}
 			if cap(r.Tags) > cap(tags) {
 				tags = r.Tags
@@ -151,7 +153,7 @@ func (d *document) decoded(i int) (*record, error) {
 	dec := record{}
 	if err := p.record(&dec, nil, map[string]string{}); err != nil {
 		problem := err.Error()
-		if ce, ok := err.(*CorruptError); ok {
+		if ce := (*CorruptError)(nil); errors.As(err, &ce) {
 			problem = ce.Problem
 		}
 		return nil, &CorruptError{Problem: fmt.Sprintf("instance %q: %s", abbreviate(r.ID), problem)}

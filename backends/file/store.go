@@ -119,7 +119,7 @@ func (s *store) lock(ctx context.Context) (unlock func(), err error) {
 		return func() { _ = fl.Close() }, nil
 	case <-ctx.Done():
 		go func() {
-			<-done
+			<-done //nolint:errcheck // the lock result no longer matters
 			_ = fl.Close()
 		}()
 		return nil, fmt.Errorf("file registry %s: waiting for another sdctl process to finish writing: %w", s.path, ctx.Err())

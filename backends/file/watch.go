@@ -47,7 +47,7 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 	w := &watch{b: b, name: req.Name, fn: fn}
 	notify, events, errs := b.notifier()
 	if notify != nil {
-		defer notify.Close()
+		defer func() { _ = notify.Close() }()
 	}
 
 	// Stat before reading: a write landing in between then shows up as a changed file at the
@@ -91,7 +91,7 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 				settling = true
 				settle.Reset(debounce)
 			}
-		case <-errs:
+		case <-errs: //nolint:errcheck // the error itself says nothing useful
 			// An overflowed event queue may have hidden a change: look.
 			check = true
 		case <-settle.C:

@@ -64,7 +64,9 @@ func (m *memory) Register(_ context.Context, inst registry.Instance) error {
 	if len(inst.Checks) > 0 {
 		return fmt.Errorf("the memory backend runs no health checks: %w", registry.ErrUnsupported)
 	}
-	inst.Health, inst.Node, inst.Expires = registry.HealthPassing, "", time.Time{}
+	// inst.Health is the declared health, kept as given (empty for none): snapshot combines it
+	// with the TTL. Re-registering replaces it, so an empty Health drops an earlier declaration.
+	inst.Node, inst.Expires = "", time.Time{}
 	if inst.TTL > 0 {
 		inst.Expires = time.Now().Add(inst.TTL).UTC()
 	}
@@ -111,13 +113,16 @@ func (m *memory) snapshot(q registry.Query) ([]registry.Instance, uint64, <-chan
 	out := []registry.Instance{}
 	var nextExpiry time.Time
 	for _, inst := range m.instances {
+		// A declared health is an upper bound: an expired TTL makes the instance critical
+		// unless it is declared worse (maintenance).
 		if inst.TTL > 0 {
 			if now.After(inst.Expires) {
-				inst.Health = registry.HealthCritical
+				inst.Health = inst.Health.Worse(registry.HealthCritical)
 			} else if nextExpiry.IsZero() || inst.Expires.Before(nextExpiry) {
 				nextExpiry = inst.Expires
 			}
 		}
+		inst.Health = inst.Health.Worse(registry.HealthPassing)
 		if q.Matches(inst) {
 			out = append(out, inst)
 		}

@@ -71,6 +71,7 @@ func (s *suite) run(t *testing.T) {
 	t.Run("Heartbeat", s.testHeartbeat)
 	t.Run("Instances", s.testInstances)
 	t.Run("Services", s.testServices)
+	t.Run("DeclaredHealth", s.testDeclaredHealth)
 	t.Run("Concurrency", s.testConcurrency)
 	t.Run("ClusterStatus", s.testClusterStatus)
 	t.Run("Info", s.testInfo)

@@ -53,11 +53,13 @@ func (m *memory) expire(now time.Time) {
 	}
 }
 
+// health reports inst at time now: the declared health it was registered with (passing when
+// none), made critical by an expired TTL unless it is already worse.
 func (m *memory) health(inst registry.Instance, now time.Time) registry.Instance {
-	inst.Health = registry.HealthPassing
 	if inst.TTL > 0 && !now.Before(inst.Expires) {
-		inst.Health = registry.HealthCritical
+		inst.Health = inst.Health.Worse(registry.HealthCritical)
 	}
+	inst.Health = inst.Health.Worse(registry.HealthPassing)
 	return inst
 }
 

@@ -35,7 +35,7 @@ func (s *suite) watch(t *testing.T, r registry.Registry, req registry.WatchReque
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-w.done:
+		case <-w.done: //nolint:errcheck // the watch ended; its result was checked elsewhere
 		case <-time.After(s.opts.Timeout):
 			t.Errorf("Watch(%+v) did not return within %v of its context's cancellation", req, s.opts.Timeout)
 		}
@@ -74,6 +74,22 @@ func (w *watcher) until(t *testing.T, want ...string) registry.Event {
 		}
 	}
 	t.Fatalf("no watch event with instances %q within %v", want, w.s.opts.Timeout)
+	panic("unreachable")
+}
+
+// untilHealth returns the first event in which instance id has health want, bounded like until.
+func (w *watcher) untilHealth(t *testing.T, id string, want registry.Health) registry.Event {
+	t.Helper()
+	deadline := time.Now().Add(w.s.opts.Timeout)
+	for time.Now().Before(deadline) {
+		ev := w.next(t)
+		for _, inst := range ev.Instances {
+			if inst.ID == id && inst.Health == want {
+				return ev
+			}
+		}
+	}
+	t.Fatalf("no watch event with %s %s within %v", id, want, w.s.opts.Timeout)
 	panic("unreachable")
 }
 

@@ -10,6 +10,7 @@ LDFLAGS   := -s -w -X github.com/sdctl/sdctl/internal/buildinfo.Version=$(VERSIO
 TOOLS     := $(GO) -C tools tool
 
 .PHONY: help build test test-short race lint vet proto bench fuzz demo clean consul etcd
+.PHONY: image image-rootfs image-test release-check snapshot docs
 
 help: ## list targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,11 +22,17 @@ build: ## build bin/sdctl and the example external backend
 demo: build ## register, resolve, list and deregister a service on the embedded file backend
 	./scripts/demo.sh
 
+.PHONY: compose-demo
+compose-demo: ## 3 Consul servers, sdctl watch and service-web x3 in docker-compose: the classic walkthrough, checked
+	./scripts/compose-demo.sh
+
 # The Consul and etcd tests build their servers on demand too; building them first keeps a cold build
 # (minutes) out of go test's timeout. Without it those tests skip, or fail in CI.
 test: ## every test, with the race detector (what CI runs)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GOLANGCI_LINT) run ./...
+	$(GORELEASER) check
 	@./scripts/consul-bin.sh >/dev/null || echo 'make test: no consul binary, see above' >&2
 	@./scripts/etcd-bin.sh >/dev/null || echo 'make test: no etcd binary, see above' >&2
 	$(GO) test -race -count=1 ./...
@@ -36,8 +43,11 @@ consul: ## build (once) the Consul server pinned in tools/consul for the integra
 test-short: ## quick tests, no subprocess-heavy ones
 	$(GO) test -short ./...
 
-lint: vet ## go vet and gofmt
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+GOLANGCI_LINT = "$$(./scripts/golangci-lint-bin.sh)"
+
+lint: vet ## go vet, gofmt and golangci-lint (the linters listed in .golangci.yml)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GOLANGCI_LINT) run ./...
 
 vet:
 	$(GO) vet ./...
@@ -62,3 +72,44 @@ etcd: ## build (once) the etcd server pinned in tools/etcd for the integration t
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
+
+# The container image (Dockerfile): a static linux binary and a staged rootfs on `FROM scratch`,
+# so building it pulls nothing. CA_CERTS is the host's CA bundle copied into the image.
+IMAGE_CONTEXT ?= $(BIN)/image
+CA_CERTS      ?= /etc/ssl/certs/ca-certificates.crt
+
+image: ## build the container image sdctl:$(VERSION) and sdctl:latest (pulls nothing)
+	rm -rf $(IMAGE_CONTEXT)
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CONTEXT)/sdctl ./cmd/sdctl
+	$(MAKE) --no-print-directory image-rootfs IMAGE_CONTEXT=$(IMAGE_CONTEXT)
+	cp Dockerfile .dockerignore $(IMAGE_CONTEXT)/
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) \
+		-t sdctl:$(VERSION) -t sdctl:latest $(IMAGE_CONTEXT)
+
+# Stages the files the Dockerfile copies besides the binary into $(IMAGE_CONTEXT): rootfs/ (CA
+# certificates, passwd and group with the user sdctl 65532, a 1777 tmp) and home/sdctl/.
+image-rootfs:
+	rm -rf $(IMAGE_CONTEXT)/rootfs $(IMAGE_CONTEXT)/home
+	mkdir -p $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs $(IMAGE_CONTEXT)/rootfs/tmp \
+		$(IMAGE_CONTEXT)/home/sdctl/.local/share $(IMAGE_CONTEXT)/home/sdctl/.local/state
+	cp $(CA_CERTS) $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs/ca-certificates.crt
+	chmod 0644 $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs/ca-certificates.crt
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nsdctl:x:65532:65532:sdctl:/home/sdctl:/sbin/nologin\n' >$(IMAGE_CONTEXT)/rootfs/etc/passwd
+	printf 'root:x:0:\nsdctl:x:65532:\n' >$(IMAGE_CONTEXT)/rootfs/etc/group
+	chmod 0644 $(IMAGE_CONTEXT)/rootfs/etc/passwd $(IMAGE_CONTEXT)/rootfs/etc/group
+	chmod 1777 $(IMAGE_CONTEXT)/rootfs/tmp
+	chmod -R u=rwX,go=rX $(IMAGE_CONTEXT)/home
+
+image-test: ## build the image, then run it: version, register and resolve through a volume, non-root user
+	./scripts/image-test.sh
+
+GORELEASER = "$$(./scripts/goreleaser-bin.sh)"
+
+release-check: ## validate .goreleaser.yml with the goreleaser pinned in tools/goreleaser
+	$(GORELEASER) check
+
+snapshot: ## a local release in dist/: archives for every platform, checksums, image sdctl:SNAPSHOT (no publishing)
+	$(GORELEASER) release --snapshot --clean --skip=publish
+
+docs: ## regenerate the command reference in docs/cli and the man pages in docs/man
+	$(GO) run ./internal/docgen -md docs/cli -man docs/man

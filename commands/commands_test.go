@@ -255,7 +255,7 @@ func TestBatchFiles(t *testing.T) {
 		{"yaml object", "instances:\n  - {id: a, name: web, address: 10.0.0.1, port: 80, ttl: 5s}\n", []string{"a"}, ""},
 		{"json list", `[{"name":"web","address":"10.0.0.1","port":80}]`, []string{"web-10.0.0.1-80"}, ""},
 		{"json object", `{"instances":[{"id":"b","name":"web","address":"10.0.0.1","port":80}]}`, []string{"b"}, ""},
-		{"unknown json field", `[{"name":"web","adress":"10.0.0.1","port":80}]`, nil, "unknown field"},
+		{"unknown json field", `[{"name":"web","adress":"10.0.0.1","port":80}]`, nil, "unknown field"}, //nolint:misspell // the typo is the test
 		{"bad ttl", "- {name: web, address: 10.0.0.1, port: 80, ttl: soon}\n", nil, "ttl"},
 		{"bad port", "- {name: web, address: 10.0.0.1, port: 0}\n", nil, "instance 1"},
 		{"empty", "", nil, "no instances"},

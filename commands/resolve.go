@@ -269,7 +269,7 @@ func watchResolve(ctx context.Context, f *Factory, reg registry.Registry, opts *
 		}
 	})
 	if ctx.Err() != nil {
-		return nil // interrupted: the normal way to stop a watch
+		return nil //nolint:nilerr // interrupted: the normal way to stop a watch
 	}
 	return fmt.Errorf("resolve %s --watch: %w", q.Name, err)
 }

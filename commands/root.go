@@ -34,7 +34,7 @@ func Main(args []string, builtins []plugins.Backend) int {
 // Run executes one command line with the given factory and returns the exit code.
 func Run(ctx context.Context, f *Factory, args []string) int {
 	root := NewRootCmd(f)
-	root.SetArgs(args)
+	root.SetArgs(registratorArgs(args))
 	err := root.ExecuteContext(ctx)
 	interrupted := ctx.Err() != nil
 	code := exitCode(err, interrupted)
@@ -112,6 +112,7 @@ The registry ("backend") is a local file by default, so sdctl works with no serv
 		newBackendCmd(f),
 		newConfigCmd(f),
 		newVersionCmd(f),
+		newWatchCmd(f),
 	)
 	// Argument errors are usage errors too.
 	for _, c := range root.Commands() {

@@ -207,6 +207,9 @@ func (c *Client) Pid() int {
 	return c.cmd.Process.Pid
 }
 
+// Exited reports whether the plugin process has ended (crashed, killed, or closed).
+func (c *Client) Exited() bool { return c.plugin.Exited() }
+
 // Configure hands the backend its config section. Every other call needs it first.
 func (c *Client) Configure(ctx context.Context, section map[string]any) error {
 	return c.Registry.(*grpcClient).configure(ctx, section)

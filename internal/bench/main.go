@@ -13,12 +13,17 @@
 //   - the consul and etcd backends against a Consul agent and an etcd member the bench starts
 //     on loopback (-consul=false and -etcd=false skip them): `sdctl --backend B resolve web`
 //     next to curl of the server's HTTP API (and the consul CLI), deregister → `resolve
-//     --watch` latency, and 1,000 registrations with `register -f`.
+//     --watch` latency, and 1,000 registrations with `register -f`;
+//   - `sdctl watch` against the Docker engine, with a Consul agent of its own (-docker=false
+//     skips it): how soon a container's start and stop show in Consul, many containers started
+//     at once, a periodic reconcile with hundreds of containers and nothing changed, and the
+//     watcher's RSS then (see docker.go).
 //
 // Every scenario gets its own scratch HOME, XDG directories, TMPDIR and SDCTL_FILE_PATH under
 // one temporary directory, which is removed at the end. The binary is copied there first, so
 // a rebuild during the run cannot mix two builds. The servers keep their data in that
-// directory too and are stopped at the end of their part, or on an error or Ctrl-C.
+// directory too and are stopped at the end of their part, or on an error or Ctrl-C, as are
+// the containers and the image the Docker part creates.
 //
 // Usage (what `make bench` runs):
 //
@@ -38,6 +43,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -58,10 +64,15 @@ type config struct {
 	etcdBin   string
 	bulkN     int
 	bulkProcs int
-	dir       string
-	write     string
-	cmdline   string
-	startedAt time.Time
+	docker    bool
+	// The Docker part's sizes; 0 skips a measurement.
+	watchContainers int
+	watchBurst      int
+	watchReconcile  int
+	dir             string
+	write           string
+	cmdline         string
+	startedAt       time.Time
 }
 
 func main() {
@@ -99,6 +110,10 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.etcdBin, "etcd-bin", "", "etcd binary (default $SDCTL_ETCD_BIN, else what scripts/etcd-bin.sh prints)")
 	fs.IntVar(&cfg.bulkN, "bulk-n", 1000, "instances registered with `register -f` per Consul and etcd bulk test (0 skips them)")
 	fs.IntVar(&cfg.bulkProcs, "bulk-procs", 10, "concurrent `register -f` processes sharing the second bulk test (1: only the single-process one)")
+	fs.BoolVar(&cfg.docker, "docker", true, "also measure `sdctl watch` against the Docker engine and a Consul agent the bench starts")
+	fs.IntVar(&cfg.watchContainers, "watch-containers", 50, "containers started and stopped one at a time for `sdctl watch` (0 skips the test)")
+	fs.IntVar(&cfg.watchBurst, "watch-burst", 100, "containers started at once for `sdctl watch` (0 skips the test)")
+	fs.IntVar(&cfg.watchReconcile, "watch-reconcile", 500, "containers running during an `sdctl watch` resync reconcile and its RSS reading (0 skips the test)")
 	fs.StringVar(&cfg.dir, "dir", "", "parent of the scratch directory (default $TMPDIR or /tmp)")
 	fs.StringVar(&cfg.write, "write", "", "also put the report between the bench markers of this Markdown file")
 	if err := fs.Parse(args); err != nil {
@@ -124,6 +139,12 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.warmup < 0 || cfg.watchN < 0 || cfg.bulkN < 0 {
 		return nil, errors.New("-warmup, -watch-n and -bulk-n must not be negative")
+	}
+	if cfg.watchContainers < 0 || cfg.watchBurst < 0 || cfg.watchReconcile < 0 {
+		return nil, errors.New("-watch-containers, -watch-burst and -watch-reconcile must not be negative")
+	}
+	if cfg.watchContainers == 0 && cfg.watchBurst == 0 && cfg.watchReconcile == 0 {
+		cfg.docker = false
 	}
 	if cfg.bulkProcs < 1 || cfg.bulkN > 0 && cfg.bulkProcs > cfg.bulkN {
 		return nil, errors.New("-bulk-procs must be between 1 and -bulk-n")
@@ -168,12 +189,23 @@ func run(ctx context.Context, cfg *config) error {
 			return err
 		}
 	}
+	var dk *dockerPart
+	if cfg.docker {
+		var err error
+		if dk, err = connectDocker(ctx); err != nil {
+			return fmt.Errorf("docker: %w\n(start the Docker engine, or point DOCKER_HOST at one; or pass -docker=false to skip the `sdctl watch` part)", err)
+		}
+	}
+	// Deferred here for the returns before the servers' deferred stop, and again after it: the
+	// watcher, containers and image of the Docker part go before its Consul agent.
+	closeDocker := sync.OnceFunc(dk.close)
+	defer closeDocker()
 	// Find (or build) the servers first, so that a missing one fails the run at once.
 	var consulBin, etcdBin string
-	if cfg.consul {
+	if cfg.consul || cfg.docker {
 		b, err := serverBinary(cfg.consulBin, "SDCTL_CONSUL_BIN", "consul-bin.sh")
 		if err != nil {
-			return fmt.Errorf("consul binary: %w (run `make consul`, or pass -consul=false)", err)
+			return fmt.Errorf("consul binary: %w (run `make consul`, or pass -consul=false -docker=false)", err)
 		}
 		consulBin = b
 	}
@@ -198,6 +230,7 @@ func run(ctx context.Context, cfg *config) error {
 		}
 	}()
 	keep := func(s *server) { servers = append(servers, s) }
+	defer closeDocker()
 
 	rep := &report{cfg: cfg}
 	cpuStart := readCPU()
@@ -225,6 +258,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if cfg.etcd {
 		steps = append(steps, backendSteps(ctx, ws, cfg, "etcd", etcdBin, keep, &rep.etcd)...)
+	}
+	if cfg.docker {
+		steps = append(steps, dockerSteps(ctx, ws, cfg, dk, consulBin, keep, &rep.docker)...)
 	}
 	for _, s := range steps {
 		t, cpu := time.Now(), readCPU()

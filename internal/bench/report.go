@@ -203,7 +203,7 @@ func fsType(dir string) string {
 		0xef53: "ext4", 0x01021994: "tmpfs", 0x58465342: "xfs", 0x9123683e: "btrfs",
 		0x794c7630: "overlayfs", 0x6969: "nfs", 0x65735546: "fuse",
 	}
-	if n, ok := names[int64(st.Type)]; ok {
+	if n, ok := names[st.Type]; ok {
 		return n
 	}
 	return fmt.Sprintf("type 0x%x", st.Type)
@@ -222,6 +222,7 @@ type report struct {
 	inits      *initResult
 	consul     *backendCase
 	etcd       *backendCase
+	docker     *dockerResult
 	floor      []int64 // /bin/true's RSS through the probe
 	parts      []partUse
 	elapsed    time.Duration
@@ -243,12 +244,16 @@ func (r *report) markdown() string {
 	w("| curl | %s |\n", m.curl)
 	w("| Load average (1/5/15 min) | %s at start, %s at end |\n\n", m.loadStart, m.loadEnd)
 
-	if r.cfg.consul || r.cfg.etcd {
-		w("CPU use while each part ran, in percent of all %d CPUs (from /proc/stat; getrusage for this program and the processes it ran; /proc/PID/stat for the Consul and etcd servers while they run). The servers do the work asked of them in their parts; other processes compete with sdctl for the CPUs, so a high last column inflates the times of that part.\n\n", m.nproc)
+	servers := r.cfg.consul || r.cfg.etcd || r.cfg.docker
+	if servers {
+		w("CPU use while each part ran, in percent of all %d CPUs (from /proc/stat; getrusage for this program and the processes it ran; /proc/PID/stat for the Consul and etcd servers while they run). The servers do the work asked of them in their parts; other processes compete with sdctl for the CPUs, so a high last column inflates the times of that part.", m.nproc)
+		if r.cfg.docker {
+			w(" In the Docker parts the Docker engine, containerd, their helper processes and the containers count as other processes; the watcher and its plugin count for this program once they have exited, at the end of each part.")
+		}
+		w("\n\n")
 	} else {
 		w("CPU use while each part ran, in percent of all %d CPUs (from /proc/stat, and getrusage for this program and the sdctl processes it ran). Other processes compete with sdctl for the CPUs, so a high last column inflates the times of that part.\n\n", m.nproc)
 	}
-	servers := r.cfg.consul || r.cfg.etcd
 	if servers {
 		w("| Part | Time | All CPUs busy | This program + the commands it ran | Consul / etcd server | Other processes |\n|---|--:|--:|--:|--:|--:|\n")
 	} else {
@@ -275,7 +280,13 @@ func (r *report) markdown() string {
 			num++
 		}
 	}
+	before := b.Len()
 	r.writeBackendPhases(&b, r.phaseSection())
+	num = r.phaseSection()
+	if b.Len() > before {
+		num++
+	}
+	r.writeDocker(&b, num)
 	return b.String()
 }
 
@@ -343,6 +354,7 @@ func (r *report) writeTargets(b *bytes.Buffer) {
 	}
 	r.consul.targets(w)
 	r.etcd.targets(w)
+	r.docker.targets(w)
 	w("\n")
 }
 

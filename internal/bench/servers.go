@@ -345,7 +345,7 @@ func freeLoopbackPorts(n int) ([]int, error) {
 		port := l.Addr().(*net.TCPAddr).Port
 		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
-			pc.Close()
+			_ = pc.Close()
 		}
 		l.Close()
 		if err != nil || usedPorts.m[port] {

@@ -40,7 +40,7 @@ type Global struct {
 
 // Globals lists every global key with its default; commands declare a persistent flag for each.
 var Globals = []Global{
-	{KeyBackend, "file", "registry backend: file (default, no server needed), or a plugin from `sdctl backend list`"},
+	{KeyBackend, "file", "registry backend: file (default, no server needed), or a plugin listed by 'sdctl backend list'"},
 	{KeyLogLevel, "warn", "log level on stderr: " + strings.Join(logging.Levels, ", ")},
 	{KeyTimeout, 10 * time.Second, "time limit for each call to the backend"},
 	{KeyPluginPath, []string{}, "directories searched first for sdctl-backend-NAME executables (env: colon-separated)"},
@@ -57,6 +57,8 @@ type Config struct {
 	// aliases holds the extra environment variables of backend options ("consul.address" →
 	// CONSUL_HTTP_ADDR), learnt from the backend's option list.
 	aliases map[string][]string
+	// overrides names the source of values set by Override.
+	overrides map[string]string
 }
 
 // Load merges flags, environment, config file and defaults. flags holds the persistent flags

@@ -29,6 +29,9 @@ func (c *Config) invalid(key, format string, args ...any) error {
 // Source says where the value of key comes from: a flag, an environment variable, the config
 // file, or the default.
 func (c *Config) Source(key string) string {
+	if src, ok := c.overrides[key]; ok {
+		return src
+	}
 	if f := c.flags.Lookup(key); f != nil && f.Changed {
 		return "flag --" + key
 	}
@@ -152,4 +155,15 @@ func looksSecret(key string) bool {
 		}
 	}
 	return false
+}
+
+// Override sets key (global or "section.key") above every other source, for values a command
+// takes from its arguments (the registry URI of `sdctl watch`). source names the argument in
+// errors and in `config view`.
+func (c *Config) Override(key string, value any, source string) {
+	if c.overrides == nil {
+		c.overrides = map[string]string{}
+	}
+	c.overrides[key] = source
+	c.v.Set(key, value)
 }

@@ -21,10 +21,11 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/sdctl/sdctl/internal/testutil"
+	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := dockertest.Main(m)
 	testutil.Cleanup()
 	os.Exit(code)
 }

@@ -23,7 +23,7 @@ type embedding struct {
 	Kind   string `json:"type"`
 	hidden string
 	Skip   string `json:"-"`
-	Dash   string `json:"-,"`
+	Dash   string `json:"-,"` //nolint:staticcheck // a field named "-", as encoding/json allows
 	Plain  int
 }
 

@@ -147,7 +147,7 @@ func (c *FileCounter) read() (map[string]counterEntry, error) {
 	var state map[string]counterEntry
 	if err := json.Unmarshal(data, &state); err != nil || state == nil {
 		// Losing the positions only restarts the rotation; failing would stop resolve.
-		return map[string]counterEntry{}, nil
+		return map[string]counterEntry{}, nil //nolint:nilerr // a damaged state file restarts the rotation
 	}
 	return state, nil
 }

@@ -137,9 +137,9 @@ func urlHostPort(addr string, port int) (string, error) {
 
 // abbreviate keeps error messages short for long arguments; %q takes care of control characters.
 func abbreviate(s string) string {
-	const max = 100
-	if len(s) > max {
-		return s[:max] + "..."
+	const limit = 100
+	if len(s) > limit {
+		return s[:limit] + "..."
 	}
 	return s
 }

@@ -816,7 +816,7 @@ func freePorts(n int) ([]int, error) {
 		port := l.Addr().(*net.TCPAddr).Port
 		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
-			pc.Close()
+			_ = pc.Close()
 		}
 		l.Close()
 		if err != nil || ports.used[port] {

@@ -27,7 +27,7 @@ func Client(t testing.TB, members ...*Member) *clientv3.Client {
 	if err != nil {
 		t.Fatalf("etcdtest: client for %v: %v", cfg.Endpoints, err)
 	}
-	t.Cleanup(func() { cli.Close() })
+	t.Cleanup(func() { _ = cli.Close() })
 	return cli
 }
 
@@ -91,7 +91,7 @@ func status(ctx context.Context, cfg clientv3.Config, endpoint string) (*clientv
 	if err != nil {
 		return nil, err
 	}
-	defer cli.Close()
+	defer func() { _ = cli.Close() }()
 	return cli.Status(ctx, endpoint)
 }
 

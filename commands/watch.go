@@ -1,0 +1,455 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/spf13/cobra"
+
+	"github.com/sdctl/sdctl/internal/config"
+	"github.com/sdctl/sdctl/internal/watch"
+	"github.com/sdctl/sdctl/registry"
+)
+
+type watchOptions struct {
+	internal         bool
+	ip               string
+	tags             []string
+	ttl              registratorDuration
+	ttlRefresh       registratorDuration
+	resync           registratorDuration
+	deregister       string
+	retryAttempts    int
+	retryInterval    registratorDuration
+	cleanup          bool
+	explicit         bool
+	ipFromLabel      string
+	nodeID           string
+	network          string
+	healthStarting   string
+	deregisterOnExit bool
+	listen           string
+	dockerHost       string
+	workers          int
+	labels           []string
+}
+
+func newWatchCmd(f *Factory) *cobra.Command {
+	o := &watchOptions{
+		ttl:           registratorDuration{unit: time.Second},
+		ttlRefresh:    registratorDuration{unit: time.Second},
+		resync:        registratorDuration{unit: time.Second},
+		retryInterval: registratorDuration{unit: time.Millisecond, d: 2 * time.Second},
+	}
+	cmd := &cobra.Command{
+		Use:   "watch [REGISTRY-URI]",
+		Short: "Register Docker containers' ports as they start, remove them as they stop",
+		Long: `Follow the Docker engine's events and keep the registry in step with the running
+containers: each published port (each exposed port with --internal) of a running container is
+an instance, named and tagged by the container's SERVICE_* environment variables and labels,
+the same conventions Registrator uses. See docs/watch.md and docs/migrating-from-registrator.md.
+
+The registry is the configured backend (--backend, SDCTL_BACKEND, config file), or the
+Registrator-style URI argument: consul://[HOST:PORT[,HOST:PORT...]], consul-tls://HOST:PORT,
+etcd://HOST:PORT[,HOST:PORT...][/PREFIX] or file:///PATH.
+
+Instances are marked as owned by this node (the Docker engine's name, or --node-id). On start,
+after a Docker reconnection, a backend restart and every --resync, the watcher reconciles:
+it adds what runs and is missing, removes what this node owns that no longer runs, and writes
+nothing when nothing changed. Failed registry writes are retried with backoff.
+
+Logs go to stderr, one line per action (added, updated, removed, ignored, skipped, failed).
+Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted too.`,
+		Example: `  sdctl watch
+  sdctl watch --internal consul://127.0.0.1:8500
+  sdctl watch --backend etcd --resync 60 --cleanup --deregister-on-exit
+  sdctl watch --listen :9090 consul://consul1:8500,consul2:8500,consul3:8500`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			uri := ""
+			if len(args) == 1 {
+				uri = args[0]
+			}
+			return runWatch(cmd.Context(), f, o, uri)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&o.internal, "internal", false, "register the container IP and exposed port instead of the host IP and published port")
+	fl.StringVar(&o.ip, "ip", "", "IP address to register for published ports (default: the binding's address, else this host's)")
+	fl.StringSliceVar(&o.tags, "tags", nil, "tags added to every instance (comma-separated)")
+	fl.Var(&o.ttl, "ttl", "TTL of each instance; renewed while its container runs (bare number: seconds)")
+	fl.Var(&o.ttlRefresh, "ttl-refresh", "how often TTL instances are renewed (default: half the TTL; bare number: seconds)")
+	fl.Var(&o.resync, "resync", "period of a full reconcile; 0 reconciles only on start and reconnects (bare number: seconds)")
+	fl.StringVar(&o.deregister, "deregister", "always", "when a container exits: always deregister, or on-success (keep failed containers)")
+	fl.IntVar(&o.retryAttempts, "retry-attempts", 0, "extra attempts to reach the registry at start (-1: forever)")
+	fl.Var(&o.retryInterval, "retry-interval", "pause between those attempts (bare number: milliseconds)")
+	fl.BoolVar(&o.cleanup, "cleanup", false, "also remove Registrator-format entries of this node that no running container backs")
+	fl.BoolVar(&o.explicit, "explicit", false, "only register ports that have a name (SERVICE_NAME or SERVICE_<port>_NAME)")
+	fl.StringVar(&o.ipFromLabel, "use-ip-from-label", "", "container label whose value is the IP to register")
+	fl.StringVar(&o.nodeID, "node-id", "", "node identity that marks what this watcher owns (default: the Docker engine's name)")
+	fl.StringVar(&o.network, "network", "", "network whose container IP is registered with --internal (containers override with SERVICE_NETWORK)")
+	fl.StringVar(&o.healthStarting, "health-starting", "critical", "health of containers whose Docker healthcheck is still starting: critical, warning or passing")
+	fl.BoolVar(&o.deregisterOnExit, "deregister-on-exit", false, "remove everything this node registered when sdctl watch stops (SIGTERM, SIGINT)")
+	fl.StringVar(&o.listen, "listen", "", "address to serve /healthz and Prometheus /metrics on, e.g. :9090")
+	fl.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default: DOCKER_HOST, else the local socket)")
+	fl.IntVar(&o.workers, "workers", 8, "containers synced in parallel")
+	fl.StringArrayVar(&o.labels, "label", nil, "only containers with this label, KEY or KEY=VALUE (repeatable; all must match), e.g. com.docker.compose.project=shop")
+	_ = cmd.RegisterFlagCompletionFunc("deregister", cobra.FixedCompletions([]string{"always", "on-success"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("health-starting", cobra.FixedCompletions([]string{"critical", "warning", "passing"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// registratorDuration is a duration flag that also takes a bare number in Registrator's unit
+// (seconds for -ttl and -resync, milliseconds for -retry-interval).
+type registratorDuration struct {
+	d    time.Duration
+	unit time.Duration
+}
+
+func (r *registratorDuration) String() string {
+	if r.d == 0 {
+		return "0"
+	}
+	return r.d.String()
+}
+
+func (r *registratorDuration) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return fmt.Errorf("%q is negative", s)
+		}
+		r.d = time.Duration(n) * r.unit
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like 30s or 2m) or a number", s)
+	}
+	if d < 0 {
+		return fmt.Errorf("%q is negative", s)
+	}
+	r.d = d
+	return nil
+}
+
+func (r *registratorDuration) Type() string { return "duration" }
+
+// registratorFlags maps Registrator's single-dash flag spellings to sdctl's, so a Registrator
+// command line works unchanged after `sdctl watch`.
+var registratorFlags = map[string]string{
+	"-internal": "--internal", "-ip": "--ip", "-tags": "--tags", "-ttl": "--ttl",
+	"-ttl-refresh": "--ttl-refresh", "-resync": "--resync", "-deregister": "--deregister",
+	"-retry-attempts": "--retry-attempts", "-retry-interval": "--retry-interval",
+	"-cleanup": "--cleanup", "-explicit": "--explicit", "-useIpFromLabel": "--use-ip-from-label",
+}
+
+// registratorArgs rewrites Registrator-style flags in the arguments of `sdctl watch`: only when
+// watch is the command, that is the first argument that is not a global flag or its value.
+func registratorArgs(args []string) []string {
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		name := strings.TrimLeft(args[i], "-")
+		if !strings.Contains(name, "=") && globalTakesValue(name) {
+			i++ // the flag's value
+		}
+		i++
+	}
+	if i >= len(args) || args[i] != "watch" {
+		return args
+	}
+	out := append([]string(nil), args...)
+	for j := i + 1; j < len(out); j++ {
+		if out[j] == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(out[j], "=")
+		if long, ok := registratorFlags[name]; ok {
+			if hasVal {
+				out[j] = long + "=" + val
+			} else {
+				out[j] = long
+			}
+		}
+	}
+	return out
+}
+
+// globalTakesValue reports whether the global flag called name takes a separate value.
+func globalTakesValue(name string) bool {
+	if name == config.KeyConfig {
+		return true
+	}
+	for _, g := range config.Globals {
+		if g.Key == name {
+			_, isBool := g.Default.(bool)
+			return !isBool
+		}
+	}
+	return false
+}
+
+// applyRegistryURI turns a Registrator-style registry URI into backend settings.
+func applyRegistryURI(cfg *config.Config, uri string) error {
+	bad := func(format string, args ...any) error {
+		return usage(fmt.Errorf("registry URI %q: %s", uri, fmt.Sprintf(format, args...)))
+	}
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return bad("want SCHEME://HOST:PORT[/PATH], e.g. consul://127.0.0.1:8500")
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	const src = "registry URI argument"
+	// An empty host (consul://) keeps the backend's configured or default address, as
+	// Registrator used the local agent then.
+	hosts := func() ([]string, error) {
+		if host == "" {
+			return nil, nil
+		}
+		var out []string
+		for _, h := range strings.Split(host, ",") {
+			if _, _, err := registry.ParseHostPort(h); err != nil {
+				return nil, bad("%v", err)
+			}
+			out = append(out, h)
+		}
+		return out, nil
+	}
+	switch scheme {
+	case "consul", "consul-tls":
+		hs, err := hosts()
+		if err != nil {
+			return err
+		}
+		if path != "" {
+			return bad("consul takes no path")
+		}
+		cfg.Override(config.KeyBackend, "consul", src)
+		if hs != nil {
+			cfg.Override("consul.address", hs, src)
+		}
+		if scheme == "consul-tls" {
+			cfg.Override("consul.ssl", "true", src)
+		}
+	case "etcd":
+		hs, err := hosts()
+		if err != nil {
+			return err
+		}
+		cfg.Override(config.KeyBackend, "etcd", src)
+		if hs != nil {
+			cfg.Override("etcd.endpoints", hs, src)
+		}
+		if path != "" {
+			cfg.Override("etcd.prefix", "/"+strings.Trim(path, "/"), src)
+		}
+	case "file":
+		if host != "" {
+			return bad("file URIs have no host: file:///path/to/registry.json")
+		}
+		u, err := url.Parse(uri)
+		if err != nil || u.Path == "" {
+			return bad("want file:///path/to/registry.json")
+		}
+		cfg.Override(config.KeyBackend, "file", src)
+		cfg.Override("file.path", u.Path, src)
+	case "consul-unix", "consulkv", "consulkv-unix", "skydns2", "zookeeper":
+		return bad("Registrator's %s backend is not supported; sdctl supports consul, consul-tls, etcd and file (see docs/migrating-from-registrator.md)", scheme)
+	default:
+		return bad("unknown scheme %q (want consul, consul-tls, etcd or file)", scheme)
+	}
+	return nil
+}
+
+func (o *watchOptions) validate() error {
+	if o.deregister != "always" && o.deregister != "on-success" {
+		return usage(fmt.Errorf("--deregister: %q is not always or on-success", o.deregister))
+	}
+	if o.retryAttempts < -1 {
+		return usage(fmt.Errorf("--retry-attempts: %d is below -1 (-1 retries forever)", o.retryAttempts))
+	}
+	if o.retryInterval.d <= 0 {
+		return usage(errors.New("--retry-interval: must be above 0"))
+	}
+	if o.ttlRefresh.d > 0 && o.ttl.d > 0 && o.ttlRefresh.d >= o.ttl.d {
+		return usage(fmt.Errorf("--ttl-refresh (%s) must be shorter than --ttl (%s)", o.ttlRefresh.d, o.ttl.d))
+	}
+	if o.ttlRefresh.d > 0 && o.ttl.d == 0 {
+		return usage(errors.New("--ttl-refresh needs --ttl"))
+	}
+	switch registry.Health(o.healthStarting) {
+	case registry.HealthCritical, registry.HealthWarning, registry.HealthPassing:
+	default:
+		return usage(fmt.Errorf("--health-starting: %q is not critical, warning or passing", o.healthStarting))
+	}
+	if o.ip != "" {
+		if ip := net.ParseIP(o.ip); ip == nil {
+			return usage(fmt.Errorf("--ip: %q is not an IP address", o.ip))
+		}
+	}
+	if o.nodeID != "" && (strings.Contains(o.nodeID, ":") || registry.ValidateID(o.nodeID) != nil) {
+		return usage(fmt.Errorf("--node-id: %q must be a non-empty name without ':', '/' or spaces", o.nodeID))
+	}
+	if o.network != "" && strings.ContainsAny(o.network, " /") {
+		return usage(fmt.Errorf("--network: %q is not a network name", o.network))
+	}
+	if o.workers < 1 {
+		return usage(fmt.Errorf("--workers: %d is below 1", o.workers))
+	}
+	for _, l := range o.labels {
+		if k, _, _ := strings.Cut(l, "="); k == "" {
+			return usage(fmt.Errorf("--label: %q has no key (want KEY or KEY=VALUE)", l))
+		}
+	}
+	for _, t := range o.tags {
+		if strings.Contains(t, "{{") {
+			return usage(fmt.Errorf("--tags: %q: Go templates in tags are not supported; give the tags themselves", t))
+		}
+		if err := registry.ValidateTags([]string{t}); err != nil {
+			return usage(fmt.Errorf("--tags: %w", err))
+		}
+	}
+	if o.listen != "" {
+		if _, _, err := net.SplitHostPort(o.listen); err != nil {
+			return usage(fmt.Errorf("--listen: %q: %v (want HOST:PORT or :PORT)", o.listen, err))
+		}
+	}
+	return nil
+}
+
+func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	if uri != "" {
+		if err := applyRegistryURI(cfg, uri); err != nil {
+			return err
+		}
+	}
+	// The watcher's action lines are its output: show them unless a level was chosen.
+	if cfg.Source(config.KeyLogLevel) == "default" {
+		cfg.Override(config.KeyLogLevel, "info", "default for sdctl watch")
+	}
+	log := f.Logger().Named("watch")
+
+	docker, err := watch.NewDocker(o.dockerHost)
+	if err != nil {
+		return usage(err)
+	}
+	defer docker.Close()
+
+	var ln net.Listener
+	if o.listen != "" {
+		ln, err = net.Listen("tcp", o.listen)
+		if err != nil {
+			return usage(fmt.Errorf("--listen: %w", err))
+		}
+		defer ln.Close()
+	}
+
+	node := o.nodeID
+	for node == "" {
+		nctx, cancel := context.WithTimeout(ctx, cfg.Timeout())
+		node, err = watch.NodeName(nctx, docker)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing to undo
+		}
+		if !client.IsErrConnectionFailed(err) {
+			return err // permission denied on the socket, a bad DOCKER_HOST: waiting cannot help
+		}
+		log.Error("waiting for the Docker engine", "docker", docker.DaemonHost(), "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	defaultIP := o.ip
+	if defaultIP == "" {
+		defaultIP = hostAddress(docker.DaemonHost())
+		if !o.internal && inContainer() {
+			log.Warn("running in a container without --ip: published ports are advertised on this container's own address, which other hosts cannot reach; set --ip to the Docker host's address, or use --internal or the host network", "advertise", defaultIP)
+		}
+	}
+
+	metrics := watch.NewMetrics()
+	w := watch.New(docker, func(ctx context.Context) (watch.Conn, error) {
+		return f.Registry(ctx)
+	}, watch.Options{
+		Spec: watch.SpecOptions{
+			Node: node, Internal: o.internal, HostIP: o.ip, DefaultIP: defaultIP, ForceTags: o.tags,
+			Explicit: o.explicit, IPFromLabel: o.ipFromLabel, Network: o.network, TTL: o.ttl.d,
+			HealthStarting: registry.Health(o.healthStarting),
+		},
+		Resync: o.resync.d, TTLRefresh: o.ttlRefresh.d, DeregisterOnSuccess: o.deregister == "on-success",
+		Cleanup: o.cleanup, DeregisterOnExit: o.deregisterOnExit,
+		RetryAttempts: o.retryAttempts, RetryInterval: o.retryInterval.d,
+		Labels: o.labels, Workers: o.workers, CallTimeout: cfg.Timeout(), Log: log, Metrics: metrics,
+	})
+	if err := w.Connect(ctx); err != nil {
+		return fmt.Errorf("watch: registry %q: %w", cfg.Backend(), err)
+	}
+	defer func() { _ = w.Close() }()
+	log.Info("watching", "node", node, "backend", cfg.Backend(), "docker", docker.DaemonHost(), "advertise", defaultIP, "internal", o.internal)
+
+	if ln != nil {
+		srv := &http.Server{Handler: metrics.Handler(w.Ready), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed when the watcher stops
+		defer srv.Close()
+		log.Info("serving /healthz and /metrics", "address", ln.Addr().String())
+	}
+	return w.Run(ctx)
+}
+
+// hostAddress guesses the address other hosts reach published ports on: the engine's host when
+// it is remote, else this machine's first global unicast IPv4 address. --ip overrides it.
+func hostAddress(daemonHost string) string {
+	if u, err := url.Parse(daemonHost); err == nil && (u.Scheme == "tcp" || u.Scheme == "http" || u.Scheme == "https") {
+		if h := u.Hostname(); h != "" {
+			if ip := net.ParseIP(h); ip != nil && !ip.IsLoopback() {
+				return ip.String()
+			}
+			if addrs, err := net.LookupHost(h); err == nil && len(addrs) > 0 {
+				return addrs[0]
+			}
+		}
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 || strings.HasPrefix(iface.Name, "docker") || strings.HasPrefix(iface.Name, "br-") || strings.HasPrefix(iface.Name, "veth") {
+			continue
+		}
+		addrs, _ := iface.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return ""
+}
+
+// inContainer reports whether sdctl runs inside a Docker container.
+func inContainer() bool {
+	_, err := os.Stat("/.dockerenv")
+	return err == nil
+}

@@ -1,0 +1,514 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+)
+
+// The Docker part: `sdctl watch` follows the real Docker engine and registers the containers'
+// ports in a Consul agent the bench starts. The bench builds its own image (no image can be
+// pulled): examples/service-web, a static binary, in an image FROM scratch. Everything it
+// creates in the engine carries the label io.sdctl.bench=<run ID>, and is removed at the end
+// of the part, or on an error or Ctrl-C, by label, so that an object whose creation was under
+// way when the run was interrupted goes too.
+
+const (
+	benchLabel       = "io.sdctl.bench"
+	benchImageRepo   = "sdctl-bench/service-web"
+	benchService     = "bench-web"
+	benchNode        = "bench" // the watcher's --node-id
+	benchPort        = "3000"
+	dockerCallTime   = 2 * time.Minute // one engine call
+	dockerBuildTime  = 5 * time.Minute
+	dockerWorkers    = 16 // concurrent engine calls when many containers start, stop or go
+	dockerBatch      = 50 // containers created and started together for the reconcile test
+	dockerStopSecs   = 10
+	dockerVisibleMax = 30 * time.Second // one container's start → visible, stop → gone
+)
+
+// dockerPart is the engine connection and what the bench created in it.
+type dockerPart struct {
+	cli    *client.Client
+	runID  string
+	label  string // io.sdctl.bench=<runID>, the filter for everything below
+	engine string // "Docker Engine 20.10.24 (API 1.41, linux/amd64), storage driver overlay2"
+	goos   string
+	goarch string
+
+	image      string // the tag, once built
+	imageSize  int64
+	imageBuild time.Duration // go build and the engine's build
+	buildSteps []string      // images the build made, for the cleanup of a failed build
+
+	srv *server // the Consul agent of this part
+	sc  *scenario
+	ev  *eventLog
+
+	mu      sync.Mutex
+	watcher *watchProc // the running watcher, if any
+	count   atomic.Int64
+	cleaned []string // what the last cleanup removed, for the progress line
+}
+
+// connectDocker connects to the engine the way the watcher does (DOCKER_HOST and friends, else
+// the local socket) and settles the API version before any concurrent use: the client's lazy
+// negotiation is not synchronised.
+func connectDocker(ctx context.Context) (*dockerPart, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cli.NegotiateAPIVersion(cctx)
+	if _, err := cli.Ping(cctx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("the Docker engine at %s does not answer: %w", cli.DaemonHost(), err)
+	}
+	ver, err := cli.ServerVersion(cctx)
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("the Docker engine at %s: %w", cli.DaemonHost(), err)
+	}
+	d := &dockerPart{cli: cli, runID: newBenchRunID(), goos: ver.Os, goarch: ver.Arch}
+	d.label = benchLabel + "=" + d.runID
+	d.engine = fmt.Sprintf("Docker Engine %s (API %s, %s/%s)", ver.Version, ver.APIVersion, ver.Os, ver.Arch)
+	if info, err := cli.Info(cctx); err == nil && info.Driver != "" {
+		d.engine += ", storage driver " + info.Driver
+	}
+	return d, nil
+}
+
+func newBenchRunID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// callCtx bounds one engine call. It does not end with ctx: an engine call that has started
+// is let finish (the engine would go on creating a container whose client went away), and the
+// cleanup, which runs after every call returned, finds what it made by label.
+func (d *dockerPart) callCtx(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), timeout)
+}
+
+// buildImage compiles examples/service-web for the engine's platform and builds the image from
+// its Dockerfile with an in-memory build context.
+func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	dir := filepath.Join(ws.root, "docker", "image")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "service-web")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./examples/service-web")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+d.goos, "GOARCH="+d.goarch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./examples/service-web: %v\n%s", err, out)
+	}
+	binary, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, "examples", "service-web", "Dockerfile"))
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, dockerfile}, {"service-web", 0o755, binary}} {
+		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+
+	ref := benchImageRepo + ":" + d.runID
+	bctx, cancel := d.callCtx(dockerBuildTime)
+	defer cancel()
+	resp, err := d.cli.ImageBuild(bctx, &buf, build.ImageBuildOptions{
+		Tags:        []string{ref},
+		Labels:      map[string]string{benchLabel: d.runID},
+		Remove:      true,
+		ForceRemove: true,
+		NoCache:     true,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return fmt.Errorf("building %s: %w", ref, err)
+	}
+	d.image = ref // from here on the cleanup removes it
+	steps, err := readBuildStream(resp.Body)
+	resp.Body.Close()
+	d.buildSteps = steps
+	if err != nil {
+		return fmt.Errorf("building %s: %w", ref, err)
+	}
+	ii, err := d.cli.ImageInspect(bctx, ref)
+	if err != nil {
+		return fmt.Errorf("building %s: %w", ref, err)
+	}
+	d.imageSize = ii.Size
+	d.imageBuild = time.Since(t0)
+	return nil
+}
+
+// readBuildStream reads a build's JSON stream to its end. It returns the images its steps
+// made, and the error the stream reports, with the build's output.
+func readBuildStream(r io.Reader) (steps []string, err error) {
+	var out strings.Builder
+	dec := json.NewDecoder(r)
+	for {
+		var msg struct {
+			Stream      string `json:"stream"`
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); err != nil {
+			if errors.Is(err, io.EOF) {
+				return steps, nil
+			}
+			return steps, fmt.Errorf("%w\n%s", err, out.String())
+		}
+		out.WriteString(msg.Stream)
+		// A step ends with " ---> <image id>"; it starts with " ---> Running in <container>".
+		if id, ok := strings.CutPrefix(strings.TrimSpace(msg.Stream), "---> "); ok && !strings.Contains(id, " ") {
+			steps = append(steps, id)
+		}
+		if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
+			msg.Error = msg.ErrorDetail.Message
+		}
+		if msg.Error != "" {
+			return steps, fmt.Errorf("%s\n%s", msg.Error, out.String())
+		}
+	}
+}
+
+// benchContainer is one container of the service-web image.
+type benchContainer struct {
+	id, name string
+}
+
+// instanceID is the ID the watcher gives the container's port: <node>:<name>:<port>.
+func (c benchContainer) instanceID() string { return benchNode + ":" + c.name + ":" + benchPort }
+
+// createContainer creates (does not start) a container like
+// `docker create -p 127.0.0.1::3000 -e SERVICE_3000_NAME=bench-web -l io.sdctl.bench=RUN IMAGE`.
+func (d *dockerPart) createContainer(kind string) (benchContainer, error) {
+	name := fmt.Sprintf("sdctl-bench-%s-%s-%03d", d.runID, kind, d.count.Add(1))
+	exposed, bindings, err := nat.ParsePortSpecs([]string{"127.0.0.1::" + benchPort})
+	if err != nil {
+		return benchContainer{}, err
+	}
+	cctx, cancel := d.callCtx(dockerCallTime)
+	defer cancel()
+	resp, err := d.cli.ContainerCreate(cctx, &container.Config{
+		Image:        d.image,
+		Env:          []string{"SERVICE_" + benchPort + "_NAME=" + benchService},
+		Labels:       map[string]string{benchLabel: d.runID},
+		ExposedPorts: exposed,
+	}, &container.HostConfig{PortBindings: bindings}, nil, nil, name)
+	if err != nil {
+		return benchContainer{}, fmt.Errorf("creating container %s: %w", name, err)
+	}
+	return benchContainer{id: resp.ID, name: name}, nil
+}
+
+// inspectDone inspects the container and returns when the engine answered.
+func (d *dockerPart) inspectDone(c benchContainer) (time.Time, error) {
+	cctx, cancel := d.callCtx(dockerCallTime)
+	defer cancel()
+	_, err := d.cli.ContainerInspect(cctx, c.id)
+	return time.Now(), err
+}
+
+func (d *dockerPart) startContainer(c benchContainer) error {
+	cctx, cancel := d.callCtx(dockerCallTime)
+	defer cancel()
+	if err := d.cli.ContainerStart(cctx, c.id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("starting container %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// stopContainer stops the container with SIGTERM, which service-web answers by exiting 0.
+func (d *dockerPart) stopContainer(c benchContainer) error {
+	cctx, cancel := d.callCtx(dockerCallTime)
+	defer cancel()
+	secs := dockerStopSecs
+	if err := d.cli.ContainerStop(cctx, c.id, container.StopOptions{Timeout: &secs}); err != nil {
+		return fmt.Errorf("stopping container %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// removeContainers removes the bench's containers (running or not), dockerWorkers at a time.
+func (d *dockerPart) removeContainers(cs []benchContainer) error {
+	return forEach(context.Background(), len(cs), dockerWorkers, func(i int) error {
+		cctx, cancel := d.callCtx(dockerCallTime)
+		defer cancel()
+		if err := d.cli.ContainerRemove(cctx, cs[i].id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			return fmt.Errorf("removing container %s: %w", cs[i].name, err)
+		}
+		return nil
+	})
+}
+
+// forEach calls fn for 0..n-1 from up to workers goroutines. Once ctx ends or a call fails it
+// hands out no more, and it returns only when every call it made has returned: the first
+// error, else ctx's.
+func forEach(ctx context.Context, n, workers int, fn func(i int) error) error {
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan int)
+	)
+	failed := func() bool { mu.Lock(); defer mu.Unlock(); return first != nil }
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		if ctx.Err() != nil || failed() {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// cleanup stops the watcher and removes every container and image of this run, and the
+// event subscription. It is safe to call more than once; it reports what it could not remove.
+func (d *dockerPart) cleanup() error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	w := d.watcher
+	d.watcher = nil
+	d.mu.Unlock()
+	w.Stop()
+	d.cleaned = nil
+	var errs []error
+	ctx, cancel := d.callCtx(5 * time.Minute)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("label", d.label))
+	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing the bench's containers: %w", err))
+	}
+	var list []benchContainer
+	for _, c := range cs {
+		list = append(list, benchContainer{id: c.ID, name: strings.TrimPrefix(firstOr(c.Names, c.ID), "/")})
+	}
+	if len(list) > 0 {
+		if err := d.removeContainers(list); err != nil {
+			errs = append(errs, err)
+		}
+		d.cleaned = append(d.cleaned, plural(len(list), "container"))
+	}
+	images := map[string]bool{}
+	if d.image != "" {
+		images[d.image] = true
+	}
+	if ims, err := d.cli.ImageList(ctx, image.ListOptions{All: true, Filters: f}); err == nil {
+		for _, im := range ims {
+			images[im.ID] = true
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("listing the bench's images: %w", err))
+	}
+	for _, ref := range slices.Sorted(maps.Keys(images)) {
+		_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+		if err == nil {
+			d.cleaned = append(d.cleaned, "image "+ref)
+		} else if !strings.Contains(strings.ToLower(err.Error()), "no such image") {
+			errs = append(errs, fmt.Errorf("removing image %s: %w", ref, err))
+		}
+	}
+	// What a failed build left: untagged, unlabelled step images.
+	for _, id := range slices.Backward(d.buildSteps) {
+		_, _ = d.cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true})
+	}
+	d.buildSteps = nil
+	if d.ev != nil {
+		d.ev.close()
+	}
+	// Check that nothing is left.
+	if cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); err == nil && len(cs) > 0 {
+		errs = append(errs, fmt.Errorf("%s with label %s left in the engine", plural(len(cs), "container"), d.label))
+	}
+	if ims, err := d.cli.ImageList(ctx, image.ListOptions{All: true, Filters: f}); err == nil && len(ims) > 0 {
+		errs = append(errs, fmt.Errorf("%s with label %s left in the engine", plural(len(ims), "image"), d.label))
+	}
+	return errors.Join(errs...)
+}
+
+// close ends the cleanup for good, at the end of the run (deferred, also on an error or
+// Ctrl-C).
+func (d *dockerPart) close() {
+	if d == nil {
+		return
+	}
+	if err := d.cleanup(); err != nil {
+		progress("docker cleanup: %v", err)
+	} else if len(d.cleaned) > 0 {
+		progress("docker cleanup: removed %s", strings.Join(d.cleaned, ", "))
+	}
+	d.cli.Close()
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
+}
+
+// eventLog follows the engine's container events for the bench's label and keeps the time of
+// each container's actions (start, die ...), as the engine stamped them.
+type eventLog struct {
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	at      map[string]time.Time // container ID + "/" + action → the last such event
+	exit    map[string]string    // container ID → the exitCode of its last `die` event
+	changed chan struct{}        // closed and replaced on every event
+	err     error                // the stream failed
+}
+
+func (d *dockerPart) followEvents(ctx context.Context) {
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e := &eventLog{cancel: cancel, at: map[string]time.Time{}, exit: map[string]string{}, changed: make(chan struct{})}
+	d.ev = e
+	msgs, errs := d.cli.Events(ectx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("label", d.label),
+	)})
+	go func() {
+		for {
+			select {
+			case m := <-msgs:
+				at := time.Unix(0, m.TimeNano)
+				if m.TimeNano == 0 {
+					at = time.Unix(m.Time, 0)
+				}
+				e.mu.Lock()
+				e.at[m.Actor.ID+"/"+string(m.Action)] = at
+				if m.Action == events.ActionDie {
+					e.exit[m.Actor.ID] = m.Actor.Attributes["exitCode"]
+				}
+				close(e.changed)
+				e.changed = make(chan struct{})
+				e.mu.Unlock()
+			case err := <-errs:
+				e.mu.Lock()
+				if ectx.Err() == nil {
+					e.err = fmt.Errorf("docker event stream: %v", err)
+				}
+				close(e.changed)
+				e.changed = make(chan struct{})
+				e.mu.Unlock()
+				return
+			}
+		}
+	}()
+}
+
+func (e *eventLog) close() { e.cancel() }
+
+// exitCode is the exit code the last `die` event of container id reported.
+func (e *eventLog) exitCode(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.exit[id]
+}
+
+// wait returns the time of container id's action, waiting up to timeout for it.
+func (e *eventLog) wait(ctx context.Context, id, action string, timeout time.Duration) (time.Time, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		e.mu.Lock()
+		at, ok := e.at[id+"/"+action]
+		ch, err := e.changed, e.err
+		e.mu.Unlock()
+		if ok {
+			return at, nil
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return time.Time{}, fmt.Errorf("no %q event for container %s within %s", action, short12(id), timeout)
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+}
+
+func short12(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sdctl/sdctl/internal/testutil"
+)
+
+// TestReleaseSnapshot builds a snapshot release with the pinned goreleaser, as `make snapshot`
+// does, in a copy of the working tree (so dist/, bin/image/ and the generated completions of the
+// checkout are left alone), and checks its archives, checksums and image.
+func TestReleaseSnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a release build for every platform takes minutes")
+	}
+	for _, tool := range []string{"git", "docker", "make"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testutil.SkipUnlessRequired(t, "release snapshot needs "+tool+": "+err.Error())
+		}
+	}
+	root := testutil.ModuleRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	sh := func(dir string, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=sdctl", "GIT_AUTHOR_EMAIL=sdctl@example.invalid",
+			"GIT_COMMITTER_NAME=sdctl", "GIT_COMMITTER_EMAIL=sdctl@example.invalid")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	goreleaser := strings.TrimSpace(sh(root, filepath.Join(root, "scripts", "goreleaser-bin.sh")))
+
+	// The tree as git sees it (tracked and new files, nothing ignored), committed in a new
+	// repository: goreleaser reads the version and commit from git.
+	work := t.TempDir()
+	files := strings.Split(strings.TrimSpace(sh(root, "git", "ls-files", "--cached", "--others", "--exclude-standard")), "\n")
+	for _, f := range files {
+		src := filepath.Join(root, f)
+		info, err := os.Lstat(src)
+		if err != nil || !info.Mode().IsRegular() {
+			continue // deleted in the working tree, or not a file
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(work, f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, info.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh(work, "git", "init", "-q")
+	sh(work, "git", "add", "-A")
+	sh(work, "git", "commit", "-q", "-m", "snapshot")
+
+	sh(work, goreleaser, "check")
+	out := sh(work, goreleaser, "release", "--snapshot", "--clean", "--skip=publish")
+	t.Logf("goreleaser: %d lines of output", strings.Count(out, "\n"))
+
+	dist := filepath.Join(work, "dist")
+	sums, err := os.ReadFile(filepath.Join(dist, "checksums.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linuxArchive string
+	for _, platform := range []string{"linux_amd64", "linux_arm64", "darwin_amd64", "darwin_arm64", "windows_amd64"} {
+		matches, _ := filepath.Glob(filepath.Join(dist, "sdctl_*_"+platform+".*"))
+		if len(matches) != 1 {
+			t.Errorf("%s: archives %v, want one", platform, matches)
+			continue
+		}
+		if !strings.Contains(string(sums), filepath.Base(matches[0])) {
+			t.Errorf("checksums.txt does not list %s", filepath.Base(matches[0]))
+		}
+		if platform == "linux_amd64" {
+			linuxArchive = matches[0]
+		}
+	}
+	if linuxArchive == "" {
+		return
+	}
+	// The archive holds the binary, completions and man pages; the binary reports its version.
+	names := untar(t, linuxArchive, work)
+	for _, want := range []string{"sdctl", "README.md", "completions/sdctl.bash", "completions/_sdctl", "manpages/sdctl.1", "manpages/sdctl-watch.1"} {
+		if !names[want] {
+			t.Errorf("%s lacks %s (has %v)", filepath.Base(linuxArchive), want, names)
+		}
+	}
+	version := sh(work, filepath.Join(work, "unpacked", "sdctl"), "version")
+	if !strings.Contains(version, "SNAPSHOT") {
+		t.Errorf("the released binary reports %q, want the snapshot version", version)
+	}
+	// The image was built from the same binary; it runs without a shell in it.
+	imageOut := sh(work, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "sdctl")
+	var tag string
+	for _, line := range strings.Split(imageOut, "\n") {
+		if strings.Contains(line, "SNAPSHOT") {
+			tag = line
+		}
+	}
+	if tag == "" {
+		t.Fatalf("no sdctl:*SNAPSHOT* image after the snapshot; images: %s", imageOut)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
+	if got := sh(work, "docker", "run", "--rm", "--network", "none", tag, "version"); !strings.Contains(got, "SNAPSHOT") {
+		t.Errorf("docker run %s version: %q", tag, got)
+	}
+}
+
+// untar unpacks a .tar.gz into dir/unpacked and returns the names it held.
+func untar(t *testing.T, archive, dir string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	names := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[h.Name] = true
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		dst := filepath.Join(dir, "unpacked", filepath.Clean("/"+h.Name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, os.FileMode(h.Mode)&0o755|0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return names
+}

@@ -3,6 +3,7 @@ package output
 import (
 	"fmt"
 	"io"
+	"reflect"
 	"text/template"
 )
 
@@ -26,6 +27,15 @@ func (p Printer) Print(w io.Writer, data any, human func(io.Writer) error) error
 	case FormatTemplate:
 		if p.Template == nil {
 			return fmt.Errorf("output format %q needs a template (--template)", p.Format)
+		}
+		// A list is formatted one element at a time, as --template's help says.
+		if v := reflect.ValueOf(data); v.Kind() == reflect.Slice {
+			for i := range v.Len() {
+				if err := ExecuteTemplate(w, p.Template, v.Index(i).Interface()); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		return ExecuteTemplate(w, p.Template, data)
 	case FormatTable, FormatText:

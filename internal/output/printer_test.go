@@ -11,7 +11,7 @@ import (
 
 func TestPrinter(t *testing.T) {
 	data := []registry.Service{{Name: "web", Instances: 2, Passing: 1}}
-	tmpl, err := ParseTemplate("{{range .}}{{.Name}}={{.Passing}}/{{.Instances}}{{end}}")
+	tmpl, err := ParseTemplate("{{.Name}}={{.Passing}}/{{.Instances}}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestPrinter(t *testing.T) {
 		{name: "table", printer: Printer{Format: FormatTable}, human: table, want: "NAME  INSTANCES\nweb   2\n"},
 		{name: "json", printer: Printer{Format: FormatJSON}, human: table, want: "[\n  {\n    \"name\": \"web\",\n    \"instances\": 2,\n    \"passing\": 1\n  }\n]\n"},
 		{name: "yaml", printer: Printer{Format: FormatYAML}, want: "- name: web\n  instances: 2\n  passing: 1\n"},
-		{name: "template", printer: Printer{Format: FormatTemplate, Template: tmpl}, want: "web=1/2\n"},
+		{name: "template, once per element", printer: Printer{Format: FormatTemplate, Template: tmpl}, want: "web=1/2\n"},
 		{name: "template missing", printer: Printer{Format: FormatTemplate}, wantErr: true},
 		{name: "text without a human form", printer: Printer{Format: FormatText}, wantErr: true},
 		{name: "unknown format", printer: Printer{Format: "xml"}, human: table, wantErr: true},

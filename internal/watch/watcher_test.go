@@ -642,3 +642,16 @@ func TestWatchScopedWatchersShareANode(t *testing.T) {
 		t.Errorf("scope mark %q", got)
 	}
 }
+
+// Host-network containers have no port bindings: their exposed ports register on the same
+// number, at the host's address (Registrator's behaviour).
+func TestWatchHostNetworkContainer(t *testing.T) {
+	h := newHarness(t)
+	h.start(watch.Options{}, nil)
+	c := h.run(dockertest.Spec{Network: "host", Cmd: []string{"-listen", "127.0.0.1:0"}, Expose: []string{"3000", "3001"},
+		Env: []string{"SERVICE_3000_NAME=hostnet", "SERVICE_3001_IGNORE=1"}})
+	got := h.waitIDs(15*time.Second, h.id(c, "3000"))
+	if inst := got[h.id(c, "3000")]; inst.Name != "hostnet" || inst.Address != "192.0.2.10" || inst.Port != 3000 {
+		t.Errorf("host network: got %s %s:%d, want hostnet 192.0.2.10:3000", inst.Name, inst.Address, inst.Port)
+	}
+}

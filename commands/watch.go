@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -370,8 +371,11 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 		if ctx.Err() != nil {
 			return nil // stopped before it started: nothing to undo
 		}
+		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
+			return fmt.Errorf("docker %s: %w (run as a user in the socket's group, or as root)", docker.DaemonHost(), registry.ErrPermissionDenied)
+		}
 		if !client.IsErrConnectionFailed(err) {
-			return err // permission denied on the socket, a bad DOCKER_HOST: waiting cannot help
+			return err // a bad DOCKER_HOST, TLS files that do not load: waiting cannot help
 		}
 		log.Error("waiting for the Docker engine", "docker", docker.DaemonHost(), "error", err)
 		select {
@@ -403,6 +407,9 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 		Labels: o.labels, Workers: o.workers, CallTimeout: cfg.Timeout(), Log: log, Metrics: metrics,
 	})
 	if err := w.Connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while still trying: nothing was registered
+		}
 		return fmt.Errorf("watch: registry %q: %w", cfg.Backend(), err)
 	}
 	defer func() { _ = w.Close() }()

@@ -73,7 +73,7 @@ Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted to
 		Example: `  sdctl watch
   sdctl watch --internal consul://127.0.0.1:8500
   sdctl watch --backend etcd --resync 60 --cleanup --deregister-on-exit
-  sdctl watch --listen :9090 consul://consul1:8500,consul2:8500,consul3:8500`,
+  sdctl watch --listen :9090 --label com.docker.compose.project=shop consul://127.0.0.1:8500`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			uri := ""

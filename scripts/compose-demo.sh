@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # compose-demo.sh runs the classic Docker + Consul + Registrator walkthrough with sdctl, and
-# checks each step: three Consul servers, `sdctl watch` in Registrator's place, service-web
+# checks each step: three Consul servers and a client agent, `sdctl watch` in Registrator's place, service-web
 # scaled to three, and a client container that resolves service-web (deploy/compose/, and
 # docs/tutorial.md for the same steps by hand).
 #

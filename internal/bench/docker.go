@@ -1,32 +1,26 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/sdctl/sdctl/internal/dockerimage"
 )
 
 // The Docker part: `sdctl watch` follows the real Docker engine and registers the containers'
@@ -62,7 +56,6 @@ type dockerPart struct {
 	image      string // the tag, once built
 	imageSize  int64
 	imageBuild time.Duration // go build and the engine's build
-	buildSteps []string      // images the build made, for the cleanup of a failed build
 
 	srv *server // the Consul agent of this part
 	sc  *scenario
@@ -119,69 +112,22 @@ func (d *dockerPart) callCtx(timeout time.Duration) (context.Context, context.Ca
 // buildImage compiles examples/service-web for the engine's platform and builds the image from
 // its Dockerfile with an in-memory build context.
 func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
+	_ = ws
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
-	dir := filepath.Join(ws.root, "docker", "image")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	bin := filepath.Join(dir, "service-web")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./examples/service-web")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+d.goos, "GOARCH="+d.goarch)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./examples/service-web: %v\n%s", err, out)
-	}
-	binary, err := os.ReadFile(bin)
+	files, err := dockerimage.ServiceWeb(ctx, root, d.goos, d.goarch)
 	if err != nil {
 		return err
 	}
-	dockerfile, err := os.ReadFile(filepath.Join(root, "examples", "service-web", "Dockerfile"))
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, dockerfile}, {"service-web", 0o755, binary}} {
-		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-
 	ref := benchImageRepo + ":" + d.runID
 	bctx, cancel := d.callCtx(dockerBuildTime)
 	defer cancel()
-	resp, err := d.cli.ImageBuild(bctx, &buf, build.ImageBuildOptions{
-		Tags:        []string{ref},
-		Labels:      map[string]string{benchLabel: d.runID},
-		Remove:      true,
-		ForceRemove: true,
-		NoCache:     true,
-		Version:     build.BuilderV1,
-	})
-	if err != nil {
-		return fmt.Errorf("building %s: %w", ref, err)
-	}
 	d.image = ref // from here on the cleanup removes it
-	steps, err := readBuildStream(resp.Body)
-	resp.Body.Close()
-	d.buildSteps = steps
-	if err != nil {
-		return fmt.Errorf("building %s: %w", ref, err)
+	if err := dockerimage.Build(bctx, d.cli, files, ref, map[string]string{benchLabel: d.runID}); err != nil {
+		return err
 	}
 	ii, err := d.cli.ImageInspect(bctx, ref)
 	if err != nil {
@@ -190,39 +136,6 @@ func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
 	d.imageSize = ii.Size
 	d.imageBuild = time.Since(t0)
 	return nil
-}
-
-// readBuildStream reads a build's JSON stream to its end. It returns the images its steps
-// made, and the error the stream reports, with the build's output.
-func readBuildStream(r io.Reader) (steps []string, err error) {
-	var out strings.Builder
-	dec := json.NewDecoder(r)
-	for {
-		var msg struct {
-			Stream      string `json:"stream"`
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				return steps, nil
-			}
-			return steps, fmt.Errorf("%w\n%s", err, out.String())
-		}
-		out.WriteString(msg.Stream)
-		// A step ends with " ---> <image id>"; it starts with " ---> Running in <container>".
-		if id, ok := strings.CutPrefix(strings.TrimSpace(msg.Stream), "---> "); ok && !strings.Contains(id, " ") {
-			steps = append(steps, id)
-		}
-		if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
-			msg.Error = msg.ErrorDetail.Message
-		}
-		if msg.Error != "" {
-			return steps, fmt.Errorf("%s\n%s", msg.Error, out.String())
-		}
-	}
 }
 
 // benchContainer is one container of the service-web image.
@@ -384,11 +297,6 @@ func (d *dockerPart) cleanup() error {
 			errs = append(errs, fmt.Errorf("removing image %s: %w", ref, err))
 		}
 	}
-	// What a failed build left: untagged, unlabelled step images.
-	for _, id := range slices.Backward(d.buildSteps) {
-		_, _ = d.cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true})
-	}
-	d.buildSteps = nil
 	if d.ev != nil {
 		d.ev.close()
 	}

@@ -76,15 +76,16 @@ clean: ## remove build output
 # The container image (Dockerfile): a static linux binary and a staged rootfs on `FROM scratch`,
 # so building it pulls nothing. CA_CERTS is the host's CA bundle copied into the image.
 IMAGE_CONTEXT ?= $(BIN)/image
+IMAGE         ?= sdctl
 CA_CERTS      ?= /etc/ssl/certs/ca-certificates.crt
 
-image: ## build the container image sdctl:$(VERSION) and sdctl:latest (pulls nothing)
+image: ## build the container image sdctl:$(VERSION) and sdctl:latest (IMAGE=name to rename; pulls nothing)
 	rm -rf $(IMAGE_CONTEXT)
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CONTEXT)/sdctl ./cmd/sdctl
 	$(MAKE) --no-print-directory image-rootfs IMAGE_CONTEXT=$(IMAGE_CONTEXT)
 	cp Dockerfile .dockerignore $(IMAGE_CONTEXT)/
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) \
-		-t sdctl:$(VERSION) -t sdctl:latest $(IMAGE_CONTEXT)
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CONTEXT)
 
 # Stages the files the Dockerfile copies besides the binary into $(IMAGE_CONTEXT): rootfs/ (CA
 # certificates, passwd and group with the user sdctl 65532, a 1777 tmp) and home/sdctl/.

@@ -47,7 +47,13 @@ if [[ ! "$project" =~ ^[a-z0-9][a-z0-9-]*$ ]]; then
 fi
 # The compose file names the demo images and scopes the watcher with it.
 export COMPOSE_PROJECT_NAME="$project"
-export SDCTL_IMAGE=sdctl:latest # what make image builds
+# The sdctl image, sdctl:latest unless SDCTL_IMAGE names another NAME:latest (`make image
+# IMAGE=NAME` builds it; one named $project/sdctl is removed with the other demo images).
+export SDCTL_IMAGE="${SDCTL_IMAGE:-sdctl:latest}"
+if [[ "$SDCTL_IMAGE" != *:latest ]]; then
+	echo "compose-demo: SDCTL_IMAGE=$SDCTL_IMAGE: want NAME:latest" >&2
+	exit 2
+fi
 compose_file="deploy/compose/docker-compose.yml"
 network="${project}_default"
 web_image="$project/service-web:latest"
@@ -122,8 +128,8 @@ started="$(now)"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sdctl-compose-demo.XXXXXX")"
 loop_pid=""
 
-# images_rm removes the demo images: every tag under $project/ (the same image under other names,
-# sdctl:latest included, stays).
+# images_rm removes the demo images: every tag under $project/ (sdctl:latest, and the same image
+# under other names, stays).
 images_rm() {
 	local img
 	for img in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "$project/*" 2>/dev/null); do
@@ -202,14 +208,14 @@ build_images() {
 	fi
 	if [[ "${SDCTL_DEMO_NO_BUILD:-}" != 1 ]]; then
 		# A private build context: another `make image` may be running (bin/image/).
-		make --no-print-directory image IMAGE_CONTEXT="$stage/sdctl" >"$tmp/make.log" 2>&1 || {
+		make --no-print-directory image IMAGE_CONTEXT="$stage/sdctl" IMAGE="${SDCTL_IMAGE%:latest}" >"$tmp/make.log" 2>&1 || {
 			cat "$tmp/make.log"
 			echo "compose-demo: make image failed" >&2
 			exit 1
 		}
 	fi
-	docker image inspect sdctl:latest >/dev/null
-	image_line sdctl:latest "make image"
+	docker image inspect "$SDCTL_IMAGE" >/dev/null
+	image_line "$SDCTL_IMAGE" "make image"
 
 	# Consul: the binary, an empty data dir and a 1777 /tmp.
 	mkdir -p "$stage/consul/data" "$stage/consul/rootfs/tmp"

@@ -6,16 +6,17 @@
 # and the containers are removed at the end, whatever happened.
 #
 # Usage: scripts/image-test.sh (make image-test). SDCTL_IMAGE_TEST_NO_BUILD=1 tests the existing
-# sdctl:latest without building it first.
+# sdctl:latest without building it first. IMAGE=NAME builds and tests NAME:latest instead (as
+# `make image IMAGE=NAME` names it).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 if [[ -z "${SDCTL_IMAGE_TEST_NO_BUILD:-}" ]]; then
-	make --no-print-directory image
+	make --no-print-directory image IMAGE="${IMAGE:-sdctl}"
 fi
-image="$(docker image inspect --format '{{.Id}}' sdctl:latest)"
+image="$(docker image inspect --format '{{.Id}}' "${IMAGE:-sdctl}:latest")"
 
 suffix="$$-$RANDOM"
 volume="sdctl-image-test-$suffix"

@@ -57,7 +57,8 @@ func TestComposeDemo(t *testing.T) {
 
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join("scripts", "compose-demo.sh"))
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "SDCTL_DEMO_PROJECT="+project)
+	// The sdctl image gets the project's name too, so the teardown removes it with the others.
+	cmd.Env = append(os.Environ(), "SDCTL_DEMO_PROJECT="+project, "SDCTL_IMAGE="+project+"/sdctl:latest")
 	// On timeout, SIGTERM: the script's trap removes the project before it exits.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = time.Minute

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sdctl/sdctl/internal/testutil"
 )
@@ -28,7 +31,15 @@ func TestImage(t *testing.T) {
 	cmd := exec.Command(filepath.Join(root, "scripts", "image-test.sh"))
 	cmd.Dir = root
 	// A private build context: other tests build images from this tree at the same time.
-	cmd.Env = append(os.Environ(), "IMAGE_CONTEXT="+t.TempDir())
+	// Its own image name, removed afterwards: each run builds a new image.
+	name := fmt.Sprintf("sdctl-image-test-%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		out, _ := exec.Command("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", name).Output()
+		for _, ref := range strings.Fields(string(out)) {
+			_ = exec.Command("docker", "image", "rm", ref).Run()
+		}
+	})
+	cmd.Env = append(os.Environ(), "IMAGE_CONTEXT="+t.TempDir(), "IMAGE="+name)
 	out, err := cmd.CombinedOutput()
 	t.Logf("scripts/image-test.sh:\n%s", out)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -249,7 +248,7 @@ func TestPluginLogsReachTheHostLoggerAtItsLevel(t *testing.T) {
 		{hclog.Warn, false, false},
 	} {
 		t.Run(tc.level.String(), func(t *testing.T) {
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: tc.level})
 			c := openFile(t, newHost(t, log), "chatty")
 			c.Close()
@@ -327,21 +326,4 @@ func alive(pid int) bool {
 	}
 	fields := strings.Fields(string(data))
 	return len(fields) > 2 && fields[2] != "Z"
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -4,7 +4,6 @@ package e2e
 // etcd_test.go).
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sdctl/sdctl/internal/testutil"
 )
 
 // serverEnv is a new user's environment (see userEnv) without any CONSUL_ or ETCDCTL_ variable
@@ -120,29 +121,11 @@ func (c *countingListener) Accepted() int {
 	return c.n
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is an sdctl process running in the background.
 type proc struct {
 	args           []string
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr testutil.SyncBuffer
 	done           chan struct{}
 	code           int // exit code, once done is closed; -1 when killed by a signal
 }

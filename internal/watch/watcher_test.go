@@ -1,7 +1,6 @@
 package watch_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sdctl/sdctl/backends/file"
+	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 	"github.com/sdctl/sdctl/internal/watch"
 	"github.com/sdctl/sdctl/registry"
@@ -88,26 +87,9 @@ type harness struct {
 	opens  atomic.Int64
 	w      *watch.Watcher
 	m      *watch.Metrics
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	cancel context.CancelFunc
 	done   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newHarness(t *testing.T) *harness {
@@ -132,7 +114,7 @@ func (h *harness) start(opts watch.Options, docker watch.Docker) {
 	if opts.Spec.DefaultIP == "" {
 		opts.Spec.DefaultIP = "192.0.2.10"
 	}
-	h.logs = &syncBuffer{}
+	h.logs = &testutil.SyncBuffer{}
 	opts.Log = hclog.New(&hclog.LoggerOptions{Output: io.MultiWriter(h.logs, testWriter{h.t}), Level: hclog.Info})
 	h.m = watch.NewMetrics()
 	opts.Metrics = h.m

@@ -1,20 +1,16 @@
 package commands
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
@@ -69,7 +65,7 @@ in the foreground renewing it, and deregisters on SIGINT or SIGTERM.`,
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			return runRegister(cmd.Context(), f, opts, cmd.Flags().Changed("port"))
+			return runRegister(cmd.Context(), f, opts, cmd.Flags().Changed)
 		},
 	}
 	fl := cmd.Flags()
@@ -78,7 +74,7 @@ in the foreground renewing it, and deregisters on SIGINT or SIGTERM.`,
 	fl.StringVar(&opts.ID, "id", "", "instance ID (default NAME-ADDRESS-PORT)")
 	fl.StringArrayVar(&opts.Tags, "tag", nil, "tag the instance (repeatable)")
 	fl.StringArrayVar(&opts.Meta, "meta", nil, "metadata KEY=VALUE (repeatable)")
-	fl.IntVar(&opts.Weight, "weight", 0, "weight for the weighted strategy (default 1)")
+	fl.IntVar(&opts.Weight, "weight", 0, "weight for the weighted strategy, 1-65535 (default 1)")
 	fl.DurationVar(&opts.TTL, "ttl", 0, "turn critical unless renewed within this time")
 	fl.BoolVar(&opts.Keepalive, "keepalive", false, "stay in the foreground renewing the TTL; deregister on exit")
 	fl.StringVarP(&opts.File, "file", "f", "", "register the instances in a YAML or JSON file (- for stdin)")
@@ -96,24 +92,86 @@ in the foreground renewing it, and deregisters on SIGINT or SIGTERM.`,
 }
 
 // instances turns the options into validated instances, reading the batch file if there is one.
-func (o *RegisterOptions) instances(in io.Reader, portSet bool) ([]registry.Instance, error) {
+// changed reports whether a flag was given on the command line.
+func (o *RegisterOptions) instances(in io.Reader, changed func(string) bool) ([]registry.Instance, error) {
+	if err := o.checkFlags(changed); err != nil {
+		return nil, err
+	}
 	if o.File != "" {
-		if o.Name != "" || o.HostPort != "" || o.Address != "" || portSet || o.ID != "" {
-			return nil, usage(errors.New("register: -f FILE cannot be combined with NAME, HOST:PORT, --address, --port or --id"))
+		if o.Name != "" || o.HostPort != "" {
+			return nil, usage(errors.New("register: -f FILE cannot be combined with NAME or HOST:PORT"))
 		}
-		if o.Keepalive {
-			return nil, usage(errors.New("register: --keepalive works with one instance, not -f FILE"))
+		for _, name := range perInstanceFlags {
+			if changed(name) {
+				return nil, usage(fmt.Errorf("register: --%s applies to one instance, not to -f FILE: set it in each entry of the file (--tag and --meta apply to every entry)", name))
+			}
 		}
-		return readBatch(o.File, in)
+		insts, err := readBatch(o.File, in)
+		if err != nil {
+			return nil, err
+		}
+		meta, err := parseMetaFlags(o.Meta)
+		if err != nil {
+			return nil, err
+		}
+		return insts, applyToBatch(insts, o.Tags, meta)
 	}
 	if o.Name == "" {
 		return nil, usage(errors.New("register: missing NAME (see 'sdctl register --help')"))
 	}
-	inst, err := o.instance(portSet)
+	inst, err := o.instance(changed("port"))
 	if err != nil {
 		return nil, err
 	}
 	return []registry.Instance{inst}, nil
+}
+
+// perInstanceFlags describe one instance and cannot apply to a whole batch file.
+var perInstanceFlags = []string{"address", "port", "id", "weight", "ttl", "keepalive",
+	"check-http", "check-tcp", "check-grpc", "check-interval", "check-timeout",
+	"check-deregister-after", "check-initial-status", "check-tls-skip-verify"}
+
+// checkFlags refuses check settings that no check would use, and values out of range.
+func (o *RegisterOptions) checkFlags(changed func(string) bool) error {
+	if changed("weight") {
+		if err := registry.ValidateWeight(o.Weight); err != nil {
+			return err
+		}
+		if o.Weight == 0 {
+			return registry.Invalidf("weight", "weight 0 is not allowed: weights run from 1 (the default) to %d", registry.MaxWeight)
+		}
+	}
+	if o.File != "" {
+		return nil // the batch rules above name these flags
+	}
+	hasCheck := o.CheckHTTP != "" || o.CheckTCP != "" || o.CheckGRPC != ""
+	for _, name := range []string{"check-interval", "check-timeout", "check-deregister-after", "check-initial-status"} {
+		if changed(name) && !hasCheck {
+			return usage(fmt.Errorf("register: --%s needs a check: --check-http, --check-tcp or --check-grpc", name))
+		}
+	}
+	if changed("check-tls-skip-verify") && o.CheckHTTP == "" && o.CheckGRPC == "" {
+		return usage(errors.New("register: --check-tls-skip-verify needs an https or gRPC check: --check-http or --check-grpc"))
+	}
+	return nil
+}
+
+func parseMetaFlags(flags []string) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	meta := map[string]string{}
+	for _, kv := range flags {
+		k, v, err := registry.ParseMeta(kv)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := meta[k]; dup {
+			return nil, registry.Invalidf("meta", "key %q is given twice", k)
+		}
+		meta[k] = v
+	}
+	return meta, nil
 }
 
 func (o *RegisterOptions) instance(portSet bool) (registry.Instance, error) {
@@ -138,16 +196,11 @@ func (o *RegisterOptions) instance(portSet bool) (registry.Instance, error) {
 	if inst.Address == "" {
 		inst.Address = outboundAddress()
 	}
-	if len(o.Meta) > 0 {
-		inst.Meta = map[string]string{}
-		for _, kv := range o.Meta {
-			k, v, err := registry.ParseMeta(kv)
-			if err != nil {
-				return inst, err
-			}
-			inst.Meta[k] = v
-		}
+	meta, err := parseMetaFlags(o.Meta)
+	if err != nil {
+		return inst, err
 	}
+	inst.Meta = meta
 	checks, err := o.checks()
 	if err != nil {
 		return inst, err
@@ -211,105 +264,8 @@ func outboundAddress() string {
 	return "127.0.0.1"
 }
 
-// batchFile is the shape of `register -f`: a list of instances, or {instances: [...]}.
-type batchFile struct {
-	Instances []batchInstance `json:"instances" yaml:"instances"`
-}
-
-type batchInstance struct {
-	ID      string            `json:"id" yaml:"id"`
-	Name    string            `json:"name" yaml:"name"`
-	Address string            `json:"address" yaml:"address"`
-	Port    int               `json:"port" yaml:"port"`
-	Tags    []string          `json:"tags" yaml:"tags"`
-	Meta    map[string]string `json:"meta" yaml:"meta"`
-	Weight  int               `json:"weight" yaml:"weight"`
-	TTL     string            `json:"ttl" yaml:"ttl"`
-}
-
-// readBatch reads the instances of a batch file ("-" is stdin) and validates each, naming the
-// file and entry of the first problem.
-func readBatch(path string, stdin io.Reader) ([]registry.Instance, error) {
-	var data []byte
-	var err error
-	if path == "-" {
-		path = "stdin"
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return nil, usage(fmt.Errorf("register -f: %w", err))
-	}
-	return parseBatch(path, data)
-}
-
-func parseBatch(path string, data []byte) ([]registry.Instance, error) {
-	var entries []batchInstance
-	trimmed := bytes.TrimSpace(data)
-	var err error
-	switch {
-	case len(trimmed) == 0:
-		return nil, registry.Invalidf("file", "%s: no instances", path)
-	case trimmed[0] == '[':
-		err = strictJSON(trimmed, &entries)
-	case trimmed[0] == '{':
-		var b batchFile
-		err = strictJSON(trimmed, &b)
-		entries = b.Instances
-	default:
-		var node yaml.Node
-		if err = yaml.Unmarshal(data, &node); err == nil {
-			if len(node.Content) > 0 && node.Content[0].Kind == yaml.SequenceNode {
-				err = node.Decode(&entries)
-			} else {
-				var b batchFile
-				err = node.Decode(&b)
-				entries = b.Instances
-			}
-		}
-	}
-	if err != nil {
-		return nil, registry.Invalidf("file", "%s: %v", path, err)
-	}
-	if len(entries) == 0 {
-		return nil, registry.Invalidf("file", "%s: no instances", path)
-	}
-	out := make([]registry.Instance, 0, len(entries))
-	for i, e := range entries {
-		inst := registry.Instance{ID: e.ID, Name: e.Name, Address: e.Address, Port: e.Port, Tags: e.Tags, Meta: e.Meta, Weight: e.Weight}
-		if e.TTL != "" {
-			ttl, err := time.ParseDuration(e.TTL)
-			if err != nil {
-				return nil, registry.Invalidf("file", "%s: instance %d: ttl %q is not a duration", path, i+1, e.TTL)
-			}
-			inst.TTL = ttl
-		}
-		if inst.ID == "" && inst.Name != "" {
-			inst.ID = registry.DefaultID(inst.Name, inst.Address, inst.Port)
-		}
-		if err := inst.Validate(); err != nil {
-			return nil, registry.Invalidf("file", "%s: instance %d (%s): %v", path, i+1, inst.ID, err)
-		}
-		out = append(out, inst)
-	}
-	return out, nil
-}
-
-func strictJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("unexpected data after the JSON value")
-	}
-	return nil
-}
-
-func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, portSet bool) error {
-	insts, err := opts.instances(f.IO.In, portSet)
+func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, changed func(string) bool) error {
+	insts, err := opts.instances(f.IO.In, changed)
 	if err != nil {
 		return err
 	}
@@ -318,6 +274,19 @@ func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, portSet
 		return err
 	}
 	defer reg.Close()
+	// Refuse what the backend cannot store before writing anything, so a batch is all or nothing
+	// as far as sdctl can tell in advance.
+	infoCtx, cancelInfo := f.callContext(ctx)
+	info, err := reg.Info(infoCtx)
+	cancelInfo()
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	for _, inst := range insts {
+		if err := info.Supports(inst); err != nil {
+			return err
+		}
+	}
 	for _, inst := range insts {
 		callCtx, cancel := f.callContext(ctx)
 		err := reg.Register(callCtx, inst)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -93,4 +94,52 @@ func (c *Check) UnmarshalJSON(b []byte) error {
 	*c = Check{w.Kind, w.Target, time.Duration(w.Interval), time.Duration(w.Timeout), time.Duration(w.DeregisterAfter),
 		w.Method, w.Header, w.TLSSkipVerify, w.InitialStatus}
 	return nil
+}
+
+// instanceInput is instanceWire with checks decoded field by field, so that DecodeInstance can
+// refuse unknown keys at every level.
+type instanceInput struct {
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Address string            `json:"address"`
+	Port    int               `json:"port"`
+	Tags    []string          `json:"tags"`
+	Meta    map[string]string `json:"meta"`
+	Weight  int               `json:"weight"`
+	TTL     jsonDuration      `json:"ttl"`
+	Checks  []checkWire       `json:"checks"`
+	Health  Health            `json:"health"`
+	Node    string            `json:"node"`
+	Expires time.Time         `json:"expires"`
+}
+
+// InstanceKeys lists the keys of an instance in JSON, in the order MarshalJSON writes them.
+func InstanceKeys() []string {
+	return []string{"id", "name", "address", "port", "tags", "meta", "weight", "ttl", "checks", "health", "node", "expires"}
+}
+
+// CheckKeys lists the keys of a check in JSON, in the order MarshalJSON writes them.
+func CheckKeys() []string {
+	return []string{"kind", "target", "interval", "timeout", "deregister_after", "method", "header", "tls_skip_verify", "initial_status"}
+}
+
+// DecodeInstance reads one instance written as Instance.MarshalJSON writes it, strictly: an
+// unknown key, at any level, or trailing data is an error, where UnmarshalJSON would drop them.
+// The fields reported by a registry (node, expires) are read, so printed instances read back.
+func DecodeInstance(data []byte) (Instance, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w instanceInput
+	if err := dec.Decode(&w); err != nil {
+		return Instance{}, err
+	}
+	if dec.More() {
+		return Instance{}, fmt.Errorf("unexpected data after the instance")
+	}
+	inst := Instance{w.ID, w.Name, w.Address, w.Port, w.Tags, w.Meta, w.Weight, time.Duration(w.TTL), nil, w.Health, w.Node, w.Expires}
+	for _, c := range w.Checks {
+		inst.Checks = append(inst.Checks, Check{c.Kind, c.Target, time.Duration(c.Interval), time.Duration(c.Timeout),
+			time.Duration(c.DeregisterAfter), c.Method, c.Header, c.TLSSkipVerify, c.InitialStatus})
+	}
+	return inst, nil
 }

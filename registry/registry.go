@@ -298,3 +298,34 @@ func hasString(list []string, s string) bool {
 	}
 	return false
 }
+
+// Supports returns an ErrUnsupported error when registering inst would need a feature the
+// backend does not advertise (a TTL, a weight, a kind of check), so that a caller can refuse a
+// whole batch before writing any of it.
+func (i Info) Supports(inst Instance) error {
+	if inst.TTL > 0 && !i.Has(CapTTL) {
+		return Errorf(ErrUnsupported, "instance %s: the %s backend does not support TTLs", inst.ID, i.Name)
+	}
+	if inst.Weight > 0 && !i.Has(CapWeights) {
+		return Errorf(ErrUnsupported, "instance %s: the %s backend does not store weights", inst.ID, i.Name)
+	}
+	for _, c := range inst.Checks {
+		if !i.Has(CheckCapability(c.Kind)) {
+			return Errorf(ErrUnsupported, "instance %s: the %s backend runs no %s checks%s", inst.ID, i.Name, c.Kind, i.checkHint())
+		}
+	}
+	return nil
+}
+
+func (i Info) checkHint() string {
+	var kinds []string
+	for _, c := range i.Capabilities {
+		if k, ok := strings.CutPrefix(string(c), CapCheckPrefix); ok {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		return " (it runs no checks: register with --ttl and keep the instance alive with --keepalive, or use the consul backend)"
+	}
+	return " (it runs " + strings.Join(kinds, ", ") + ")"
+}

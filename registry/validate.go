@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,6 +21,8 @@ const (
 	MaxMetaKeyLen = 128
 	MaxMetaValLen = 512
 	MaxMetaPairs  = 64
+	// MaxWeight is the largest weight: DNS SRV weights are 16-bit, and Consul refuses more.
+	MaxWeight = 65535
 )
 
 // ValidateName checks a service name: dot-separated labels of 1-63 letters, digits, '-' or '_',
@@ -62,6 +66,10 @@ func ValidateID(id string) error {
 	}
 	if len(id) > MaxIDLen {
 		return Invalidf("id", "instance ID is %d characters long (at most %d)", len(id), MaxIDLen)
+	}
+	if id == "." || id == ".." {
+		// Path segments of their own in every HTTP API: a registry cleans them away.
+		return Invalidf("id", "instance ID %q is not allowed", id)
 	}
 	for _, r := range id {
 		if r == '/' || r == '?' || r == '#' || r == '%' || !unicode.IsPrint(r) || unicode.IsSpace(r) {
@@ -146,9 +154,18 @@ func HostPort(addr string, port int) string {
 	return net.JoinHostPort(addr, strconv.Itoa(port))
 }
 
-// DefaultID derives an instance ID from its name, address and port.
+// DefaultID derives an instance ID from its name, address and port: NAME-ADDRESS-PORT. It is a
+// valid ID whenever name, address and port are valid: an IPv6 zone's '%' becomes '-' ("fe80::1%eth0"
+// gives "web-fe80::1-eth0-80"), and an ID that would pass MaxIDLen keeps its start and ends with a
+// hash of the whole, so distinct instances keep distinct IDs.
 func DefaultID(name, addr string, port int) string {
-	return fmt.Sprintf("%s-%s-%d", name, addr, port)
+	id := fmt.Sprintf("%s-%s-%d", name, strings.ReplaceAll(addr, "%", "-"), port)
+	if len(id) <= MaxIDLen {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	suffix := "-" + hex.EncodeToString(sum[:8])
+	return id[:MaxIDLen-len(suffix)] + suffix
 }
 
 // ValidateMeta checks metadata keys and values (the limits Consul applies).
@@ -201,6 +218,14 @@ func ValidateTags(tags []string) error {
 				return Invalidf("tags", "tag %q: character %q is not allowed", abbreviate(t), r)
 			}
 		}
+	}
+	return nil
+}
+
+// ValidateWeight checks a weight: 0 (the default of 1) up to MaxWeight.
+func ValidateWeight(w int) error {
+	if w < 0 || w > MaxWeight {
+		return Invalidf("weight", "weight %d is out of range (1-%d)", w, MaxWeight)
 	}
 	return nil
 }
@@ -268,8 +293,8 @@ func (inst Instance) Validate() error {
 	if err := ValidateMeta(inst.Meta); err != nil {
 		return err
 	}
-	if inst.Weight < 0 {
-		return Invalidf("weight", "weight %d is negative", inst.Weight)
+	if err := ValidateWeight(inst.Weight); err != nil {
+		return err
 	}
 	if inst.TTL < 0 {
 		return Invalidf("ttl", "TTL %s is negative", inst.TTL)

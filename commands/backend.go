@@ -12,7 +12,6 @@ import (
 	"github.com/sdctl/sdctl/plugins"
 )
 
-var backendFormats = []output.Format{output.FormatTable, output.FormatJSON, output.FormatYAML}
 
 // backendRow is one line of `sdctl backend list`.
 type backendRow struct {
@@ -46,13 +45,13 @@ to start is listed with the reason.`,
 			return runBackendList(cmd.Context(), f, format, tmpl)
 		},
 	}
-	addOutputFlags(list, &format, &tmpl, output.FormatTable, backendFormats...)
+	addOutputFlags(list, &format, &tmpl, output.FormatTable, "'{{.Name}} {{.Path}}'")
 	cmd.AddCommand(list)
 	return cmd
 }
 
 func runBackendList(ctx context.Context, f *Factory, format, tmpl string) error {
-	printer, err := newPrinter(format, tmpl, backendFormats...)
+	printer, err := newPrinter(format, tmpl, output.FormatTable)
 	if err != nil {
 		return err
 	}

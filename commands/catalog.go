@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -45,22 +46,27 @@ header when stdout is a pipe or a file.`,
 					return err
 				}
 			}
+			if len(opts.Tags) > 0 && opts.Name == "" {
+				return usage(errors.New("catalog: --tag needs NAME (it selects instances of one service)"))
+			}
+			if err := registry.ValidateTags(opts.Tags); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return runCatalog(cmd.Context(), f, opts)
 		},
 	}
-	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatTable, catalogFormats...)
+	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatTable, "'{{.Name}} {{.Passing}}', with NAME '{{.ID}} {{.Health}}'")
 	cmd.Flags().StringArrayVar(&opts.Tags, "tag", nil, "only instances with this tag (repeatable; with NAME)")
 	cmd.ValidArgsFunction = completeServiceNames(f, 0)
 	return cmd
 }
 
-var catalogFormats = []output.Format{output.FormatTable, output.FormatJSON, output.FormatYAML}
 
 func runCatalog(ctx context.Context, f *Factory, opts *CatalogOptions) error {
-	printer, err := newPrinter(opts.Output, opts.Template, catalogFormats...)
+	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-var clusterFormats = []output.Format{output.FormatTable, output.FormatJSON, output.FormatYAML}
 
 func newClusterCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
@@ -38,13 +37,13 @@ readable.`,
 			return runClusterStatus(cmd.Context(), f, format, tmpl)
 		},
 	}
-	addOutputFlags(status, &format, &tmpl, output.FormatTable, clusterFormats...)
+	addOutputFlags(status, &format, &tmpl, output.FormatTable, "'{{.Leader}}'")
 	cmd.AddCommand(status)
 	return cmd
 }
 
 func runClusterStatus(ctx context.Context, f *Factory, format, tmpl string) error {
-	printer, err := newPrinter(format, tmpl, clusterFormats...)
+	printer, err := newPrinter(format, tmpl, output.FormatTable)
 	if err != nil {
 		return err
 	}

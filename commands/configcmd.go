@@ -14,7 +14,6 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-var configFormats = []output.Format{output.FormatYAML, output.FormatJSON}
 
 func newConfigCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
@@ -23,7 +22,7 @@ func newConfigCmd(f *Factory) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	var format string
+	var format, tmpl string
 	view := &cobra.Command{
 		Use:   "view",
 		Short: "Print the merged configuration with the source of each value; secrets are redacted",
@@ -34,16 +33,16 @@ print as <redacted>.`,
 		Example: "  sdctl config view\n  SDCTL_BACKEND=consul sdctl config view -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runConfigView(cmd.Context(), f, format)
+			return runConfigView(cmd.Context(), f, format, tmpl)
 		},
 	}
-	view.Flags().StringVarP(&format, "output", "o", "yaml", "output format: yaml|json")
+	addOutputFlags(view, &format, &tmpl, output.FormatYAML, "'{{.Key}}={{.Value}}'")
 	cmd.AddCommand(view)
 	return cmd
 }
 
-func runConfigView(ctx context.Context, f *Factory, format string) error {
-	fm, err := output.ParseFormat(format, configFormats...)
+func runConfigView(ctx context.Context, f *Factory, format, tmpl string) error {
+	printer, err := newPrinter(format, tmpl, output.FormatYAML)
 	if err != nil {
 		return err
 	}
@@ -60,9 +59,16 @@ func runConfigView(ctx context.Context, f *Factory, format string) error {
 		return err
 	}
 	settings := cfg.View(cfg.Backend(), opts, section)
-	if fm == output.FormatJSON {
-		return output.WriteJSON(f.IO.Out, settings)
+	if printer.Format != output.FormatYAML {
+		return printer.Print(f.IO.Out, settings, func(w io.Writer) error {
+			t := f.table("key", "value", "source")
+			for _, s := range settings {
+				t.AddRow(s.Key, fmt.Sprint(yamlValue(s.Value)), s.Source)
+			}
+			return t.Render(w)
+		})
 	}
+	// The YAML form is a config file, with each value's source as a comment.
 	file := cfg.File()
 	if file == "" {
 		file = "none"

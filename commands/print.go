@@ -1,36 +1,54 @@
 package commands
 
 import (
-	"strings"
+	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sdctl/sdctl/internal/output"
 )
 
-// addOutputFlags declares -o and --template on a read command.
-func addOutputFlags(cmd *cobra.Command, format, tmpl *string, def output.Format, allowed ...output.Format) {
-	names := make([]string, len(allowed))
-	for i, a := range allowed {
+// outputFormats is the one -o vocabulary of every command that prints data. "text" is read as
+// "table": the form meant for people (aligned columns on a terminal, tab-separated lines when
+// piped; for resolve, one HOST:PORT or URL per line).
+var outputFormats = []output.Format{output.FormatTable, output.FormatJSON, output.FormatYAML}
+
+// addOutputFlags declares -o and --template on a command that prints data. def is the
+// command's default format; example is a --template that fits the command's data.
+func addOutputFlags(cmd *cobra.Command, format, tmpl *string, def output.Format, example string) {
+	cmd.Flags().StringVarP(format, "output", "o", "", fmt.Sprintf("output format: table, json or yaml (default %s)", def))
+	cmd.Flags().StringVar(tmpl, "template", "", "format each result with a Go template instead of -o, e.g. "+example)
+	names := make([]string, len(outputFormats))
+	for i, a := range outputFormats {
 		names[i] = string(a)
 	}
-	cmd.Flags().StringVarP(format, "output", "o", string(def), "output format: "+strings.Join(names, "|"))
-	cmd.Flags().StringVar(tmpl, "template", "", "format each result with a Go template, e.g. '{{.Address}}:{{.Port}}'")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(names, cobra.ShellCompDirectiveNoFileComp))
+	cmd.Annotations = map[string]string{"output-default": string(def)}
 }
 
-// newPrinter validates -o and --template before anything is started.
-func newPrinter(format, tmpl string, allowed ...output.Format) (output.Printer, error) {
+// newPrinter validates -o and --template before anything is started. An empty format is the
+// command's default, def.
+func newPrinter(format, tmpl string, def output.Format) (output.Printer, error) {
 	if tmpl != "" {
+		if format != "" {
+			return output.Printer{}, usage(errors.New("-o and --template: choose one (--template replaces the output format)"))
+		}
 		t, err := output.ParseTemplate(tmpl)
 		if err != nil {
 			return output.Printer{}, err
 		}
 		return output.Printer{Format: output.FormatTemplate, Template: t}, nil
 	}
-	fm, err := output.ParseFormat(format, allowed...)
+	if format == "" {
+		return output.Printer{Format: def}, nil
+	}
+	fm, err := output.ParseFormat(format, append(outputFormats, output.FormatText)...)
 	if err != nil {
-		return output.Printer{}, err
+		return output.Printer{}, usage(fmt.Errorf("-o: unknown format %q (table, json or yaml)", format))
+	}
+	if fm == output.FormatText {
+		fm = output.FormatTable
 	}
 	return output.Printer{Format: fm}, nil
 }

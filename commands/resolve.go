@@ -12,10 +12,10 @@ import (
 
 	"github.com/sdctl/sdctl/internal/output"
 	"github.com/sdctl/sdctl/internal/resolve"
+	"github.com/sdctl/sdctl/internal/suggest"
 	"github.com/sdctl/sdctl/registry"
 )
 
-var resolveFormats = []output.Format{output.FormatText, output.FormatJSON, output.FormatYAML}
 
 // ResolveOptions holds the parsed flags of `sdctl resolve`.
 type ResolveOptions struct {
@@ -66,6 +66,9 @@ Exit codes: 0 found, 3 no healthy instance, 4 backend unavailable.`,
 			if opts.Wait < 0 {
 				return usage(fmt.Errorf("resolve: --wait must not be negative"))
 			}
+			if err := opts.checkCombinations(cmd.Flags().Changed); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -80,11 +83,29 @@ Exit codes: 0 found, 3 no healthy instance, 4 backend unavailable.`,
 	fl.DurationVarP(&opts.Wait, "wait", "w", 0, "wait up to this long for --min healthy instances")
 	fl.IntVar(&opts.Min, "min", 1, "healthy instances required")
 	fl.BoolVar(&opts.Watch, "watch", false, "print the healthy instances again on every change until interrupted")
-	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatText, resolveFormats...)
+	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatTable, "'{{.Address}} {{.Port}}'")
 	_ = cmd.RegisterFlagCompletionFunc("strategy", cobra.FixedCompletions(
 		[]string{string(resolve.StrategyRandom), string(resolve.StrategyRoundRobin), string(resolve.StrategyFirst), string(resolve.StrategyWeighted)}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.ValidArgsFunction = completeServiceNames(f, 0)
 	return cmd
+}
+
+// checkCombinations refuses flags that the others make meaningless.
+func (o *ResolveOptions) checkCombinations(changed func(string) bool) error {
+	if err := registry.ValidateTags(o.Tags); err != nil {
+		return err
+	}
+	if o.Watch {
+		for _, name := range []string{"wait", "min", "strategy"} {
+			if changed(name) {
+				return usage(fmt.Errorf("resolve: --watch prints every healthy instance on each change until interrupted: --%s does not apply", name))
+			}
+		}
+	}
+	if o.All && changed("strategy") {
+		return usage(errors.New("resolve: --all prints every healthy instance: --strategy does not apply"))
+	}
+	return nil
 }
 
 func (o *ResolveOptions) query() registry.Query {
@@ -96,7 +117,7 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 	if err != nil {
 		return err
 	}
-	printer, err := newPrinter(opts.Output, opts.Template, resolveFormats...)
+	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
 	if err != nil {
 		return err
 	}
@@ -132,7 +153,7 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 		return fmt.Errorf("resolve %s: %w", opts.Target.Name, err)
 	}
 	if len(healthy) < opts.Min {
-		return noHealthy(opts, healthy)
+		return noHealthy(ctx, f, reg, opts, healthy)
 	}
 	picked := healthy
 	switch {
@@ -149,7 +170,26 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 	return printInstances(f.IO.Out, printer, opts, picked)
 }
 
-func noHealthy(opts *ResolveOptions, healthy []registry.Instance) error {
+// noHealthy explains why resolve found fewer healthy instances than required: no such service
+// (with the closest names), no instance with the tags, or instances in which states.
+func noHealthy(ctx context.Context, f *Factory, reg registry.Registry, opts *ResolveOptions, healthy []registry.Instance) error {
+	callCtx, cancel := f.callContext(ctx)
+	defer cancel()
+	name := opts.Target.Name
+	all, err := reg.Instances(callCtx, registry.Query{Name: name})
+	if err == nil && len(all) == 0 {
+		hint := ""
+		if services, err := reg.Services(callCtx); err == nil {
+			names := make([]string, len(services))
+			for i, s := range services {
+				names[i] = s.Name
+			}
+			if s := suggest.Closest(name, names); s != "" {
+				hint = "; did you mean " + s + "?"
+			}
+		}
+		return registry.Errorf(registry.ErrNotFound, "resolve %s: no such service%s", name, hint)
+	}
 	what := "no healthy instance"
 	if opts.Min > 1 {
 		what = fmt.Sprintf("%d healthy instances, %d required", len(healthy), opts.Min)
@@ -160,7 +200,33 @@ func noHealthy(opts *ResolveOptions, healthy []registry.Instance) error {
 	if len(opts.Tags) > 0 {
 		what += " with tags " + strings.Join(opts.Tags, ",")
 	}
-	return registry.Errorf(registry.ErrNotFound, "resolve %s: %s", opts.Target.Name, what)
+	if err == nil {
+		what += " (" + healthCounts(all, registry.Query{Name: name, Tags: opts.Tags}) + ")"
+	}
+	return registry.Errorf(registry.ErrNotFound, "resolve %s: %s", name, what)
+}
+
+// healthCounts says how many instances match q and in which states: "3 instances: 2 critical,
+// 1 warning", or how many the service has when none has q's tags.
+func healthCounts(all []registry.Instance, q registry.Query) string {
+	counts := map[registry.Health]int{}
+	n := 0
+	for _, in := range all {
+		if q.Matches(in) {
+			n++
+			counts[in.Health.Worse("")]++
+		}
+	}
+	if n == 0 {
+		return fmt.Sprintf("none of its %s has them", plural(len(all), "instance"))
+	}
+	var parts []string
+	for _, h := range []registry.Health{registry.HealthPassing, registry.HealthWarning, registry.HealthCritical, registry.HealthMaintenance} {
+		if counts[h] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[h], h))
+		}
+	}
+	return plural(n, "instance") + ": " + strings.Join(parts, ", ")
 }
 
 func (f *Factory) picker(s resolve.Strategy, opts *ResolveOptions) resolve.Picker {
@@ -253,7 +319,7 @@ func watchResolve(ctx context.Context, f *Factory, reg registry.Registry, opts *
 		switch printer.Format {
 		case output.FormatJSON:
 			return lines.Write(healthy)
-		case output.FormatText:
+		case output.FormatTable:
 			parts := make([]string, 0, len(healthy))
 			for _, in := range healthy {
 				s, err := opts.Target.Rewrite(in)

@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/internal/config"
+	"github.com/sdctl/sdctl/internal/suggest"
 	"github.com/sdctl/sdctl/plugins"
 )
 
@@ -47,9 +50,10 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 // errSilent ends a command with a non-zero code after it already explained itself.
 var errSilent = errors.New("")
 
-// describe turns an error into the one line printed on stderr.
+// describe turns an error into the one line printed on stderr: messages from libraries and
+// plugins that span lines are joined.
 func describe(err error, interrupted bool) string {
-	msg := err.Error()
+	msg := strings.Join(strings.Fields(err.Error()), " ")
 	switch {
 	case interrupted && errors.Is(err, context.Canceled):
 		return "interrupted"
@@ -82,8 +86,10 @@ The registry ("backend") is a local file by default, so sdctl works with no serv
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usage(fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath()))
+		return usage(commandError(c, flagHint(c, err)))
 	})
+	root.Version = buildinfo.Get().Version
+	root.SetVersionTemplate("sdctl {{.Version}}\n")
 
 	pf := root.PersistentFlags()
 	pf.String(config.KeyConfig, "", "config file (default ./sdctl.yaml, then $XDG_CONFIG_HOME/sdctl/config.yaml)")
@@ -114,6 +120,15 @@ The registry ("backend") is a local file by default, so sdctl works with no serv
 		newVersionCmd(f),
 		newWatchCmd(f),
 	)
+	root.SetHelpCommand(newHelpCmd(root))
+	// The completion command exists from the start (cobra adds it late otherwise), so that it
+	// refuses an unknown shell like every other group refuses an unknown subcommand.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args, c.RunE = cobra.ArbitraryArgs, groupRunE
+		}
+	}
 	// Argument errors are usage errors too.
 	for _, c := range root.Commands() {
 		wrapArgs(c)
@@ -121,12 +136,85 @@ The registry ("backend") is a local file by default, so sdctl works with no serv
 	return root
 }
 
+// commandError prefixes err with the command's path without the program name, which the
+// caller prints once ("sdctl: resolve: accepts 1 arg(s)..."), and points at its help.
+func commandError(c *cobra.Command, err error) error {
+	path := c.CommandPath()
+	if !c.HasParent() {
+		return fmt.Errorf("%w (see '%s --help')", err, path)
+	}
+	return fmt.Errorf("%s: %w (see '%s --help')", strings.TrimPrefix(path, c.Root().Name()+" "), err, path)
+}
+
+// flagHint adds "did you mean --x?" to an unknown-flag error.
+func flagHint(c *cobra.Command, err error) error {
+	msg := err.Error()
+	name, ok := strings.CutPrefix(msg, "unknown flag: --")
+	if !ok {
+		return err
+	}
+	var known []string
+	c.Flags().VisitAll(func(f *pflag.Flag) { known = append(known, f.Name) })
+	c.InheritedFlags().VisitAll(func(f *pflag.Flag) { known = append(known, f.Name) })
+	if s := suggest.Closest(name, known); s != "" {
+		return fmt.Errorf("%w; did you mean --%s?", err, s)
+	}
+	return err
+}
+
+// newHelpCmd is `sdctl help [COMMAND]`, which refuses a command that does not exist.
+func newHelpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "Help about any command",
+		Args:  cobra.ArbitraryArgs,
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []cobra.Completion
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					out = append(out, c.Name())
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err == nil && len(rest) > 0 {
+				err = unknownCommand(cmd, rest[0])
+			}
+			if err != nil {
+				return err
+			}
+			return cmd.Help()
+		},
+	}
+}
+
+// unknownCommand is the usage error for an unknown subcommand of cmd, with suggestions.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	hint := ""
+	if s := suggest.Closest(name, names); s != "" {
+		hint = "; did you mean " + s + "?"
+	}
+	return usage(fmt.Errorf("unknown command %q for %q%s (see '%s --help')", name, cmd.CommandPath(), hint, cmd.CommandPath()))
+}
+
 func wrapArgs(c *cobra.Command) {
 	if c.Args != nil {
 		check := c.Args
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
-				return usage(fmt.Errorf("%s: %w (see '%s --help')", cmd.CommandPath(), err, cmd.CommandPath()))
+				return usage(commandError(cmd, err))
 			}
 			return nil
 		}
@@ -142,5 +230,5 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return cmd.Help()
 	}
-	return usage(fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], cmd.CommandPath(), cmd.CommandPath()))
+	return unknownCommand(cmd, args[0])
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/sdctl/sdctl/plugins"
 )
 
-var versionFormats = []output.Format{output.FormatText, output.FormatJSON, output.FormatYAML}
 
 type versionInfo struct {
 	buildinfo.Info
@@ -26,7 +25,7 @@ func newVersionCmd(f *Factory) *cobra.Command {
 		Example: "  sdctl version\n  sdctl version -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			printer, err := newPrinter(format, tmpl, versionFormats...)
+			printer, err := newPrinter(format, tmpl, output.FormatTable)
 			if err != nil {
 				return err
 			}
@@ -38,6 +37,6 @@ func newVersionCmd(f *Factory) *cobra.Command {
 			})
 		},
 	}
-	addOutputFlags(cmd, &format, &tmpl, output.FormatText, versionFormats...)
+	addOutputFlags(cmd, &format, &tmpl, output.FormatTable, "'{{.Version}}'")
 	return cmd
 }

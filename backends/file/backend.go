@@ -147,7 +147,7 @@ func (b *Backend) Deregister(ctx context.Context, id string) error {
 	return b.store.update(ctx, func(doc *document) error {
 		i, found := doc.find(id)
 		if !found {
-			return fmt.Errorf("deregister %q: no such instance in %s: %w", id, b.store.path, registry.ErrNotFound)
+			return registry.Errorf(registry.ErrNotFound, "no such instance in %s", b.store.path)
 		}
 		doc.Instances = slices.Delete(doc.Instances, i, i+1)
 		return nil

@@ -58,7 +58,7 @@ func (e *templateError) Is(target error) bool { return target == registry.ErrInv
 func ExecuteTemplate(w io.Writer, t *template.Template, data any) error {
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, data); err != nil {
-		return fmt.Errorf("--template: %w", err)
+		return fmt.Errorf("--template: %w", &templateError{err})
 	}
 	if buf.Len() > 0 && !bytes.HasSuffix(buf.Bytes(), []byte("\n")) {
 		buf.WriteByte('\n')

@@ -21,8 +21,9 @@ type Target struct {
 }
 
 // ParseTarget parses the argument of `sdctl resolve`: a service NAME, or a URL
-// scheme://NAME[:port][/path][?query][#fragment] whose host is the service name (any port in it
-// is replaced by the instance's). Anything containing "://" is taken for a URL. Errors wrap
+// scheme://NAME[/path][?query][#fragment] whose host is the service name, matched in lower case
+// as host names are case-insensitive. A port in the URL is an error: the instance's port
+// replaces it. Anything containing "://" is taken for a URL. Errors wrap
 // registry.ErrInvalid.
 func ParseTarget(arg string) (Target, error) {
 	if !strings.Contains(arg, "://") {
@@ -46,7 +47,11 @@ func ParseTarget(arg string) (Target, error) {
 	if strings.HasPrefix(arg[start:end], "[") {
 		return Target{}, registry.Invalidf("url", "%q: the host must be a service name, not an IP address", abbreviate(arg))
 	}
-	name := u.Hostname()
+	if u.Port() != "" || strings.HasSuffix(u.Host, ":") {
+		return Target{}, registry.Invalidf("url", "%q: the port comes from the instance; write the URL without one (SCHEME://%s/...)", abbreviate(arg), u.Hostname())
+	}
+	// Host names are case-insensitive: HTTP://WEB/ names the service web.
+	name := strings.ToLower(u.Hostname())
 	if err := registry.ValidateName(name); err != nil {
 		reason := err.Error()
 		var fe *registry.FieldError

@@ -12,7 +12,6 @@ import (
 	"github.com/sdctl/sdctl/plugins"
 )
 
-
 // backendRow is one line of `sdctl backend list`.
 type backendRow struct {
 	plugins.Candidate

@@ -64,7 +64,6 @@ header when stdout is a pipe or a file.`,
 	return cmd
 }
 
-
 func runCatalog(ctx context.Context, f *Factory, opts *CatalogOptions) error {
 	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-
 func newClusterCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",

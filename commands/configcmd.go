@@ -14,7 +14,6 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-
 func newConfigCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",

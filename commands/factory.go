@@ -51,9 +51,32 @@ func (f *Factory) Config() (*config.Config, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := cfg.CheckFileKeys(f.sections(cfg)); err != nil {
+			return nil, err
+		}
 		f.cfg = cfg
 	}
 	return f.cfg, nil
+}
+
+// sections lists the backends that may have a config section, with the keys each knows: the
+// built-ins' documented options, and nil (any key) for the external plugins on the plugin path.
+func (f *Factory) sections(cfg *config.Config) map[string][]string {
+	out := map[string][]string{}
+	host := &plugins.Host{Builtins: f.Builtins, Dirs: cfg.PluginDirs(f.Executable), Executable: f.Executable}
+	for _, c := range host.List() {
+		if _, seen := out[c.Name]; !seen {
+			out[c.Name] = nil
+		}
+	}
+	for _, b := range f.Builtins {
+		keys := []string{}
+		for _, o := range b.Options {
+			keys = append(keys, o.Key)
+		}
+		out[b.Name] = keys
+	}
+	return out
 }
 
 // Logger is the stderr logger at the configured level.

@@ -16,7 +16,6 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-
 // ResolveOptions holds the parsed flags of `sdctl resolve`.
 type ResolveOptions struct {
 	Target         resolve.Target

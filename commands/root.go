@@ -53,7 +53,7 @@ var errSilent = errors.New("")
 // describe turns an error into the one line printed on stderr: messages from libraries and
 // plugins that span lines are joined.
 func describe(err error, interrupted bool) string {
-	msg := strings.Join(strings.Fields(err.Error()), " ")
+	msg := config.RedactURLs(strings.Join(strings.Fields(err.Error()), " "))
 	switch {
 	case interrupted && errors.Is(err, context.Canceled):
 		return "interrupted"

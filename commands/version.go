@@ -11,7 +11,6 @@ import (
 	"github.com/sdctl/sdctl/plugins"
 )
 
-
 type versionInfo struct {
 	buildinfo.Info
 	PluginProtocol int `json:"plugin_protocol"`

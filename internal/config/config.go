@@ -190,16 +190,15 @@ func (c *Config) duration(key string) (time.Duration, error) {
 	switch val := raw.(type) {
 	case time.Duration:
 		return val, nil
-	case int:
-		return time.Duration(val) * time.Second, nil
 	case string:
 		d, err := time.ParseDuration(strings.TrimSpace(val))
 		if err != nil {
-			return 0, c.invalid(key, "%q is not a duration (like 500ms, 10s, 2m)", val)
+			return 0, c.invalid(key, "%q is not a duration (like 500ms, 10s, 2m: the unit is required)", val)
 		}
 		return d, nil
 	}
-	return 0, c.invalid(key, "%v is not a duration (like 500ms, 10s, 2m)", raw)
+	// A bare number is refused from every source alike: 10 could mean seconds or nanoseconds.
+	return 0, c.invalid(key, "%v is not a duration (like 500ms, 10s, 2m: the unit is required)", raw)
 }
 
 func parseBool(raw any) (bool, error) {

@@ -16,7 +16,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("invalid %s (from %s): %s", e.Key, e.Source, e.Reason)
+	return RedactURLs(fmt.Sprintf("invalid %s (from %s): %s", e.Key, e.Source, e.Reason))
 }
 
 // Is makes errors.Is(err, registry.ErrInvalid) hold, so bad configuration exits with the usage code.
@@ -131,10 +131,33 @@ func (c *Config) View(backend string, opts []registry.Option, section map[string
 			s.Value, s.Source = defaultOf(opts, k), "default"
 		case secret[k] || looksSecret(k):
 			s.Value = Redacted
+		default:
+			s.Value = redactValue(val)
 		}
 		out = append(out, s)
 	}
 	return out
+}
+
+// redactValue removes URL passwords from a string or a list of strings.
+func redactValue(v any) any {
+	switch val := v.(type) {
+	case string:
+		return RedactURLs(val)
+	case []string:
+		out := make([]string, len(val))
+		for i, s := range val {
+			out[i] = RedactURLs(s)
+		}
+		return out
+	case []any:
+		out := make([]any, len(val))
+		for i, s := range val {
+			out[i] = redactValue(s)
+		}
+		return out
+	}
+	return v
 }
 
 func defaultOf(opts []registry.Option, key string) any {

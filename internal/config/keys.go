@@ -1,0 +1,99 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/spf13/viper"
+
+	"github.com/sdctl/sdctl/internal/suggest"
+)
+
+// CheckFileKeys refuses a config file key that sdctl does not know, naming the key, the file
+// and the closest known key: a typo must not be silently ignored. sections maps each backend
+// that may have a section to the keys of its options; a nil list accepts any key (an external
+// plugin's options are only known once it runs, and it refuses unknown keys of its own section
+// then).
+func (c *Config) CheckFileKeys(sections map[string][]string) error {
+	if c.file == "" {
+		return nil
+	}
+	// A second reader of the same file sees only the file's keys, not defaults or variables.
+	fv := viper.NewWithOptions(viper.KeyDelimiter("."))
+	fv.SetConfigFile(c.file)
+	if c.v.ConfigFileUsed() != "" && !strings.Contains(c.file, ".") {
+		fv.SetConfigType("yaml")
+	}
+	if err := fv.ReadInConfig(); err != nil {
+		return &Error{Key: KeyConfig, Source: "config file " + c.file, Reason: strings.TrimSpace(err.Error())}
+	}
+	var globals []string
+	for _, g := range Globals {
+		globals = append(globals, g.Key)
+	}
+	topLevel := append([]string(nil), globals...)
+	for name := range sections {
+		topLevel = append(topLevel, name)
+	}
+	sort.Strings(topLevel)
+	keys := fv.AllKeys()
+	sort.Strings(keys)
+	for _, key := range keys {
+		section, sub, nested := strings.Cut(key, ".")
+		known, isSection := sections[section]
+		switch {
+		case !nested && contains(globals, key):
+		case !nested && isSection:
+			return c.fileError(key, "%s is a backend section: write its options under it (%s: {KEY: VALUE})", key, key)
+		case !nested:
+			return c.fileError(key, "unknown key%s (known: %s)", hint(key, topLevel), strings.Join(topLevel, ", "))
+		case contains(globals, section):
+			return c.fileError(key, "%s is a value, not a section", section)
+		case !isSection:
+			return c.fileError(key, "unknown section %q%s (sections are backends: %s)", section, hint(section, topLevel), strings.Join(sortedKeys(sections), ", "))
+		case known != nil && !contains(known, sub):
+			return c.fileError(key, "unknown %s option%s (known: %s)", section, hint(sub, known), strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+func (c *Config) fileError(key, format string, args ...any) error {
+	return &Error{Key: key, Source: "config file " + c.file, Reason: fmt.Sprintf(format, args...)}
+}
+
+func hint(word string, known []string) string {
+	if s := suggest.Closest(word, known); s != "" {
+		return fmt.Sprintf("; did you mean %q?", s)
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// urlPassword matches the password of a URL with user information: scheme://user:PASSWORD@.
+var urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]+@`)
+
+// RedactURLs replaces the password of every URL in s with Redacted, as Consul and etcd addresses
+// may carry one: "http://u:pw@host" becomes "http://u:<redacted>@host".
+func RedactURLs(s string) string {
+	return urlPassword.ReplaceAllString(s, "${1}"+Redacted+"@")
+}

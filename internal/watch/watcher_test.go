@@ -32,6 +32,8 @@ type faultyConn struct {
 	down   atomic.Bool
 	dead   atomic.Bool
 	writes atomic.Int64
+	// tries counts Register calls, those that fail included.
+	tries atomic.Int64
 }
 
 func (c *faultyConn) Exited() bool { return c.dead.Load() }
@@ -44,6 +46,7 @@ func (c *faultyConn) fail() error {
 }
 
 func (c *faultyConn) Register(ctx context.Context, inst registry.Instance) error {
+	c.tries.Add(1)
 	if err := c.fail(); err != nil {
 		return err
 	}

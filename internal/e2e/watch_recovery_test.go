@@ -9,13 +9,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ func newConsulProxy(t *testing.T, a *consultest.Agent, addr string) *consulProxy
 		t.Fatal(err)
 	}
 	fwd := httputil.NewSingleHostReverseProxy(target)
+	fwd.ErrorLog = log.New(io.Discard, "", 0) // a blocking query the watcher cancels is no error
 	p := &consulProxy{addr: addr}
 	p.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && r.URL.Path == "/v1/agent/service/register" {

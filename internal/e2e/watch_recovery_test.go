@@ -226,11 +226,9 @@ func TestWatchEtcdKeysDeleted(t *testing.T) {
 	addr := strings.TrimPrefix(e.ClientURL, "http://")
 	name := "db-" + strings.ToLower(strings.ReplaceAll(w.node, "_", "-"))
 	w.start(serverEnv(t), append(w.watchArgs("-internal"), "etcd://"+addr+"/services")...)
-	var cs []dockertest.Container
 	var want []string
 	for range 2 {
 		c := w.run(dockertest.Spec{Env: []string{"SERVICE_5432_NAME=" + name, "SERVICE_3000_IGNORE=1"}, Expose: []string{"5432"}})
-		cs = append(cs, c)
 		want = append(want, "/services/"+name+"/"+w.id(c, "5432"))
 	}
 	slices.Sort(want)

@@ -91,8 +91,8 @@ Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted to
 	fl.Var(&o.ttlRefresh, "ttl-refresh", "how often TTL instances are renewed (default: half the TTL; bare number: seconds)")
 	fl.Var(&o.resync, "resync", "period of a full reconcile; 0 reconciles only on start and reconnects (bare number: seconds)")
 	fl.StringVar(&o.deregister, "deregister", "always", "when a container exits: always deregister, or on-success (keep failed containers)")
-	fl.IntVar(&o.retryAttempts, "retry-attempts", 0, "extra attempts to reach the registry at start (-1: forever)")
-	fl.Var(&o.retryInterval, "retry-interval", "pause between those attempts (bare number: milliseconds)")
+	fl.IntVar(&o.retryAttempts, "retry-attempts", -1, "extra attempts to reach the registry at start (-1: wait forever)")
+	fl.Var(&o.retryInterval, "retry-interval", "longest pause between those attempts, reached by doubling from 250ms (bare number: milliseconds)")
 	fl.BoolVar(&o.cleanup, "cleanup", false, "also remove Registrator-format entries of this node that no running container backs")
 	fl.BoolVar(&o.explicit, "explicit", false, "only register ports that have a name (SERVICE_NAME or SERVICE_<port>_NAME)")
 	fl.StringVar(&o.ipFromLabel, "use-ip-from-label", "", "container label whose value is the IP to register")
@@ -406,6 +406,14 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 		RetryAttempts: o.retryAttempts, RetryInterval: o.retryInterval.d,
 		Labels: o.labels, Workers: o.workers, CallTimeout: cfg.Timeout(), Log: log, Metrics: metrics,
 	})
+	if ln != nil {
+		// Served while the watcher waits for its registry too: /healthz says "not ready"
+		// until it is connected.
+		srv := &http.Server{Handler: metrics.Handler(w.Ready), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed when the watcher stops
+		defer srv.Close()
+		log.Info("serving /healthz and /metrics", "address", ln.Addr().String())
+	}
 	if err := w.Connect(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while still trying: nothing was registered
@@ -414,13 +422,6 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 	}
 	defer func() { _ = w.Close() }()
 	log.Info("watching", "node", node, "backend", cfg.Backend(), "docker", docker.DaemonHost(), "advertise", defaultIP, "internal", o.internal)
-
-	if ln != nil {
-		srv := &http.Server{Handler: metrics.Handler(w.Ready), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed when the watcher stops
-		defer srv.Close()
-		log.Info("serving /healthz and /metrics", "address", ln.Addr().String())
-	}
 	return w.Run(ctx)
 }
 

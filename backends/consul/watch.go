@@ -13,10 +13,13 @@ import (
 )
 
 // Backoff after a failed read in a watch: from backoffMin, doubling, up to backoffMax, each
-// wait drawn at random from its upper half so that many watchers do not retry in step.
+// wait drawn at random from its upper half so that many watchers do not retry in step. The
+// cap is short because a watch is how `sdctl watch` notices an agent that came back empty:
+// it must see the agent within seconds of its return, at the cost of one failed request every
+// 1-2 s per watch while Consul is away.
 const (
 	backoffMin = 250 * time.Millisecond
-	backoffMax = 15 * time.Second
+	backoffMax = 2 * time.Second
 )
 
 // Watch follows one service with blocking queries on /v1/health/service/<name>, or every

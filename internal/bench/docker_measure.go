@@ -54,6 +54,7 @@ type dockerResult struct {
 	seq        *seqResult
 	burst      *burstResult
 	rec        *reconcileResult
+	recov      *recoveryResult
 	cpu        []dockerCPU
 }
 
@@ -110,6 +111,12 @@ func dockerSteps(ctx context.Context, ws *workspace, cfg *config, d *dockerPart,
 			return err
 		}})
 	}
+	if n := cfg.watchRecovery; n > 0 {
+		steps = append(steps, part{fmt.Sprintf("Docker: idle request rate, Consul restarted empty with %d containers", n), func() (err error) {
+			res.recov, err = d.measureRecovery(ctx, ws, n)
+			return err
+		}})
+	}
 	last := steps[len(steps)-1].fn
 	steps[len(steps)-1].fn = func() error {
 		if err := last(); err != nil {
@@ -145,13 +152,21 @@ type watchProc struct {
 // startWatcher starts `sdctl --backend consul watch` against this part's agent and waits until
 // it serves /healthz and has made its first reconcile.
 func (d *dockerPart) startWatcher(ctx context.Context, ws *workspace, tag string) (*watchProc, error) {
+	return d.startWatcherWith(ctx, ws, tag, watchResync, "")
+}
+
+// startWatcherWith is startWatcher with another --resync (0: none) and, when consul is set,
+// another CONSUL_HTTP_ADDR.
+func (d *dockerPart) startWatcherWith(ctx context.Context, ws *workspace, tag string, resync time.Duration, consul string) (*watchProc, error) {
 	ports, err := freeLoopbackPorts(1)
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + itoa(ports[0])
-	args := []string{"--backend", "consul", "watch", "--label", d.label, "--node-id", benchNode,
-		"--listen", addr, "--resync", watchResync.String()}
+	args := []string{"--backend", "consul", "watch", "--label", d.label, "--node-id", benchNode, "--listen", addr}
+	if resync > 0 {
+		args = append(args, "--resync", resync.String())
+	}
 	logPath := filepath.Join(d.sc.dir, "watch-"+tag+".log")
 	lw, err := newWatchLog(logPath)
 	if err != nil {
@@ -160,6 +175,9 @@ func (d *dockerPart) startWatcher(ctx context.Context, ws *workspace, tag string
 	fmt.Fprintf(lw.file, "--- bench: %s %s\n", ws.sdctl, strings.Join(args, " "))
 	cmd := exec.Command(ws.sdctl, args...)
 	cmd.Env = d.sc.env
+	if consul != "" {
+		cmd.Env = append(slices.Clone(cmd.Env), "CONSUL_HTTP_ADDR="+consul)
+	}
 	cmd.Dir = d.sc.dir
 	cmd.Stdout, cmd.Stderr = lw, lw
 	// Its own process group, so that a Ctrl-C in the terminal reaches the bench, which stops

@@ -69,6 +69,7 @@ type config struct {
 	watchContainers int
 	watchBurst      int
 	watchReconcile  int
+	watchRecovery   int
 	dir             string
 	write           string
 	cmdline         string
@@ -114,6 +115,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&cfg.watchContainers, "watch-containers", 50, "containers started and stopped one at a time for `sdctl watch` (0 skips the test)")
 	fs.IntVar(&cfg.watchBurst, "watch-burst", 100, "containers started at once for `sdctl watch` (0 skips the test)")
 	fs.IntVar(&cfg.watchReconcile, "watch-reconcile", 500, "containers running during an `sdctl watch` resync reconcile and its RSS reading (0 skips the test)")
+	fs.IntVar(&cfg.watchRecovery, "watch-recovery", 50, "containers running when the bench measures `sdctl watch`'s idle request rate and restarts Consul empty (0 skips the test)")
 	fs.StringVar(&cfg.dir, "dir", "", "parent of the scratch directory (default $TMPDIR or /tmp)")
 	fs.StringVar(&cfg.write, "write", "", "also put the report between the bench markers of this Markdown file")
 	if err := fs.Parse(args); err != nil {
@@ -140,10 +142,10 @@ func parseFlags(args []string) (*config, error) {
 	if cfg.warmup < 0 || cfg.watchN < 0 || cfg.bulkN < 0 {
 		return nil, errors.New("-warmup, -watch-n and -bulk-n must not be negative")
 	}
-	if cfg.watchContainers < 0 || cfg.watchBurst < 0 || cfg.watchReconcile < 0 {
-		return nil, errors.New("-watch-containers, -watch-burst and -watch-reconcile must not be negative")
+	if cfg.watchContainers < 0 || cfg.watchBurst < 0 || cfg.watchReconcile < 0 || cfg.watchRecovery < 0 {
+		return nil, errors.New("-watch-containers, -watch-burst, -watch-reconcile and -watch-recovery must not be negative")
 	}
-	if cfg.watchContainers == 0 && cfg.watchBurst == 0 && cfg.watchReconcile == 0 {
+	if cfg.watchContainers == 0 && cfg.watchBurst == 0 && cfg.watchReconcile == 0 && cfg.watchRecovery == 0 {
 		cfg.docker = false
 	}
 	if cfg.bulkProcs < 1 || cfg.bulkN > 0 && cfg.bulkProcs > cfg.bulkN {

@@ -65,6 +65,9 @@ func (res *dockerResult) targetRows() []dockerTarget {
 			fmt.Sprintf("%s + %s = %s (VmRSS now: %s)", mib(r.watcherMem.hwm), mib(r.pluginMem.hwm), mib(sumHWM), mib(r.watcherMem.rss+r.pluginMem.rss)),
 			r.rssErr == "" && sumHWM > 0 && sumHWM <= targetWatchRSSKiB})
 	}
+	if r := res.recov; r != nil {
+		rows = append(rows, r.targetRows()...)
+	}
 	return rows
 }
 
@@ -226,6 +229,10 @@ func (r *report) writeDocker(b *bytes.Buffer, num int) {
 			w("\nChild processes of the watcher: %d. %s\n", rc.plugins, rc.rssErr)
 		}
 		w("\n")
+	}
+
+	if rc := res.recov; rc != nil {
+		rc.write(w)
 	}
 
 	if len(res.cpu) > 0 {

@@ -91,6 +91,8 @@ type server struct {
 	args    []string
 	started time.Duration // from exec to ready
 	flags   string        // how it was configured, for the report
+	data    string        // its data directory
+	ready   func() error  // nil once it serves
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -408,6 +410,7 @@ func startConsul(ctx context.Context, ws *workspace, bin string) (*server, error
 	const node = "bench"
 	setup := func(try int) error {
 		data := filepath.Join(s.dir, fmt.Sprintf("data%d", try))
+		s.data = data
 		if err := os.MkdirAll(data, 0o700); err != nil {
 			return err
 		}
@@ -463,6 +466,7 @@ ports {
 		}
 		return nil
 	}
+	s.ready = ready
 	return s, startServer(ctx, s, setup, ready)
 }
 

@@ -52,6 +52,8 @@ const (
 	mRegistryUp      = "sdctl_watch_registry_up"
 	mPluginRestarts  = "sdctl_watch_plugin_restarts_total"
 	mHeartbeats      = "sdctl_watch_heartbeats_total"
+	mRegistryLost    = "sdctl_watch_registry_changed_total"
+	mRetries         = "sdctl_watch_retries_total"
 )
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -69,16 +71,20 @@ func NewMetrics() *Metrics {
 	m.declare(mPending, "gauge", "Containers whose registry changes wait for a retry.")
 	m.declare(mReconcile, "histogram", "Time a full reconcile took.")
 	m.declare(mReconcileWrites, "gauge", "Registry writes made by the last reconcile.")
-	m.declare(mReconciles, "counter", "Reconciles run, by reason (start, resync, docker-reconnect, plugin-restart, retry, queue-overflow).")
+	m.declare(mReconciles, "counter", "Reconciles run, by reason (start, resync, docker-reconnect, plugin-restart, retry, queue-overflow, registry-back, registry-changed, instance-missing).")
 	m.declare(mEventLag, "histogram", "Time from a Docker event to the registry reflecting it.")
 	m.declare(mDockerUp, "gauge", "1 while the Docker event stream is connected.")
 	m.declare(mRegistryUp, "gauge", "1 while the last registry call succeeded.")
 	m.declare(mPluginRestarts, "counter", "Times the backend plugin process was restarted.")
 	m.declare(mHeartbeats, "counter", "TTL heartbeats sent.")
+	m.declare(mRegistryLost, "counter", "Times the registry's change stream showed this node's instances missing, changed or unknown to the watcher (each starts a reconcile).")
+	m.declare(mRetries, "counter", "Retries of a container's sync run after a failure.")
 	m.Set(mFailures, 0)
 	m.Set(mRegistrations, 0)
 	m.Set(mDeregistrations, 0)
 	m.Set(mSkipped, 0)
+	m.Set(mRegistryLost, 0)
+	m.Set(mRetries, 0)
 	return m
 }
 

@@ -91,7 +91,7 @@ type Watcher struct {
 	queued    map[string]bool
 	inflight  map[string]bool
 	again     map[string]bool
-	backoff   map[string]time.Duration
+	retries   map[string]*retryState
 	kept      map[string]bool
 	reported  map[string]map[string]bool
 	eventAt   map[string]time.Time
@@ -113,6 +113,25 @@ type Watcher struct {
 	touched     map[string]bool
 	reconcileMu sync.Mutex
 	workersWG   sync.WaitGroup
+
+	// regDown is set from a failed registry call until one succeeds; the call that succeeds
+	// first fires the pending retries and asks for a reconcile (see recovery.go).
+	regDown bool
+	// wroteAt, view, viewAt, viewTimer, reconciled and lostPending follow the registry's own
+	// view of what this node owns (see recovery.go).
+	wroteAt     map[string]time.Time
+	view        map[string]string
+	viewTimer   *time.Timer
+	reconciled  bool
+	lostPending bool
+}
+
+// retryState is the one retry schedule of a container: the current delay, and the timer of
+// the next attempt while one is due.
+type retryState struct {
+	delay time.Duration
+	timer *time.Timer
+	at    time.Time
 }
 
 type ownedInst struct {
@@ -152,7 +171,7 @@ func New(docker Docker, open Opener, opt Options) *Watcher {
 		opt:   opt, docker: docker, open: open, log: opt.Log, m: opt.Metrics,
 		owned: map[string]ownedInst{}, failed: map[string]string{},
 		queued: map[string]bool{}, inflight: map[string]bool{}, again: map[string]bool{},
-		backoff: map[string]time.Duration{}, kept: map[string]bool{},
+		retries: map[string]*retryState{}, kept: map[string]bool{}, wroteAt: map[string]time.Time{},
 		reported: map[string]map[string]bool{}, dying: map[string]int{}, eventAt: map[string]time.Time{}, beatAt: map[string]time.Time{},
 		queue: make(chan string, 4096), reconcile: make(chan string, 1),
 	}
@@ -171,24 +190,38 @@ func NodeName(ctx context.Context, docker Docker) (string, error) {
 	return info.Name, nil
 }
 
-// Connect starts the registry backend, trying RetryAttempts more times (forever when -1)
-// RetryInterval apart, as Registrator did at start. The registry must answer a read.
+// Connect starts the registry backend and waits until the registry answers a read: a
+// registry that is not up yet (refusing connections, answering 5xx, electing a leader) is
+// tried again with backoff, from 250 ms doubling up to RetryInterval, one log line per try,
+// RetryAttempts more times (forever when -1). Errors waiting cannot fix (a bad option, a
+// refused token) return at once.
 func (w *Watcher) Connect(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
+	delay := min(250*time.Millisecond, w.opt.RetryInterval)
+	for attempt := 1; ; attempt++ {
 		err := w.connectOnce(ctx)
 		if err == nil {
+			if attempt > 1 {
+				w.log.Info("registry ready", "attempts", attempt)
+			}
 			return nil
 		}
-		if w.opt.RetryAttempts >= 0 && attempt >= w.opt.RetryAttempts || ctx.Err() != nil {
+		if w.opt.RetryAttempts >= 0 && attempt > w.opt.RetryAttempts || ctx.Err() != nil || !transient(err) {
 			return err
 		}
-		w.log.Warn("registry not ready, retrying", "error", err, "in", w.opt.RetryInterval)
+		w.log.Warn("registry not ready, retrying", "attempt", attempt, "error", err, "in", delay)
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(w.opt.RetryInterval):
+		case <-time.After(delay):
 		}
+		delay = min(2*delay, w.opt.RetryInterval)
 	}
+}
+
+// transient reports whether a failure to reach the registry may go away by itself.
+func transient(err error) bool {
+	return !errors.Is(err, registry.ErrInvalid) && !errors.Is(err, registry.ErrPermissionDenied) &&
+		!errors.Is(err, registry.ErrUnsupported)
 }
 
 func (w *Watcher) connectOnce(ctx context.Context) error {
@@ -247,8 +280,15 @@ func (w *Watcher) registry(ctx context.Context) (registry.Registry, error) {
 	return conn, nil
 }
 
-// Ready is nil while the watcher is connected to Docker and the last registry call worked.
+// Ready is nil while the watcher is connected to Docker and to the registry, and the last
+// registry call worked.
 func (w *Watcher) Ready() error {
+	w.regMu.Lock()
+	connected := w.reg != nil
+	w.regMu.Unlock()
+	if !connected {
+		return errors.New("registry not connected")
+	}
 	w.mu.Lock()
 	up := w.dockerUp
 	w.mu.Unlock()
@@ -269,13 +309,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 		go w.worker(ctx)
 	}
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() { defer bg.Done(); w.reconcileLoop(ctx) }()
+	go func() { defer bg.Done(); w.followRegistry(ctx) }()
 	go func() { defer bg.Done(); w.heartbeatLoop(ctx) }()
 	go func() { defer bg.Done(); w.pluginLoop(ctx) }()
 	w.eventLoop(ctx)
 	bg.Wait()
 	w.workersWG.Wait()
+	w.stopRecovery()
 	if w.opt.DeregisterOnExit {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -406,6 +448,11 @@ func (w *Watcher) handleEvent(msg events.Message) {
 func (w *Watcher) enqueue(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if r := w.retries[id]; r != nil && r.timer != nil {
+		// A retry is scheduled: it reads the container's state when it runs, so this event
+		// is covered, and the schedule is not shortened (at most one try per backoff step).
+		return
+	}
 	if w.inflight[id] {
 		w.again[id] = true
 		return
@@ -443,35 +490,83 @@ func (w *Watcher) worker(ctx context.Context) {
 			delete(w.again, id)
 			w.mu.Unlock()
 			switch {
+			case err != nil && ctx.Err() == nil:
+				// Events that came during the pass wait for the retry, which reads the
+				// container's state anew.
+				w.retryLater(id, err)
 			case again:
 				w.enqueue(id)
-			case err != nil && ctx.Err() == nil:
-				w.retryLater(id, err)
 			}
 		}
 	}
 }
 
-// retryLater queues id again after an exponentially growing delay.
+// retryLater schedules the next sync of container id after an exponentially growing delay
+// (100 ms doubling up to MaxBackoff). A container has one schedule: a failure while a retry is
+// due moves that retry rather than adding another, so the registry sees at most one attempt
+// per container per delay, whatever the number of events.
 func (w *Watcher) retryLater(id string, err error) {
 	w.mu.Lock()
-	d := w.backoff[id]
-	if d == 0 {
-		d = 100 * time.Millisecond
-	} else {
-		d = min(2*d, w.opt.MaxBackoff)
+	r := w.retries[id]
+	if r == nil {
+		r = &retryState{}
+		w.retries[id] = r
 	}
-	w.backoff[id] = d
-	w.m.Set(mPending, float64(len(w.backoff)))
+	if r.delay == 0 {
+		r.delay = 100 * time.Millisecond
+	} else {
+		r.delay = min(2*r.delay, w.opt.MaxBackoff)
+	}
+	d := r.delay
+	r.at = time.Now().Add(d)
+	if r.timer == nil {
+		r.timer = time.AfterFunc(d, func() { w.fireRetry(id) })
+	} else {
+		r.timer.Reset(d)
+	}
+	w.m.Set(mPending, float64(len(w.retries)))
 	w.mu.Unlock()
 	w.log.Warn("retrying container", "container", short(id), "error", err, "in", d)
-	time.AfterFunc(d, func() { w.enqueue(id) })
+}
+
+// fireRetry runs when the retry of container id is due: the schedule ends (its delay stays,
+// so a further failure backs off more) and the container is queued.
+func (w *Watcher) fireRetry(id string) {
+	w.mu.Lock()
+	if r := w.retries[id]; r != nil {
+		r.timer = nil
+	}
+	w.mu.Unlock()
+	w.m.Add(mRetries, 1)
+	w.enqueue(id)
+}
+
+// retryNow brings every scheduled retry forward to now: the registry answers again.
+func (w *Watcher) retryNow() {
+	w.mu.Lock()
+	var due []string
+	for id, r := range w.retries {
+		if r.timer != nil && r.timer.Stop() {
+			r.timer = nil
+			due = append(due, id)
+		}
+	}
+	w.mu.Unlock()
+	for _, id := range due {
+		w.m.Add(mRetries, 1)
+		w.enqueue(id)
+	}
 }
 
 func (w *Watcher) clearRetry(id string) {
 	w.mu.Lock()
-	delete(w.backoff, id)
-	w.m.Set(mPending, float64(len(w.backoff)))
+	if r := w.retries[id]; r != nil {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		delete(w.retries, id)
+	}
+	w.m.Set(mPending, float64(len(w.retries)))
 	w.mu.Unlock()
 }
 
@@ -784,6 +879,7 @@ func (w *Watcher) register(ctx context.Context, container string, inst registry.
 	if w.touched != nil {
 		w.touched[inst.ID] = true
 	}
+	w.wroteAt[inst.ID] = time.Now()
 	w.owned[inst.ID] = ownedInst{container: inst.Meta[MetaContainer], cname: container, name: inst.Name, hash: hash, ttl: inst.TTL, health: inst.Health}
 	delete(w.failed, inst.ID)
 	w.beatAt[inst.ID] = time.Now()
@@ -829,6 +925,7 @@ func (w *Watcher) deregisterLocked(ctx context.Context, container, id, why strin
 	if w.touched != nil {
 		w.touched[id] = true
 	}
+	w.wroteAt[id] = time.Now()
 	delete(w.owned, id)
 	delete(w.failed, id)
 	delete(w.beatAt, id)
@@ -843,9 +940,6 @@ func (w *Watcher) deregisterLocked(ctx context.Context, container, id, why strin
 func permanent(err error) bool {
 	return errors.Is(err, registry.ErrInvalid) || errors.Is(err, registry.ErrUnsupported)
 }
-
-func (w *Watcher) registryOK()          { w.m.Set(mRegistryUp, 1) }
-func (w *Watcher) registryFailed(error) { w.m.Set(mRegistryUp, 0) }
 
 // requestReconcile asks the reconcile loop for a full pass; requests coalesce.
 func (w *Watcher) requestReconcile(reason string) {
@@ -903,6 +997,7 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	w.m.Add(mReconciles, 1, "reason", reason)
 	w.mu.Lock()
 	w.touched = map[string]bool{}
+	w.lostPending = false
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
@@ -984,6 +1079,9 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	if w.opt.Cleanup {
 		writes += w.cleanup(ctx, legacy)
 	}
+	w.mu.Lock()
+	w.reconciled = true
+	w.mu.Unlock()
 	res := ReconcileResult{Containers: len(running), Writes: writes, Took: time.Since(start)}
 	w.m.Observe(mReconcile, res.Took.Seconds())
 	w.m.Set(mReconcileWrites, float64(writes))
@@ -1165,12 +1263,15 @@ func (w *Watcher) heartbeat(ctx context.Context, id string) {
 		w.m.Add(mHeartbeats, 1)
 		w.registryOK()
 	case errors.Is(err, registry.ErrNotFound):
-		// Gone from the registry (expired, or removed by hand): register it again.
+		// Gone from the registry (expired, removed by hand, or a registry that lost its
+		// state): register it again, and check everything else this node owns, which is
+		// likely gone too.
 		w.mu.Lock()
 		delete(w.owned, id)
 		w.mu.Unlock()
-		w.log.Warn("instance missing from the registry; registering it again", "id", id)
+		w.log.Warn("instance missing from the registry; reconciling", "id", id)
 		w.enqueue(o.container)
+		w.requestReconcile("instance-missing")
 	default:
 		w.m.Add(mFailures, 1, "op", "heartbeat")
 		w.registryFailed(err)

@@ -530,6 +530,21 @@ func (a *Agent) Restart(t testing.TB) {
 	}
 }
 
+// RestartEmpty crashes the agent (SIGKILL), deletes its data dir, and starts it again on the
+// same ports, waiting as Restart does: an agent that lost everything it held, as a dev agent
+// or a client agent without persistent storage does when it restarts.
+func (a *Agent) RestartEmpty(t testing.TB) {
+	t.Helper()
+	a.Kill()
+	if err := a.resetDataDir(); err != nil {
+		t.Fatalf("consultest: %v", err)
+	}
+	if err := a.writeConfig(); err != nil {
+		t.Fatalf("consultest: %v", err)
+	}
+	a.Restart(t)
+}
+
 // URL is the base URL of the agent's API: "http://HTTPAddr" or "https://HTTPSAddr".
 func (a *Agent) URL() string {
 	if a.HTTPSAddr != "" {

@@ -48,12 +48,23 @@ The address is HOST:PORT ([ADDR]:PORT for IPv6) or --address/--port. An empty ho
 NAME-ADDRESS-PORT and is printed on stdout. Registering an existing ID replaces it.
 
 With --ttl the instance turns critical unless renewed within the TTL; --keepalive stays
-in the foreground renewing it, and deregisters on SIGINT or SIGTERM.`,
+in the foreground renewing it, and deregisters on SIGINT or SIGTERM.
+
+-f FILE (- for stdin) registers every instance of a YAML or JSON file, in the form sdctl
+prints them (resolve --all -o json, catalog NAME -o yaml read back): a list of instances,
+{instances: [...]}, or one instance. Keys of an instance: id (default NAME-ADDRESS-PORT),
+name, address, port (required), tags, meta, weight (1-65535), ttl ("10s"), health
+(declared: passing, warning, critical, maintenance), checks (kind, target, interval,
+timeout, deregister_after, method, header, tls_skip_verify, initial_status); node and
+expires are reported by the registry and ignored. An unknown key, a duplicate ID or an
+invalid entry refuses the whole file before anything is written. --tag and --meta apply
+to every entry. Reference: docs/batch-files.md.`,
 		Example: `  sdctl register web 10.0.0.5:3000 --tag v2 --meta version=2.1
   sdctl register web --address 10.0.0.5 --port 3000 --id web-1
   sdctl register --ttl 10s --keepalive web :3000 &
   sdctl register api 10.0.0.7:8080 --check-http http://10.0.0.7:8080/health --check-interval 5s
-  sdctl register -f services.yaml`,
+  sdctl register -f services.yaml
+  sdctl resolve web --all -o json | sdctl register -f - --tag migrated`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {

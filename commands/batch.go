@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ func readBatch(path string, stdin io.Reader) ([]registry.Instance, error) {
 // parseBatch decodes and validates a batch file's instances, deriving default IDs.
 func parseBatch(path string, data []byte) ([]registry.Instance, error) {
 	src := batchSource(path)
+	if err := checkJSON(data); err != nil {
+		return nil, src.errorf("%v", err)
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, src.errorf("%s", oneLine(err.Error()))
@@ -89,6 +93,21 @@ func parseBatch(path string, data []byte) ([]registry.Instance, error) {
 		out = append(out, inst)
 	}
 	return out, nil
+}
+
+// checkJSON refuses a JSON document followed by more data, which YAML would read as one
+// document. Text that is not JSON is left to the YAML parser (flow style looks alike).
+func checkJSON(data []byte) error {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || (trimmed[0] != '[' && trimmed[0] != '{') || json.Valid(trimmed) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	var v any
+	if dec.Decode(&v) == nil {
+		return fmt.Errorf("unexpected data after the JSON value at byte %d", dec.InputOffset())
+	}
+	return nil
 }
 
 // batchEntries finds the list of entries in a batch document.

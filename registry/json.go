@@ -96,8 +96,8 @@ func (c *Check) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// instanceInput is instanceWire with checks decoded field by field, so that DecodeInstance can
-// refuse unknown keys at every level.
+// instanceInput is instanceWire as DecodeInstance reads it: durations only as strings with a unit,
+// checks decoded field by field so unknown keys are refused at every level.
 type instanceInput struct {
 	ID      string            `json:"id"`
 	Name    string            `json:"name"`
@@ -106,11 +106,40 @@ type instanceInput struct {
 	Tags    []string          `json:"tags"`
 	Meta    map[string]string `json:"meta"`
 	Weight  int               `json:"weight"`
-	TTL     jsonDuration      `json:"ttl"`
-	Checks  []checkWire       `json:"checks"`
+	TTL     textDuration      `json:"ttl"`
+	Checks  []checkInput      `json:"checks"`
 	Health  Health            `json:"health"`
 	Node    string            `json:"node"`
 	Expires time.Time         `json:"expires"`
+}
+
+type checkInput struct {
+	Kind            CheckKind           `json:"kind"`
+	Target          string              `json:"target"`
+	Interval        textDuration        `json:"interval"`
+	Timeout         textDuration        `json:"timeout"`
+	DeregisterAfter textDuration        `json:"deregister_after"`
+	Method          string              `json:"method"`
+	Header          map[string][]string `json:"header"`
+	TLSSkipVerify   bool                `json:"tls_skip_verify"`
+	InitialStatus   Health              `json:"initial_status"`
+}
+
+// textDuration is a duration written by a person: a string with a unit ("10s"). A bare number
+// is refused: 10 could mean seconds or nanoseconds.
+type textDuration time.Duration
+
+func (d *textDuration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%s is not a duration (write it with a unit: \"10s\")", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like \"500ms\", \"10s\", \"2m\")", s)
+	}
+	*d = textDuration(v)
+	return nil
 }
 
 // InstanceKeys lists the keys of an instance in JSON, in the order MarshalJSON writes them.
@@ -124,8 +153,9 @@ func CheckKeys() []string {
 }
 
 // DecodeInstance reads one instance written as Instance.MarshalJSON writes it, strictly: an
-// unknown key, at any level, or trailing data is an error, where UnmarshalJSON would drop them.
-// The fields reported by a registry (node, expires) are read, so printed instances read back.
+// unknown key, at any level, a duration without a unit, or trailing data is an error, where
+// UnmarshalJSON would accept them. The fields reported by a registry (node, expires) are read,
+// so printed instances read back.
 func DecodeInstance(data []byte) (Instance, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -124,6 +124,11 @@ const (
 	CheckTCP    CheckKind = "tcp"
 	CheckGRPC   CheckKind = "grpc"
 	CheckScript CheckKind = "script"
+	// CheckTTL is the instance's own TTL (Instance.TTL) seen as a check: it has no target and
+	// no interval, and carries what else a TTL check can say, its InitialStatus (the health
+	// before the first heartbeat) and DeregisterAfter (remove the instance once its TTL has
+	// run out this long). It is valid only on an instance with a TTL, at most once.
+	CheckTTL CheckKind = "ttl"
 )
 
 // Check is a health probe run by the registry (not by sdctl).

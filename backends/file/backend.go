@@ -63,7 +63,10 @@ func (b *Backend) begin(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Register adds inst or replaces the instance with the same ID. inst.Health is stored as the
+// Register adds inst or replaces the instance with the same ID. The only check it takes is a
+// registry.CheckTTL one: its initial status (warning or critical until the first heartbeat)
+// and deregister-after (drop the instance once its TTL has run out that long) are kept with
+// the TTL. inst.Health is stored as the
 // record's declared health, replacing (or, when empty, dropping) the one declared before. A
 // health set by hand in the file ("maintenance", say) survives re-registration: it is an
 // operator's decision, not part of what a service registers. The worse of the two is reported.
@@ -77,10 +80,15 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 	if err := validUTF8(inst); err != nil {
 		return err
 	}
-	if len(inst.Checks) > 0 {
-		return fmt.Errorf("the file backend runs no health checks; register with --ttl and keep the instance alive with --keepalive (or heartbeats), or use the consul backend: %w", registry.ErrUnsupported)
+	var ttlCheck registry.Check
+	for _, c := range inst.Checks {
+		if c.Kind != registry.CheckTTL {
+			return fmt.Errorf("the file backend runs no health checks; register with --ttl and keep the instance alive with --keepalive (or heartbeats), or use the consul backend: %w", registry.ErrUnsupported)
+		}
+		ttlCheck = c
 	}
-	return b.store.update(ctx, func(doc *document) error {
+	now := b.now()
+	return b.store.update(ctx, now, func(doc *document) error {
 		rec := record{
 			ID:       inst.ID,
 			Name:     inst.Name,
@@ -93,7 +101,16 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 			Declared: inst.Health,
 		}
 		if rec.TTL > 0 {
-			rec.Expires = b.now().Add(rec.TTL)
+			rec.Expires = now.Add(rec.TTL)
+			rec.DeregisterAfter = ttlCheck.DeregisterAfter
+			switch ttlCheck.InitialStatus {
+			case registry.HealthWarning:
+				rec.Initial = registry.HealthWarning
+			case registry.HealthCritical:
+				// Critical until the first heartbeat, as if the TTL had run out just now: the
+				// deregister-after counts from here.
+				rec.Expires = now
+			}
 		}
 		i, found := doc.find(inst.ID)
 		if found {
@@ -119,6 +136,7 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 func sameRecord(a, b *record) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Address == b.Address && a.Port == b.Port &&
 		a.Weight == b.Weight && a.TTL == b.TTL && a.Health == b.Health && a.Declared == b.Declared &&
+		a.Initial == b.Initial && a.DeregisterAfter == b.DeregisterAfter &&
 		slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Meta, b.Meta)
 }
 
@@ -144,7 +162,7 @@ func (b *Backend) Deregister(ctx context.Context, id string) error {
 	if err := registry.ValidateID(id); err != nil {
 		return err
 	}
-	return b.store.update(ctx, func(doc *document) error {
+	return b.store.update(ctx, b.now(), func(doc *document) error {
 		i, found := doc.find(id)
 		if !found {
 			return fmt.Errorf("deregister %q: no such instance in %s: %w", id, b.store.path, registry.ErrNotFound)
@@ -162,7 +180,8 @@ func (b *Backend) Heartbeat(ctx context.Context, id string) error {
 	if err := registry.ValidateID(id); err != nil {
 		return err
 	}
-	return b.store.update(ctx, func(doc *document) error {
+	now := b.now()
+	return b.store.update(ctx, now, func(doc *document) error {
 		i, found := doc.find(id)
 		if !found {
 			return fmt.Errorf("heartbeat %q: no such instance in %s: %w", id, b.store.path, registry.ErrNotFound)
@@ -171,10 +190,14 @@ func (b *Backend) Heartbeat(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		if rec.expired(now) {
+			return fmt.Errorf("heartbeat %q: the instance expired (its TTL ran out more than its deregister-after ago) in %s: %w", id, b.store.path, registry.ErrNotFound)
+		}
 		if rec.TTL <= 0 {
 			return registry.Invalidf("ttl", "instance %q was registered without a TTL, so it has nothing to renew (register it with --ttl)", id)
 		}
-		rec.Expires = b.now().Add(rec.TTL)
+		rec.Expires = now.Add(rec.TTL)
+		rec.Initial = ""
 		return nil
 	})
 }
@@ -202,7 +225,7 @@ func selectInstances(doc *document, q registry.Query, now time.Time) []registry.
 	matches := make([]int, 0, len(doc.Instances))
 	for i := range doc.Instances {
 		r := &doc.Instances[i]
-		if (q.Name == "" || r.Name == q.Name) && q.Matches(registry.Instance{Name: r.Name, Tags: r.Tags, Health: r.health(now)}) {
+		if (q.Name == "" || r.Name == q.Name) && !r.expired(now) && q.Matches(registry.Instance{Name: r.Name, Tags: r.Tags, Health: r.health(now)}) {
 			matches = append(matches, i)
 		}
 	}
@@ -226,10 +249,11 @@ func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
 		return nil, err
 	}
 	now := b.now()
-	insts := make([]registry.Instance, len(doc.Instances))
+	insts := make([]registry.Instance, 0, len(doc.Instances))
 	for i := range doc.Instances {
-		r := &doc.Instances[i]
-		insts[i] = registry.Instance{Name: r.Name, Tags: r.Tags, Health: r.health(now)}
+		if r := &doc.Instances[i]; !r.expired(now) {
+			insts = append(insts, registry.Instance{Name: r.Name, Tags: r.Tags, Health: r.health(now)})
+		}
 	}
 	return registry.Summarize(insts), nil
 }

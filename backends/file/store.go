@@ -199,7 +199,7 @@ func (s *store) write(doc *document) error {
 		// Replacing the file by rename would bypass a read-only mode a person set on purpose.
 		f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
 		if err != nil {
-			return newIOError("write", s.path, err)
+			return newIOError("write", s.path, stickyHint(dir, err))
 		}
 		_ = f.Close()
 	case errors.Is(err, fs.ErrNotExist):
@@ -242,10 +242,7 @@ func (s *store) write(doc *document) error {
 		return newIOError("write", s.path, err)
 	}
 	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		if errors.Is(err, fs.ErrPermission) && sticky(dir) {
-			return newIOError("replace", s.path, fmt.Errorf("%w: the directory is sticky (like /tmp), so only the file's owner may replace it; share a registry in a group directory instead (see docs/backends/file.md)", fs.ErrPermission))
-		}
-		return newIOError("replace", s.path, err)
+		return newIOError("replace", s.path, stickyHint(dir, err))
 	}
 	committed = true
 	// Syncing the directory makes the rename itself durable. Some file systems cannot sync a
@@ -270,10 +267,16 @@ func createTemp(dir, prefix string, perm fs.FileMode) (*os.File, error) {
 	}
 }
 
-// sticky reports whether dir has the sticky bit, which lets only a file's owner rename over it.
-func sticky(dir string) bool {
-	info, err := os.Stat(dir)
-	return err == nil && info.Mode()&fs.ModeSticky != 0
+// stickyHint explains a permission error in a sticky directory (like /tmp), where only a file's
+// owner may replace it, so users cannot share a registry there.
+func stickyHint(dir string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	if info, serr := os.Stat(dir); serr != nil || info.Mode()&fs.ModeSticky == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: the directory is sticky (like /tmp), where only a file's owner may replace it; share a registry in a group directory instead, see docs/backends/file.md", fs.ErrPermission)
 }
 
 func tempPrefix(base string) string { return "." + base + ".tmp-" }

@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package fsutil
 
@@ -15,16 +15,6 @@ import (
 	"github.com/sdctl/sdctl/internal/testutil"
 )
 
-// MakeDevice creates a character device node like /dev/zero (1:5) at path, or skips the test
-// when this process may not (it needs root), failing it under SDCTL_TEST_REQUIRE_ALL.
-func makeDevice(t *testing.T, path string, major, minor uint32) {
-	t.Helper()
-	dev := int((major << 8) | (minor & 0xff) | ((minor &^ 0xff) << 12))
-	if err := syscall.Mknod(path, syscall.S_IFCHR|0o666, dev); err != nil {
-		testutil.SkipUnlessRequired(t, "cannot create a device node with mknod (needs root): "+err.Error())
-	}
-}
-
 func TestReadRegular(t *testing.T) {
 	dir := t.TempDir()
 	regular := filepath.Join(dir, "regular")
@@ -40,9 +30,9 @@ func TestReadRegular(t *testing.T) {
 		t.Fatal(err)
 	}
 	zero := filepath.Join(dir, "zero")
-	makeDevice(t, zero, 1, 5)
+	testutil.MakeCharDevice(t, zero, 1, 5)
 	null := filepath.Join(dir, "null")
-	makeDevice(t, null, 1, 3)
+	testutil.MakeCharDevice(t, null, 1, 3)
 
 	for _, tc := range []struct {
 		name, path string

@@ -9,13 +9,13 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sdctl/sdctl/internal/fsutil"
 	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -234,9 +234,9 @@ func readBatch(path string, stdin io.Reader) ([]registry.Instance, error) {
 	var err error
 	if path == "-" {
 		path = "stdin"
-		data, err = io.ReadAll(stdin)
+		data, err = fsutil.ReadLimited(stdin, path, fsutil.MaxBatchSize)
 	} else {
-		data, err = os.ReadFile(path)
+		data, err = fsutil.ReadRegular(path, fsutil.MaxBatchSize)
 	}
 	if err != nil {
 		return nil, usage(fmt.Errorf("register -f: %w", err))
@@ -318,6 +318,19 @@ func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, portSet
 		return err
 	}
 	defer reg.Close()
+	if len(insts) > 1 && reg.Batches() {
+		// One call (for the file backend one lock and one rewrite) for the whole batch.
+		callCtx, cancel := f.callContext(ctx)
+		err := reg.RegisterBatch(callCtx, insts)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("register -f: %w", err)
+		}
+		for _, inst := range insts {
+			fmt.Fprintln(f.IO.Out, inst.ID)
+		}
+		return nil
+	}
 	for _, inst := range insts {
 		callCtx, cancel := f.callContext(ctx)
 		err := reg.Register(callCtx, inst)

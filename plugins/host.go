@@ -215,6 +215,20 @@ func (c *Client) Pid() int {
 // Exited reports whether the plugin process has ended (crashed, killed, or closed).
 func (c *Client) Exited() bool { return c.plugin.Exited() }
 
+// RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
+// batch-register capability; see Batches), else one by one.
+func (c *Client) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
+	return c.Registry.(*grpcClient).RegisterBatch(ctx, insts)
+}
+
+// Batches reports whether RegisterBatch sends its instances in one call. It is known once Info
+// has been called, and false before.
+func (c *Client) Batches() bool { return c.Registry.(*grpcClient).batch.Load() }
+
+// ProtocolMinor is the minor version of protocol 1 agreed with the backend in Info (-1 before
+// Info was called).
+func (c *Client) ProtocolMinor() int { return int(c.Registry.(*grpcClient).minor.Load()) }
+
 // Configure hands the backend its config section. Every other call needs it first.
 func (c *Client) Configure(ctx context.Context, section map[string]any) error {
 	return c.Registry.(*grpcClient).configure(ctx, section)

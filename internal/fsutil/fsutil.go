@@ -59,7 +59,7 @@ func CheckRegular(path string, info fs.FileInfo) error {
 	if info.Mode().IsRegular() {
 		return nil
 	}
-	return registry.Errorf(ErrNotRegular, "%s is %s, not a regular file (sdctl reads and replaces only regular files)", path, Kind(info.Mode()))
+	return registry.Errorf(ErrNotRegular, "%s is %s, not a regular file (sdctl reads only regular files)", path, Kind(info.Mode()))
 }
 
 // OpenRegular opens path for reading when it is a regular file or a symlink to one. Anything

@@ -51,7 +51,7 @@ func TestReadRegular(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			limit := int64(100)
-			if tc.kind == ErrTooLarge {
+			if errors.Is(tc.kind, ErrTooLarge) {
 				limit = 4
 			}
 			got, err := ReadRegular(tc.path, limit)

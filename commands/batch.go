@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sdctl/sdctl/internal/fsutil"
 	"github.com/sdctl/sdctl/internal/suggest"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -42,9 +42,9 @@ func readBatch(path string, stdin io.Reader) ([]registry.Instance, error) {
 	var err error
 	if path == "-" {
 		path = "stdin"
-		data, err = io.ReadAll(stdin)
+		data, err = fsutil.ReadLimited(stdin, path, fsutil.MaxBatchSize)
 	} else {
-		data, err = os.ReadFile(path)
+		data, err = fsutil.ReadRegular(path, fsutil.MaxBatchSize)
 	}
 	if err != nil {
 		return nil, usage(fmt.Errorf("register -f: %w", err))

@@ -27,7 +27,7 @@ var ExitCodes = []struct {
 	Meaning string
 }{
 	{ExitOK, "ok", "success"},
-	{ExitError, "error", "any failure not listed below (a corrupt registry file, a crashed backend plugin, ...)"},
+	{ExitError, "error", "any failure not listed below (a corrupt registry file, a full disk, a crashed backend plugin, ...)"},
 	{ExitUsage, "usage", "bad command line, configuration value or input (invalid name, address, port, template, unknown backend, unsupported feature)"},
 	{ExitNotFound, "not found", "no such instance or service; `resolve` found no healthy instance"},
 	{ExitUnavailable, "backend unavailable", "the registry could not be reached or did not answer in time"},

@@ -48,7 +48,10 @@ The address is HOST:PORT ([ADDR]:PORT for IPv6) or --address/--port. An empty ho
 NAME-ADDRESS-PORT and is printed on stdout. Registering an existing ID replaces it.
 
 With --ttl the instance turns critical unless renewed within the TTL; --keepalive stays
-in the foreground renewing it, and deregisters on SIGINT or SIGTERM.
+in the foreground renewing it, and deregisters on SIGINT or SIGTERM. Without another
+check, --check-initial-status sets the health before the first renewal and
+--check-deregister-after removes the instance once its TTL has run out that long
+(file and consul backends).
 
 -f FILE (- for stdin) registers every instance of a YAML or JSON file, in the form sdctl
 prints them (resolve --all -o json, catalog NAME -o yaml read back): a list of instances,
@@ -62,6 +65,7 @@ to every entry. Reference: docs/batch-files.md.`,
 		Example: `  sdctl register web 10.0.0.5:3000 --tag v2 --meta version=2.1
   sdctl register web --address 10.0.0.5 --port 3000 --id web-1
   sdctl register --ttl 10s --keepalive web :3000 &
+  sdctl register --ttl 10s --check-deregister-after 1m --keepalive web :3000 &
   sdctl register api 10.0.0.7:8080 --check-http http://10.0.0.7:8080/health --check-interval 5s
   sdctl register -f services.yaml
   sdctl resolve web --all -o json | sdctl register -f - --tag migrated`,
@@ -156,9 +160,14 @@ func (o *RegisterOptions) checkFlags(changed func(string) bool) error {
 		return nil // the batch rules above name these flags
 	}
 	hasCheck := o.CheckHTTP != "" || o.CheckTCP != "" || o.CheckGRPC != ""
-	for _, name := range []string{"check-interval", "check-timeout", "check-deregister-after", "check-initial-status"} {
+	for _, name := range []string{"check-interval", "check-timeout"} {
 		if changed(name) && !hasCheck {
 			return usage(fmt.Errorf("register: --%s needs a check: --check-http, --check-tcp or --check-grpc", name))
+		}
+	}
+	for _, name := range []string{"check-deregister-after", "check-initial-status"} {
+		if changed(name) && !hasCheck && o.TTL <= 0 {
+			return usage(fmt.Errorf("register: --%s needs a check (--check-http, --check-tcp, --check-grpc) or a --ttl", name))
 		}
 	}
 	if changed("check-tls-skip-verify") && o.CheckHTTP == "" && o.CheckGRPC == "" {
@@ -240,6 +249,11 @@ func (o *RegisterOptions) checks() ([]registry.Check, error) {
 	add(registry.CheckHTTP, o.CheckHTTP)
 	add(registry.CheckTCP, o.CheckTCP)
 	add(registry.CheckGRPC, o.CheckGRPC)
+	if len(out) == 0 && o.TTL > 0 && (o.CheckInitialStatus != "" || o.CheckDeregisterAfter > 0) {
+		// With no check of its own, the instance's TTL takes the initial status and deregister-after.
+		out = append(out, registry.Check{Kind: registry.CheckTTL, DeregisterAfter: o.CheckDeregisterAfter,
+			InitialStatus: registry.Health(o.CheckInitialStatus)})
+	}
 	if o.CheckHTTP != "" {
 		if u, err := url.Parse(o.CheckHTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, registry.Invalidf("check-http", "%q is not an http:// or https:// URL", o.CheckHTTP)
@@ -250,7 +264,7 @@ func (o *RegisterOptions) checks() ([]registry.Check, error) {
 			return nil, registry.Invalidf("check-tcp", "%q is not HOST:PORT", o.CheckTCP)
 		}
 	}
-	if o.CheckInterval <= 0 && len(out) > 0 {
+	if o.CheckInterval <= 0 && (o.CheckHTTP != "" || o.CheckTCP != "" || o.CheckGRPC != "") {
 		return nil, registry.Invalidf("check-interval", "must be positive")
 	}
 	for _, c := range out {
@@ -297,6 +311,19 @@ func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, changed
 		if err := info.Supports(inst); err != nil {
 			return err
 		}
+	}
+	if len(insts) > 1 && reg.Batches() {
+		// One call (for the file backend one lock and one rewrite) for the whole batch.
+		callCtx, cancel := f.callContext(ctx)
+		err := reg.RegisterBatch(callCtx, insts)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("register -f: %w", err)
+		}
+		for _, inst := range insts {
+			fmt.Fprintln(f.IO.Out, inst.ID)
+		}
+		return nil
 	}
 	for _, inst := range insts {
 		callCtx, cancel := f.callContext(ctx)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,6 +18,10 @@ import (
 // grpcClient is the host's view of a backend: a registry.Registry whose methods are gRPC calls.
 type grpcClient struct {
 	rpc pb.RegistryClient
+	// minor is the protocol minor version agreed in Info (-1 before Info was called); batch
+	// is whether RegisterBatch can be sent: minor 1 or later, and the backend advertises it.
+	minor atomic.Int32
+	batch atomic.Bool
 	// transportErr explains an error that did not come from the backend (the plugin process
 	// crashed or closed the connection). It defaults to returning the error unchanged.
 	transportErr func(error) error
@@ -50,11 +55,49 @@ func (c *grpcClient) convert(ctx context.Context, err error) error {
 }
 
 func (c *grpcClient) Info(ctx context.Context) (registry.Info, error) {
-	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{})
+	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{ProtocolMinor: ProtocolMinor})
 	if err != nil {
 		return registry.Info{}, c.convert(ctx, err)
 	}
-	return infoFromProto(resp), nil
+	info := infoFromProto(resp)
+	minor := min(resp.GetProtocolMinor(), ProtocolMinor)
+	c.minor.Store(int32(minor))
+	c.batch.Store(minor >= 1 && info.Has(registry.CapBatchRegister))
+	return info, nil
+}
+
+// canBatch reports whether RegisterBatch goes to the backend in one call, asking the backend
+// first when Info has not been called yet.
+func (c *grpcClient) canBatch(ctx context.Context) (bool, error) {
+	if c.minor.Load() < 0 {
+		if _, err := c.Info(ctx); err != nil {
+			return false, err
+		}
+	}
+	return c.batch.Load(), nil
+}
+
+// RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
+// batch-register capability), else one by one under the same ctx.
+func (c *grpcClient) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
+	batch, err := c.canBatch(ctx)
+	if err != nil {
+		return err
+	}
+	if !batch {
+		for _, inst := range insts {
+			if err := c.Register(ctx, inst); err != nil {
+				return fmt.Errorf("register %s: %w", inst.ID, err)
+			}
+		}
+		return nil
+	}
+	req := &pb.RegisterBatchRequest{Instances: make([]*pb.Instance, len(insts))}
+	for i, inst := range insts {
+		req.Instances[i] = instanceToProto(inst)
+	}
+	_, err = c.rpc.RegisterBatch(ctx, req)
+	return c.convert(ctx, err)
 }
 
 // configure sends the backend its config section.
@@ -132,4 +175,7 @@ func (c *grpcClient) ClusterStatus(ctx context.Context) (registry.ClusterStatus,
 // Close does nothing: the process behind the connection belongs to the Client that made it.
 func (c *grpcClient) Close() error { return nil }
 
-var _ registry.Registry = (*grpcClient)(nil)
+var (
+	_ registry.Registry        = (*grpcClient)(nil)
+	_ registry.BatchRegisterer = (*grpcClient)(nil)
+)

@@ -19,13 +19,15 @@ type server struct {
 	pb.UnimplementedRegistryServer
 	backend Backend
 	log     *slog.Logger
+	// minor is the protocol minor version reported by Info.
+	minor uint32
 
 	mu  sync.Mutex
 	reg registry.Registry
 }
 
 func newServer(b Backend, log *slog.Logger) *server {
-	return &server{backend: b, log: log}
+	return &server{backend: b, log: log, minor: ProtocolMinor}
 }
 
 func (s *server) registry() (registry.Registry, error) {
@@ -50,7 +52,9 @@ func (s *server) close() error {
 }
 
 func (s *server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse, error) {
-	return infoToProto(s.backend.Info()), nil
+	resp := infoToProto(s.backend.Info())
+	resp.ProtocolMinor = s.minor
+	return resp, nil
 }
 
 func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -83,6 +87,31 @@ func (s *server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 		return nil, toStatus(registry.Invalidf("instance", "missing"))
 	}
 	return &pb.RegisterResponse{}, toStatus(reg.Register(ctx, instanceFromProto(req.GetInstance())))
+}
+
+// RegisterBatch hands the instances to the backend's batch call, or registers them one by one
+// when it has none.
+func (s *server) RegisterBatch(ctx context.Context, req *pb.RegisterBatchRequest) (*pb.RegisterBatchResponse, error) {
+	reg, err := s.registry()
+	if err != nil {
+		return nil, err
+	}
+	insts := make([]registry.Instance, len(req.GetInstances()))
+	for i, inst := range req.GetInstances() {
+		if inst == nil {
+			return nil, toStatus(registry.Invalidf("instances", "instance %d is missing", i+1))
+		}
+		insts[i] = instanceFromProto(inst)
+	}
+	if br, ok := reg.(registry.BatchRegisterer); ok {
+		return &pb.RegisterBatchResponse{}, toStatus(br.RegisterBatch(ctx, insts))
+	}
+	for _, inst := range insts {
+		if err := reg.Register(ctx, inst); err != nil {
+			return nil, toStatus(fmt.Errorf("register %s: %w", inst.ID, err))
+		}
+	}
+	return &pb.RegisterBatchResponse{}, nil
 }
 
 func (s *server) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb.DeregisterResponse, error) {

@@ -126,8 +126,9 @@ type Client struct {
 
 	plugin  *plugin.Client
 	cmd     *exec.Cmd
-	sockDir string
+	sockDir *socketDir
 	log     hclog.Logger
+	stderr  *lastLine
 }
 
 // Start launches the backend called name and completes the handshake, without configuring it.
@@ -152,19 +153,21 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 	} else {
 		cmd = exec.Command(cand.Path)
 	}
-	sockDir, err := os.MkdirTemp("", "sdctl-plugin-")
+	sockDir, err := newSocketDir(log)
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: create socket directory: %w", cand.Name, err)
 	}
 	// The socket lives in a directory only this user can enter (MkdirTemp uses 0700), which is
 	// what keeps other users away from a built-in backend that runs without mTLS.
-	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir, envLogLevel+"="+levelName(log.GetLevel()))
+	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir.path, envLogLevel+"="+levelName(log.GetLevel()))
 	setParentDeathSignal(cmd)
 
 	timeout := h.StartTimeout
 	if timeout <= 0 {
 		timeout = DefaultStartTimeout
 	}
+	startLog := newStartLogger(log)
+	stderr := &lastLine{}
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: versionedPlugins(Backend{}, nil, nil),
@@ -172,12 +175,13 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         !cand.Builtin || h.BuiltinMTLS,
 		StartTimeout:     timeout,
-		Logger:           log,
+		Logger:           startLog,
+		Stderr:           stderr,
 		SyncStdout:       os.Stderr, // a plugin's stray prints must never reach sdctl's stdout
 		SyncStderr:       os.Stderr,
 		GRPCDialOptions:  grpcWindowOptions,
 	})
-	c := &Client{Candidate: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log}
+	c := &Client{Candidate: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log, stderr: stderr}
 	rpc, err := pc.Client()
 	if err != nil {
 		c.abort()
@@ -196,6 +200,7 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 	gc.transportErr = c.transportError
 	c.Registry = gc
 	c.Protocol = pc.NegotiatedVersion()
+	startLog.started()
 	return c, nil
 }
 
@@ -209,6 +214,20 @@ func (c *Client) Pid() int {
 
 // Exited reports whether the plugin process has ended (crashed, killed, or closed).
 func (c *Client) Exited() bool { return c.plugin.Exited() }
+
+// RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
+// batch-register capability; see Batches), else one by one.
+func (c *Client) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
+	return c.Registry.(*grpcClient).RegisterBatch(ctx, insts)
+}
+
+// Batches reports whether RegisterBatch sends its instances in one call. It is known once Info
+// has been called, and false before.
+func (c *Client) Batches() bool { return c.Registry.(*grpcClient).batch.Load() }
+
+// ProtocolMinor is the minor version of protocol 1 agreed with the backend in Info (-1 before
+// Info was called).
+func (c *Client) ProtocolMinor() int { return int(c.Registry.(*grpcClient).minor.Load()) }
 
 // Configure hands the backend its config section. Every other call needs it first.
 func (c *Client) Configure(ctx context.Context, section map[string]any) error {
@@ -233,7 +252,7 @@ func (c *Client) Close() error {
 	if rss, ok := maxRSS(c.cmd); ok {
 		c.log.Debug("backend plugin stopped", "backend", c.Candidate.Name, "max_rss_kib", rss)
 	}
-	return os.RemoveAll(c.sockDir)
+	return c.sockDir.remove()
 }
 
 // abort stops a plugin that failed to start: there is nothing to shut down gracefully.
@@ -253,18 +272,6 @@ func (c *Client) killGroup() {
 // killGrace is how long Close waits for go-plugin's own shutdown (which allows 2s for a
 // graceful exit) before killing the plugin's process group.
 const killGrace = 3 * time.Second
-
-func (c *Client) startError(err error) error {
-	what := "built-in backend"
-	if !c.Candidate.Builtin {
-		what = "backend plugin"
-	}
-	msg := err.Error()
-	if strings.Contains(msg, "Unrecognized remote plugin message") || strings.Contains(msg, "incompatible") {
-		msg += fmt.Sprintf(" (is it an sdctl backend speaking protocol %d?)", ProtocolVersion)
-	}
-	return fmt.Errorf("%s %q (%s) failed to start: %s", what, c.Candidate.Name, c.Candidate.Path, msg)
-}
 
 // transportError explains an error the backend did not produce: usually its process died.
 func (c *Client) transportError(err error) error {

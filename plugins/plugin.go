@@ -14,6 +14,11 @@ import (
 // versionedPlugins and go-plugin picks the highest one both sides know.
 const ProtocolVersion = 1
 
+// ProtocolMinor is the newest minor version of protocol 1 this build speaks: 1 adds
+// RegisterBatch. Host and backend exchange theirs in Info and use the lower one, so a backend
+// built before 1.1 is called one instance at a time.
+const ProtocolMinor = 1
+
 // pluginKey names the one plugin a backend process serves.
 const pluginKey = "registry"
 
@@ -53,10 +58,16 @@ type grpcPlugin struct {
 	backend Backend
 	log     *slog.Logger
 	srv     **server
+	// minor, when set, overrides the protocol minor version the server reports (tests play a
+	// backend built before 1.1 with it).
+	minor *uint32
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	srv := newServer(p.backend, p.log)
+	if p.minor != nil {
+		srv.minor = *p.minor
+	}
 	if p.srv != nil {
 		*p.srv = srv
 	}
@@ -65,7 +76,9 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 }
 
 func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &grpcClient{rpc: pb.NewRegistryClient(conn)}, nil
+	c := &grpcClient{rpc: pb.NewRegistryClient(conn)}
+	c.minor.Store(-1)
+	return c, nil
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)

@@ -183,10 +183,16 @@ func TestBrokenExternalPlugins(t *testing.T) {
 	writeScript(t, dir, "hang", "exec sleep 30")
 	writeScript(t, dir, "junk", "echo 'hello, I am not a plugin'; sleep 30")
 	writeScript(t, dir, "dies", "echo 'fatal: cannot start' >&2; exit 7")
-	h := newHost(t, nil)
+	var logged testutil.SyncBuffer
+	h := newHost(t, hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Warn}))
 	h.Dirs = []string{dir}
 	h.StartTimeout = time.Second
-	for _, name := range []string{"hang", "junk", "dies"} {
+	for _, tc := range []struct{ name, says string }{
+		{"hang", "in time (see --plugin-timeout)"},
+		{"junk", "did not answer the plugin handshake (is it an sdctl backend speaking protocol 1?)"},
+		{"dies", `its last line on stderr: "fatal: cannot start"`},
+	} {
+		name := tc.name
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
 			_, err := h.Start(name)
@@ -195,6 +201,12 @@ func TestBrokenExternalPlugins(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), `"`+name+`"`) || !strings.Contains(err.Error(), dir) {
 				t.Errorf("error %q does not name the backend and its path", err)
+			}
+			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q: want one line that says %q", err, tc.says)
+			}
+			if out := logged.String(); out != "" {
+				t.Errorf("a failed start logged above debug level:\n%s", out)
 			}
 			if d := time.Since(start); d > 4*time.Second {
 				t.Errorf("took %s; want about the 1s start timeout", d)

@@ -124,6 +124,11 @@ const (
 	CheckTCP    CheckKind = "tcp"
 	CheckGRPC   CheckKind = "grpc"
 	CheckScript CheckKind = "script"
+	// CheckTTL is the instance's own TTL (Instance.TTL) seen as a check: it has no target and
+	// no interval, and carries what else a TTL check can say, its InitialStatus (the health
+	// before the first heartbeat) and DeregisterAfter (remove the instance once its TTL has
+	// run out this long). It is valid only on an instance with a TTL, at most once.
+	CheckTTL CheckKind = "ttl"
 )
 
 // Check is a health probe run by the registry (not by sdctl).
@@ -235,6 +240,14 @@ type Event struct {
 	Instances []Instance `json:"instances"`
 }
 
+// BatchRegisterer is implemented by registries that register many instances in one call
+// faster than one by one (the file backend: one lock and one rewrite for all). RegisterBatch
+// registers every instance as Register would; IDs must be unique within the batch. A backend
+// that has it advertises CapBatchRegister, so that callers across the plugin boundary know.
+type BatchRegisterer interface {
+	RegisterBatch(ctx context.Context, insts []Instance) error
+}
+
 // ClusterStatus describes the servers behind a registry.
 type ClusterStatus struct {
 	Backend string `json:"backend"`
@@ -283,6 +296,8 @@ const (
 	CapTTL     Capability = "ttl"
 	CapWatch   Capability = "watch"
 	CapWeights Capability = "weights"
+	// CapBatchRegister: the backend implements BatchRegisterer.
+	CapBatchRegister Capability = "batch-register"
 	// CapCheckPrefix + a CheckKind: the backend runs that kind of check.
 	CapCheckPrefix = "check:"
 )
@@ -310,6 +325,9 @@ func (i Info) Supports(inst Instance) error {
 		return Errorf(ErrUnsupported, "instance %s: the %s backend does not store weights", inst.ID, i.Name)
 	}
 	for _, c := range inst.Checks {
+		if c.Kind == CheckTTL && !i.Has(CheckCapability(c.Kind)) {
+			return Errorf(ErrUnsupported, "instance %s: the %s backend cannot give a TTL an initial status or a deregister-after", inst.ID, i.Name)
+		}
 		if !i.Has(CheckCapability(c.Kind)) {
 			return Errorf(ErrUnsupported, "instance %s: the %s backend runs no %s checks%s", inst.ID, i.Name, c.Kind, i.checkHint())
 		}

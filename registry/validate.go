@@ -234,10 +234,14 @@ func ValidateWeight(w int) error {
 func ValidateCheck(c Check) error {
 	switch c.Kind {
 	case CheckHTTP, CheckTCP, CheckGRPC, CheckScript:
+	case CheckTTL:
+		if c.Target != "" || c.Interval != 0 || c.Timeout != 0 || c.Method != "" || len(c.Header) > 0 || c.TLSSkipVerify {
+			return Invalidf("check", "a ttl check takes only an initial status and a deregister-after: it has no target, interval or timeout (the TTL is the instance's)")
+		}
 	default:
-		return Invalidf("check", "unknown check kind %q (http, tcp, grpc or script)", c.Kind)
+		return Invalidf("check", "unknown check kind %q (http, tcp, grpc, script or ttl)", c.Kind)
 	}
-	if c.Target == "" {
+	if c.Target == "" && c.Kind != CheckTTL {
 		return Invalidf("check", "%s check has no target", c.Kind)
 	}
 	if c.Interval < 0 || c.Timeout < 0 || c.DeregisterAfter < 0 {
@@ -299,10 +303,20 @@ func (inst Instance) Validate() error {
 	if inst.TTL < 0 {
 		return Invalidf("ttl", "TTL %s is negative", inst.TTL)
 	}
+	ttlChecks := 0
 	for _, c := range inst.Checks {
 		if err := ValidateCheck(c); err != nil {
 			return err
 		}
+		if c.Kind == CheckTTL {
+			ttlChecks++
+		}
+	}
+	switch {
+	case ttlChecks > 0 && inst.TTL <= 0:
+		return Invalidf("check", "a ttl check (initial status, deregister-after of the TTL) needs a TTL (--ttl)")
+	case ttlChecks > 1:
+		return Invalidf("check", "an instance has one TTL, so at most one ttl check")
 	}
 	return ValidateHealth(inst.Health)
 }

@@ -161,7 +161,7 @@ func (b *Backend) Deregister(ctx context.Context, id string) error {
 			if attempted {
 				return nil
 			}
-			return registry.Errorf(registry.ErrNotFound, "no such instance under %s/ in %s", b.opts.Prefix, b.where)
+			return registry.Errorf(registry.ErrNotFound, "no instance %q under %s/ in %s", id, b.opts.Prefix, b.where)
 		}
 		ops := make([]clientv3.Op, len(found))
 		for i, kv := range found {

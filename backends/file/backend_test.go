@@ -303,7 +303,7 @@ func TestKeepsFileModeAndSymlink(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(target, nil, 0o640); err != nil {
+	if err := os.WriteFile(target, []byte(`{"format": "sdctl-file-registry/1"}`), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(target, link); err != nil {

@@ -24,7 +24,7 @@ type decodeMode struct {
 func (m decodeMode) keeps(name string) bool { return m.service == "" || name == m.service }
 
 // decode parses and validates a registry document; problems are *CorruptError without a path.
-// An empty file is an empty registry. The result refers to data, which the caller must not
+// An empty (or blank) file is corrupt. The result refers to data, which the caller must not
 // modify afterwards.
 //
 // The parser is written by hand rather than with encoding/json because `sdctl resolve` reads
@@ -58,7 +58,9 @@ func decode(data []byte, mode decodeMode) (document, error) {
 func (p *parser) document(mode decodeMode) (doc document, sorted bool, err error) {
 	p.ws()
 	if p.pos == len(p.s) {
-		return doc, true, nil
+		// sdctl never writes an empty document (even an empty registry has its format line),
+		// so this is a file truncated by something else: the most common damage of all.
+		return doc, false, p.errorAt(0, "the file is empty; sdctl never writes an empty registry, so it was probably truncated (restore it from a backup, or remove it to start an empty registry)")
 	}
 	sorted = true
 	var seen [4]bool
@@ -85,8 +87,8 @@ func (p *parser) document(mode decodeMode) (doc document, sorted bool, err error
 			if err != nil {
 				return doc, false, err
 			}
-			if f != formatV1 && f != formatV2 {
-				return doc, false, p.errorAt(off, "format %q is not %q or %q: the file was written by another program or a newer sdctl", abbreviate(f), formatV1, formatV2)
+			if f != formatV1 && f != formatV2 && f != formatV3 {
+				return doc, false, p.errorAt(off, "format %q is not %q, %q or %q: the file was written by another program or a newer sdctl", abbreviate(f), formatV1, formatV2, formatV3)
 			}
 			formatOK = true
 		case "revision":
@@ -208,6 +210,8 @@ const (
 	fExpires
 	fHealth
 	fDeclared
+	fInitial
+	fDeregisterAfter
 )
 
 // record parses one instance into r, appending its tags to tags and its metadata to meta
@@ -260,8 +264,16 @@ func (p *parser) record(r *record, tags []string, meta map[string]string) error 
 			var h string
 			h, err = p.str(key)
 			r.Declared = registry.Health(h)
+		case "initial_health":
+			bit = fInitial
+			var h string
+			h, err = p.str(key)
+			r.Initial = registry.Health(h)
+		case "deregister_after":
+			bit = fDeregisterAfter
+			r.DeregisterAfter, err = p.duration(key)
 		default:
-			return p.errorAt(keyOff, "unknown field %q in an instance (id, name, address, port, tags, meta, weight, ttl, expires, health, declared_health)", abbreviate(key))
+			return p.errorAt(keyOff, "unknown field %q in an instance (id, name, address, port, tags, meta, weight, ttl, expires, initial_health, deregister_after, health, declared_health)", abbreviate(key))
 		}
 		if err != nil {
 			return err

@@ -31,7 +31,9 @@ func (e *CorruptError) Error() string {
 
 // ioError is a failed file system operation on the registry. It wraps both a sentinel
 // (ErrPermissionDenied or ErrUnavailable), so the CLI can choose an exit code, and the
-// operating system's error, so callers can still test for fs.ErrPermission and the like.
+// operating system's error, so callers can still test for fs.ErrPermission and the like. A
+// full disk (or quota) wraps no sentinel: it is a fault of the local machine, not of a
+// registry that could answer later, so it is an ordinary error (exit code 1).
 type ioError struct {
 	op, path string
 	kind     error
@@ -45,18 +47,34 @@ func newIOError(op, path string, err error) error {
 		err = pe.Err
 	}
 	kind := registry.ErrUnavailable
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+	switch {
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
 		kind = registry.ErrPermissionDenied
+	case diskFull(err):
+		kind = nil
 	}
 	return &ioError{op: op, path: path, kind: kind, err: err}
 }
 
+// diskFull reports whether err says the file system (or the user's quota) has no room left.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 func (e *ioError) Error() string {
 	msg := fmt.Sprintf("file registry: cannot %s %s: %v", e.op, e.path, e.err)
-	if errors.Is(e.kind, registry.ErrPermissionDenied) {
+	switch {
+	case errors.Is(e.kind, registry.ErrPermissionDenied):
 		msg += " (check the owner and mode of the file and its directory, or choose another file.path)"
+	case diskFull(e.err):
+		msg += " (the registry file is unchanged; free some space and try again)"
 	}
 	return msg
 }
 
-func (e *ioError) Unwrap() []error { return []error{e.kind, e.err} }
+func (e *ioError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.err}
+	}
+	return []error{e.kind, e.err}
+}

@@ -16,13 +16,18 @@ import (
 // field to records changes the marker, since readers reject unknown fields (to catch typos in
 // hand-edited files).
 //
-// Version 2 added "declared_health". Readers take both versions; encode writes version 2 only
-// when a record declares health, so a registry that does not use the field stays readable by
-// an sdctl that knows only version 1.
+// Version 2 added "declared_health", version 3 "initial_health" and "deregister_after". Readers
+// take every version; encode writes the lowest one that holds the document, so a registry that
+// does not use the newer fields stays readable by an sdctl that knows only the older versions.
 const (
 	formatV1 = "sdctl-file-registry/1"
 	formatV2 = "sdctl-file-registry/2"
+	formatV3 = "sdctl-file-registry/3"
 )
+
+// v3Keys start the fields that only version 3 has. A raw record holding neither string cannot
+// hold the fields (it may hold the strings as meta keys, which only costs a decode).
+var v3Keys = [...]string{`"initial_health":`, `"deregister_after":`}
 
 // declaredKey starts the field that only version 2 has.
 const declaredKey = `,"declared_health":`
@@ -53,6 +58,12 @@ type record struct {
 	// Declared is the health the last registration declared (registry.Instance.Health), empty
 	// when it declared none. Register replaces it.
 	Declared registry.Health
+	// Initial is the TTL's health until the first heartbeat (warning or critical, from the
+	// registration's ttl check); empty means passing. Heartbeat clears it.
+	Initial registry.Health
+	// DeregisterAfter, with a TTL, removes the instance once its TTL has run out this long:
+	// the next write drops it and reads no longer list it.
+	DeregisterAfter time.Duration
 
 	// offset is where the record starts in the file it was read from, for error messages.
 	offset int
@@ -89,10 +100,32 @@ func (r *record) instance(now time.Time) registry.Instance {
 // instance not heartbeated in time is critical unless it is already worse (in maintenance).
 func (r *record) health(now time.Time) registry.Health {
 	h := r.Health.Worse(r.Declared)
-	if r.TTL > 0 && !now.Before(r.Expires) {
-		h = h.Worse(registry.HealthCritical)
+	if r.TTL > 0 {
+		if !now.Before(r.Expires) {
+			h = h.Worse(registry.HealthCritical)
+		} else {
+			h = h.Worse(r.Initial)
+		}
 	}
 	return h
+}
+
+// expired reports whether the record is gone at time now: its TTL ran out at least
+// DeregisterAfter ago. Such records are never listed and the next write drops them.
+func (r *record) expired(now time.Time) bool {
+	return r.TTL > 0 && r.DeregisterAfter > 0 && !now.Before(r.Expires.Add(r.DeregisterAfter))
+}
+
+// v3 reports whether the record needs format version 3. A raw record must have been checked
+// with mayBeV3 and decoded when it may be.
+func (r *record) v3() bool { return r.Initial != "" || r.DeregisterAfter != 0 }
+
+// mayBeV3 reports whether a raw record may hold version 3 fields.
+func (r *record) mayBeV3() bool {
+	if r.raw == "" {
+		return r.v3()
+	}
+	return slices.ContainsFunc(v3Keys[:], func(k string) bool { return strings.Contains(r.raw, k) })
 }
 
 // validate checks a record read from the file with the rules Register applies.
@@ -100,10 +133,18 @@ func (r *record) validate() error {
 	for _, f := range [...]struct {
 		field string
 		h     registry.Health
-	}{{"health", r.Health}, {"declared_health", r.Declared}} {
+	}{{"health", r.Health}, {"declared_health", r.Declared}, {"initial_health", r.Initial}} {
 		if registry.ValidateHealth(f.h) != nil {
 			return registry.Invalidf(f.field, "%q is not passing, warning, critical or maintenance", abbreviate(string(f.h)))
 		}
+	}
+	switch {
+	case r.Initial != "" && r.Initial != registry.HealthWarning && r.Initial != registry.HealthCritical:
+		return registry.Invalidf("initial_health", "%q is not warning or critical", r.Initial)
+	case r.DeregisterAfter < 0:
+		return registry.Invalidf("deregister_after", "%s is negative", r.DeregisterAfter)
+	case (r.Initial != "" || r.DeregisterAfter != 0) && r.TTL <= 0:
+		return registry.Invalidf("ttl", "initial_health and deregister_after need a ttl")
 	}
 	return r.instance(time.Time{}).Validate()
 }
@@ -132,7 +173,10 @@ func (r *record) declares() bool {
 func encode(doc *document) []byte {
 	b := make([]byte, 0, 160+len(doc.Instances)*192)
 	header := headerV1
-	if slices.ContainsFunc(doc.Instances, func(r record) bool { return r.declares() }) {
+	switch {
+	case slices.ContainsFunc(doc.Instances, func(r record) bool { return r.raw == "" && r.v3() }):
+		header = headerV3
+	case slices.ContainsFunc(doc.Instances, func(r record) bool { return r.declares() }):
 		header = headerV2
 	}
 	b = append(b, header...)
@@ -203,6 +247,15 @@ func appendRecord(b []byte, r *record) []byte {
 		if !r.Expires.IsZero() {
 			b = append(b, `,"expires":"`...)
 			b = r.Expires.UTC().AppendFormat(b, time.RFC3339Nano)
+			b = append(b, '"')
+		}
+		if r.Initial != "" {
+			b = append(b, `,"initial_health":`...)
+			b = appendString(b, string(r.Initial))
+		}
+		if r.DeregisterAfter != 0 {
+			b = append(b, `,"deregister_after":"`...)
+			b = append(b, r.DeregisterAfter.String()...)
 			b = append(b, '"')
 		}
 	}

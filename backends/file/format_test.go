@@ -163,8 +163,6 @@ func TestDecodeHandEdited(t *testing.T) {
 		doc  string
 		want []record
 	}{
-		{"Empty", "", nil},
-		{"Whitespace", " \n\t\n", nil},
 		{"NoInstances", `{"format": "sdctl-file-registry/1"}`, nil},
 		{"NullInstances", `{"format": "sdctl-file-registry/1", "instances": null}`, nil},
 		{"PrettyPrintedAndReordered", `{
@@ -197,6 +195,10 @@ func TestDecodeHandEdited(t *testing.T) {
 		{"TTL", `{"format": "sdctl-file-registry/1", "instances": [
 			{"id":"a-1","name":"a","address":"10.0.0.9","port":1,"ttl":"1m30s","expires":"2026-11-26T12:00:00+01:00"}]}`,
 			[]record{{ID: "a-1", Name: "a", Address: "10.0.0.9", Port: 1, TTL: 90 * time.Second, Expires: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)}}},
+		{"TTLCheck", `{"format": "sdctl-file-registry/3", "instances": [
+			{"id":"a-1","name":"a","address":"10.0.0.9","port":1,"ttl":"10s","expires":"2026-11-26T12:00:00Z","initial_health":"warning","deregister_after":"1m"}]}`,
+			[]record{{ID: "a-1", Name: "a", Address: "10.0.0.9", Port: 1, TTL: 10 * time.Second, Expires: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC),
+				Initial: registry.HealthWarning, DeregisterAfter: time.Minute}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, mode := range []decodeMode{{}, {raw: true}} {
@@ -228,7 +230,12 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"TrailingData", head + web1 + "]}\n}", 3, 1, `unexpected '}' after the end of the document`},
 		{"TrailingComma", head + web1 + ",\n]}", 3, 1, `expected an object for an instance, found ']'`},
 		{"NoFormat", `{"instances": []}`, 1, 1, `no "format"`},
-		{"NewerFormat", `{"format": "sdctl-file-registry/3", "instances": []}`, 1, 12, "a newer sdctl"},
+		{"Empty", "", 1, 1, "the file is empty"},
+		{"Whitespace", " \n\t\n", 1, 1, "the file is empty"},
+		{"NewerFormat", `{"format": "sdctl-file-registry/9", "instances": []}`, 1, 12, "a newer sdctl"},
+		{"InitialHealthWithoutTTL", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"initial_health":"warning"}`, 2, 1, `ttl: initial_health and deregister_after need a ttl`},
+		{"BadInitialHealth", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"ttl":"1s","initial_health":"maintenance"}`, 2, 1, `initial_health: "maintenance" is not warning or critical`},
+		{"BadDeregisterAfter", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":1,"ttl":"1s","deregister_after":"soon"}`, 2, 88, `deregister_after "soon" is not a duration`},
 		{"UnknownTopField", `{"format": "sdctl-file-registry/1", "instance": []}`, 1, 37, `unknown field "instance"`},
 		{"UnknownField", head + `{"id":"web-1","name":"web","adress":"10.0.0.1","port":3000}`, 2, 28, `unknown field "adress"`}, //nolint:misspell // the typo is the test
 		{"DuplicateField", head + `{"id":"web-1","name":"web","address":"10.0.0.1","port":3000,"port":1}`, 2, 61, `"port" appears twice`},

@@ -42,8 +42,10 @@ func roleCommand(t *testing.T, mode string, env ...string) *exec.Cmd {
 }
 
 // runWriter registers WRITER_COUNT instances (forever when 0) named WRITER_PREFIX-<n> in the
-// registry at WRITER_PATH, printing each ID after Register returns.
+// registry at WRITER_PATH, printing each ID after Register returns. WRITER_UMASK (octal) sets
+// its umask first.
 func runWriter() int {
+	applyTestUmask()
 	b, err := Open(Options{Path: os.Getenv("WRITER_PATH")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

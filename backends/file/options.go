@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/internal/buildinfo"
+	"github.com/sdctl/sdctl/internal/fsutil"
 	"github.com/sdctl/sdctl/internal/xdg"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -92,13 +93,20 @@ func (opts Options) resolve() (Options, error) {
 	}
 	// A symlinked document (kept in a dotfiles repository, say) stays a symlink: writes go to
 	// its target, which rename would otherwise replace with a regular file.
+	// A link that leads nowhere is refused rather than replaced or followed to create its
+	// target: the link may be stale, or point somewhere the user did not mean to write.
 	if target, err := filepath.EvalSymlinks(path); err == nil {
 		path = target
+	} else if li, lerr := os.Lstat(path); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+		dest, _ := os.Readlink(path)
+		return opts, registry.Invalidf("path", "%s is a symbolic link to %s, which does not exist or loops; sdctl follows links but does not create their targets: create the file or remove the link", path, dest)
 	}
 	info, err := os.Stat(path)
 	switch {
 	case err == nil && info.IsDir():
 		return opts, registry.Invalidf("path", "%s is a directory; give the path of the registry file inside it", path)
+	case err == nil && !info.Mode().IsRegular():
+		return opts, registry.Invalidf("path", "%v", fsutil.CheckRegular(path, info))
 	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission):
 		return opts, registry.Invalidf("path", "%s: %v", path, err)
 	}

@@ -29,6 +29,7 @@ import (
 const (
 	headerV1       = "{\n  \"format\": \"" + formatV1 + "\",\n  \"revision\": "
 	headerV2       = "{\n  \"format\": \"" + formatV2 + "\",\n  \"revision\": "
+	headerV3       = "{\n  \"format\": \"" + formatV3 + "\",\n  \"revision\": "
 	checksumPrefix = ",\n  \"checksum\": \"crc32c:"
 	instancesOpen  = "  \"instances\": ["
 	recordIndent   = "\n    "
@@ -53,10 +54,10 @@ func putChecksum(dst []byte, sum uint32) {
 // exactly as encode writes it; the caller then takes the strict path.
 func (p *parser) sealed(data []byte, mode decodeMode) (doc document, ok bool, err error) {
 	s := p.s
-	if !strings.HasPrefix(s, headerV1) && !strings.HasPrefix(s, headerV2) {
+	if !strings.HasPrefix(s, headerV1) && !strings.HasPrefix(s, headerV2) && !strings.HasPrefix(s, headerV3) {
 		return doc, false, nil
 	}
-	i := len(headerV1) // both headers have the same length
+	i := len(headerV1) // every header has the same length
 	j := i
 	for j < len(s) && s[j] >= '0' && s[j] <= '9' && j-i < 19 {
 		doc.Revision = doc.Revision*10 + uint64(s[j]-'0')

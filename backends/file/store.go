@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofrs/flock"
 
+	"github.com/sdctl/sdctl/internal/fsutil"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -20,6 +24,9 @@ import (
 // document by renaming a fully written and synced temporary file over it, so concurrent
 // processes lose no update and a crash at any moment leaves either the old or the new
 // document. Readers take no lock: a rename is atomic, so they see one or the other.
+//
+// Only a regular file is ever read or replaced (see internal/fsutil): a device node, a FIFO or
+// a socket at the path is an error, and nothing is created or changed.
 type store struct {
 	path     string
 	lockPath string
@@ -31,14 +38,30 @@ func newStore(path string) store {
 
 // read returns the current document; a missing file is an empty registry.
 func (s *store) read(mode decodeMode) (document, error) {
-	data, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, _, err := fsutil.OpenRegular(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return document{}, nil
+	case errors.Is(err, fsutil.ErrNotRegular):
+		return document{}, notRegular(err)
+	case err != nil:
+		return document{}, newIOError("read", s.path, err)
 	}
-	if err != nil {
+	defer f.Close()
+	data, err := fsutil.ReadLimited(f, s.path, fsutil.MaxRegistrySize)
+	switch {
+	case errors.Is(err, fsutil.ErrTooLarge):
+		return document{}, &CorruptError{Path: s.path, Problem: fmt.Sprintf("the file is larger than %s, the most sdctl reads", fsutil.Size(fsutil.MaxRegistrySize))}
+	case err != nil:
 		return document{}, newIOError("read", s.path, err)
 	}
 	return s.decode(data, mode)
+}
+
+// notRegular is the error for a registry path that is not a regular file: a configuration
+// mistake, reported like a bad file.path value.
+func notRegular(err error) error {
+	return registry.Invalidf("path", "%v", err)
 }
 
 func (s *store) decode(data []byte, mode decodeMode) (document, error) {
@@ -58,9 +81,10 @@ func (s *store) decode(data []byte, mode decodeMode) (document, error) {
 var errUnchanged = errors.New("unchanged")
 
 // update applies change to the current document under the lock and writes the result with
-// the next revision. When change fails nothing is written and its error is returned. Records
-// may be raw: change must read them through document.decoded.
-func (s *store) update(ctx context.Context, change func(*document) error) error {
+// the next revision, dropping the instances that have expired at now (see record.expired).
+// When change fails nothing is written and its error is returned. Records may be raw: change
+// must read them through document.decoded.
+func (s *store) update(ctx context.Context, now time.Time, change func(*document) error) error {
 	dir := filepath.Dir(s.path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return newIOError("create the directory", dir, err)
@@ -88,6 +112,9 @@ func (s *store) update(ctx context.Context, change func(*document) error) error 
 		}
 		return err
 	}
+	if err := doc.dropExpired(now); err != nil {
+		return err
+	}
 	doc.Revision++
 	// The lock may have taken a while; a caller that gave up must not see its change applied.
 	if err := ctx.Err(); err != nil {
@@ -96,9 +123,40 @@ func (s *store) update(ctx context.Context, change func(*document) error) error 
 	return s.write(&doc)
 }
 
+// dropExpired removes the records whose TTL ran out more than their deregister-after ago.
+// Raw records that may have a deregister-after are decoded, which also lets encode choose the
+// format version from decoded records only.
+func (d *document) dropExpired(now time.Time) error {
+	kept := d.Instances[:0]
+	for i := range d.Instances {
+		r := &d.Instances[i]
+		if r.raw != "" && r.mayBeV3() {
+			var err error
+			if r, err = d.decoded(i); err != nil {
+				return err
+			}
+		}
+		if r.raw == "" && r.expired(now) {
+			continue
+		}
+		kept = append(kept, *r)
+	}
+	clear(d.Instances[len(kept):])
+	d.Instances = kept
+	return nil
+}
+
 // lock takes the exclusive lock, waiting until ctx ends.
 func (s *store) lock(ctx context.Context) (unlock func(), err error) {
-	fl := flock.New(s.lockPath, flock.SetPermissions(0o600))
+	// Opening a FIFO would block and a device is nothing to lock.
+	if info, err := os.Stat(s.lockPath); err == nil {
+		if err := fsutil.CheckRegular(s.lockPath, info); err != nil {
+			return nil, notRegular(err)
+		}
+	}
+	// 0666 less the umask, like every new file: users who share the directory must be able to
+	// open the lock file too (reading is enough for flock).
+	fl := flock.New(s.lockPath, flock.SetPermissions(0o666))
 	ok, err := fl.TryLock()
 	if err != nil {
 		return nil, newIOError("lock", s.lockPath, err)
@@ -126,24 +184,36 @@ func (s *store) lock(ctx context.Context) (unlock func(), err error) {
 	}
 }
 
-// write replaces the document with doc. The caller holds the lock.
+// write replaces the document with doc. The caller holds the lock. The new file keeps the
+// owner, group and mode of the file it replaces (as far as this process may set them: the group
+// always, since the users sharing the registry may depend on it); a new file gets 0666 less the
+// umask and, in a setgid directory, the directory's group, like files other tools create.
 func (s *store) write(doc *document) error {
 	dir, base := filepath.Split(s.path)
 	info, err := os.Stat(s.path)
 	switch {
 	case err == nil:
+		if err := fsutil.CheckRegular(s.path, info); err != nil {
+			return notRegular(err)
+		}
 		// Replacing the file by rename would bypass a read-only mode a person set on purpose.
 		f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
 		if err != nil {
-			return newIOError("write", s.path, err)
+			return newIOError("write", s.path, stickyHint(dir, err))
 		}
 		_ = f.Close()
-	case !errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
+		info = nil
+	default:
 		return newIOError("write", s.path, err)
 	}
 	s.removeStaleTemps(dir, base)
 
-	tmp, err := os.CreateTemp(dir, tempPrefix(base)+"*")
+	perm := fs.FileMode(0o666) // less the umask, by the kernel
+	if info != nil {
+		perm = 0o600 // until it has the old file's owner and mode
+	}
+	tmp, err := createTemp(dir, tempPrefix(base), perm)
 	if err != nil {
 		return newIOError("write", s.path, err)
 	}
@@ -155,22 +225,24 @@ func (s *store) write(doc *document) error {
 		}
 	}()
 	if info != nil {
-		// Keep the mode of the file being replaced (someone may have shared it with a group).
+		if err := keepOwner(tmp, info); err != nil {
+			return newIOError("keep the group of", s.path, err)
+		}
 		if err := tmp.Chmod(info.Mode().Perm()); err != nil {
-			return newIOError("write", tmp.Name(), err)
+			return newIOError("keep the mode of", s.path, err)
 		}
 	}
 	if _, err := tmp.Write(encode(doc)); err != nil {
-		return newIOError("write", tmp.Name(), err)
+		return newIOError("write", s.path, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return newIOError("sync", tmp.Name(), err)
+		return newIOError("write", s.path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return newIOError("write", tmp.Name(), err)
+		return newIOError("write", s.path, err)
 	}
 	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return newIOError("replace", s.path, err)
+		return newIOError("replace", s.path, stickyHint(dir, err))
 	}
 	committed = true
 	// Syncing the directory makes the rename itself durable. Some file systems cannot sync a
@@ -180,6 +252,31 @@ func (s *store) write(doc *document) error {
 		_ = d.Close()
 	}
 	return nil
+}
+
+// createTemp creates a new file in dir named prefix followed by a random number, with perm
+// (less the umask) as os.CreateTemp does with 0600.
+func createTemp(dir, prefix string, perm fs.FileMode) (*os.File, error) {
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, fs.ErrExist) && try < 100 {
+			continue
+		}
+		return f, err
+	}
+}
+
+// stickyHint explains a permission error in a sticky directory (like /tmp), where only a file's
+// owner may replace it, so users cannot share a registry there.
+func stickyHint(dir string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	if info, serr := os.Stat(dir); serr != nil || info.Mode()&fs.ModeSticky == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: the directory is sticky (like /tmp), where only a file's owner may replace it; share a registry in a group directory instead, see docs/backends/file.md", fs.ErrPermission)
 }
 
 func tempPrefix(base string) string { return "." + base + ".tmp-" }

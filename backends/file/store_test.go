@@ -47,6 +47,8 @@ func TestCorruptFileIsNeverOverwritten(t *testing.T) {
 		name, content, problem string
 	}{
 		{"Garbage", "\x00\x01 not json at all", "expected an object"},
+		{"Empty", "", "the file is empty"},
+		{"Blank", " \n\n", "the file is empty"},
 		{"TruncatedJSON", string(sealed[:len(sealed)-30]), "the file ends inside a string"},
 		{"BadInstance", strings.Replace(string(sealed), `"port":2`, `"port":0`, 1), `instance 2 (id "web-2"): port`},
 		{"WrongFormat", strings.Replace(string(sealed), "registry/1", "registry/9", 1), "a newer sdctl"},

@@ -136,9 +136,16 @@ func (w *watch) state() (watchState, error) {
 	}
 	now := w.b.now()
 	st := watchState{revision: doc.Revision, instances: selectInstances(&doc, registry.Query{Name: w.name}, now)}
-	for _, inst := range st.instances {
-		if inst.TTL > 0 && inst.Expires.After(now) && (st.nextExpiry.IsZero() || inst.Expires.Before(st.nextExpiry)) {
-			st.nextExpiry = inst.Expires
+	// The set changes when a TTL runs out and again when deregister-after has passed.
+	for i := range doc.Instances {
+		r := &doc.Instances[i]
+		if r.TTL <= 0 || (w.name != "" && r.Name != w.name) {
+			continue
+		}
+		for _, t := range [...]time.Time{r.Expires, r.Expires.Add(r.DeregisterAfter)} {
+			if t.After(now) && (st.nextExpiry.IsZero() || t.Before(st.nextExpiry)) {
+				st.nextExpiry = t
+			}
 		}
 	}
 	return st, nil

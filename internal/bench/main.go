@@ -9,6 +9,7 @@
 //   - peak RSS, from wait4's rusage (through a probe process, see probe.go) and from the
 //     plugin's own max_rss_kib debug line;
 //   - many `sdctl register` processes started at once against one registry file;
+//   - 10,000 instances registered with one `sdctl register -f` on the file backend;
 //   - how soon `sdctl resolve web --watch` prints a change;
 //   - the consul and etcd backends against a Consul agent and an etcd member the bench starts
 //     on loopback (-consul=false and -etcd=false skip them): `sdctl --backend B resolve web`
@@ -64,7 +65,11 @@ type config struct {
 	etcdBin   string
 	bulkN     int
 	bulkProcs int
-	docker    bool
+	// fileBulkN instances registered with one `register -f` on the file backend, fileBulkRuns
+	// times.
+	fileBulkN    int
+	fileBulkRuns int
+	docker       bool
 	// The Docker part's sizes; 0 skips a measurement.
 	watchContainers int
 	watchBurst      int
@@ -109,6 +114,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.etcd, "etcd", true, "also measure the etcd backend against an etcd member the bench starts")
 	fs.StringVar(&cfg.consulBin, "consul-bin", "", "Consul binary (default $SDCTL_CONSUL_BIN, else what scripts/consul-bin.sh prints)")
 	fs.StringVar(&cfg.etcdBin, "etcd-bin", "", "etcd binary (default $SDCTL_ETCD_BIN, else what scripts/etcd-bin.sh prints)")
+	fs.IntVar(&cfg.fileBulkN, "file-bulk-n", 10000, "instances registered with one `register -f` on the file backend (0 skips the test)")
+	fs.IntVar(&cfg.fileBulkRuns, "file-bulk-runs", 5, "runs of the file backend's `register -f` test")
 	fs.IntVar(&cfg.bulkN, "bulk-n", 1000, "instances registered with `register -f` per Consul and etcd bulk test (0 skips them)")
 	fs.IntVar(&cfg.bulkProcs, "bulk-procs", 10, "concurrent `register -f` processes sharing the second bulk test (1: only the single-process one)")
 	fs.BoolVar(&cfg.docker, "docker", true, "also measure `sdctl watch` against the Docker engine and a Consul agent the bench starts")
@@ -251,6 +258,9 @@ func run(ctx context.Context, cfg *config) error {
 		}},
 		{"package initialisation", func() (err error) { rep.inits, err = measureInit(ctx, ws, rep.registries[0], cfg); return err }},
 		{"concurrent registers", func() (err error) { rep.conc, err = measureConcurrent(ctx, ws, cfg); return err }},
+	}
+	if cfg.fileBulkN > 0 && cfg.fileBulkRuns > 0 {
+		steps = append(steps, part{"file bulk register", func() (err error) { rep.fileBulk, err = measureFileBulk(ctx, ws, cfg); return err }})
 	}
 	if cfg.watchN > 0 {
 		steps = append(steps, part{"watch latency", func() (err error) { rep.watch, err = measureWatch(ctx, ws, cfg); return err }})

@@ -218,6 +218,7 @@ type report struct {
 	start      []*series
 	debug      []*debugCase
 	conc       []*concRun
+	fileBulk   *fileBulkResult
 	watch      *watchResult
 	inits      *initResult
 	consul     *backendCase
@@ -272,6 +273,7 @@ func (r *report) markdown() string {
 	r.writeInit(&b)
 	r.writeRSS(&b)
 	r.writeConcurrent(&b)
+	r.writeFileBulk(&b)
 	r.writeWatch(&b)
 	num := 6
 	for _, bc := range []*backendCase{r.consul, r.etcd} {

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/sdctl/sdctl/internal/fsutil"
 	"github.com/sdctl/sdctl/internal/logging"
 	"github.com/sdctl/sdctl/internal/xdg"
 	"github.com/sdctl/sdctl/registry"
@@ -109,7 +111,13 @@ func (c *Config) readFile() error {
 	if filepath.Ext(path) == "" {
 		c.v.SetConfigType("yaml")
 	}
-	if err := c.v.ReadInConfig(); err != nil {
+	// Read it ourselves: only a regular file, at most fsutil.MaxConfigSize (a device or a FIFO
+	// named by mistake must not hang sdctl or fill its memory).
+	data, err := fsutil.ReadRegular(path, fsutil.MaxConfigSize)
+	if err == nil {
+		err = c.v.ReadConfig(bytes.NewReader(data))
+	}
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
 			return nil
 		}

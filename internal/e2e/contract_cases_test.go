@@ -90,7 +90,7 @@ func contractCases() []contractCase {
 		config("config global used as section", "timeout: {x: 1s}\n", `timeout`),
 		config("config password in URL", "backend: consul\nconsul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500x'}\n", `<redacted>`).noSecret(secretPass),
 		c("config view redacts URL password", 0, "--config", "sdctl-test.yaml", "config", "view").file("sdctl-test.yaml", "consul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500'}\nbackend: consul\n").noSecret(secretPass),
-		c("env password in URL", 2, "--backend", "consul", "resolve", "service-web").withEnv("CONSUL_HTTP_ADDR=http://user:"+secretPass+"@127.0.0.1:8500x").noSecret(secretPass),
+		c("env password in URL", 2, "--backend", "consul", "resolve", "service-web").withEnv("CONSUL_HTTP_ADDR=http://user:" + secretPass + "@127.0.0.1:8500x").noSecret(secretPass),
 		c("config view unknown format", 2, "config", "view", "-o", "toml"),
 		c("config view template error", 2, "config", "view", "--template", "{{"),
 		c("config view extra argument", 2, "config", "view", "all"),
@@ -188,7 +188,7 @@ func contractCases() []contractCase {
 
 		// deregister.
 		c("deregister without arguments", 2, "deregister"),
-		c("deregister missing instance", 3, "deregister", "nope").err(`^sdctl: deregister nope: [^\n]*(no such|no instance)`),
+		c("deregister missing instance", 3, "deregister", "nope").err(`^sdctl: deregister nope: [^\n]*no instance`),
 		c("deregister too many arguments", 2, "deregister", "a", "b", "c"),
 		c("deregister id dot dot", 2, "deregister", ".."),
 		c("deregister id dot", 2, "deregister", "."),

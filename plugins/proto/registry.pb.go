@@ -1,6 +1,10 @@
 // Protocol 1 between sdctl (the host) and a registry backend (the plugin).
 //
 // Messages are request/response pairs so fields can be added without breaking either side.
+// Additions within protocol 1 are numbered by a minor version that the two sides exchange in
+// Info and agree on (the lower of the two): 1.0 is the original set, 1.1 adds RegisterBatch.
+// A host never calls what the agreed minor version does not have, so backends built before an
+// addition keep working.
 // Durations are nanoseconds, times are Unix nanoseconds (0 = unset). Errors travel as gRPC
 // status codes: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT (with a google.rpc.BadRequest
 // detail naming the field), UNAVAILABLE, PERMISSION_DENIED, UNIMPLEMENTED, FAILED_PRECONDITION
@@ -398,7 +402,9 @@ func (x *Option) GetList() bool {
 }
 
 type InfoRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The newest minor version of protocol 1 the host speaks (0 from hosts before 1.1).
+	ProtocolMinor uint32 `protobuf:"varint,1,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -433,12 +439,21 @@ func (*InfoRequest) Descriptor() ([]byte, []int) {
 	return file_registry_proto_rawDescGZIP(), []int{4}
 }
 
+func (x *InfoRequest) GetProtocolMinor() uint32 {
+	if x != nil {
+		return x.ProtocolMinor
+	}
+	return 0
+}
+
 type InfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Capabilities  []string               `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Options       []*Option              `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version      string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Capabilities []string               `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Options      []*Option              `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty"`
+	// The newest minor version of protocol 1 the backend speaks (0 from backends before 1.1).
+	ProtocolMinor uint32 `protobuf:"varint,5,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -499,6 +514,13 @@ func (x *InfoResponse) GetOptions() []*Option {
 		return x.Options
 	}
 	return nil
+}
+
+func (x *InfoResponse) GetProtocolMinor() uint32 {
+	if x != nil {
+		return x.ProtocolMinor
+	}
+	return 0
 }
 
 type ConfigureRequest struct {
@@ -662,6 +684,86 @@ func (*RegisterResponse) Descriptor() ([]byte, []int) {
 	return file_registry_proto_rawDescGZIP(), []int{9}
 }
 
+type RegisterBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instances     []*Instance            `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterBatchRequest) Reset() {
+	*x = RegisterBatchRequest{}
+	mi := &file_registry_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterBatchRequest) ProtoMessage() {}
+
+func (x *RegisterBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_registry_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterBatchRequest.ProtoReflect.Descriptor instead.
+func (*RegisterBatchRequest) Descriptor() ([]byte, []int) {
+	return file_registry_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RegisterBatchRequest) GetInstances() []*Instance {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+type RegisterBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterBatchResponse) Reset() {
+	*x = RegisterBatchResponse{}
+	mi := &file_registry_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterBatchResponse) ProtoMessage() {}
+
+func (x *RegisterBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_registry_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterBatchResponse.ProtoReflect.Descriptor instead.
+func (*RegisterBatchResponse) Descriptor() ([]byte, []int) {
+	return file_registry_proto_rawDescGZIP(), []int{11}
+}
+
 type DeregisterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -671,7 +773,7 @@ type DeregisterRequest struct {
 
 func (x *DeregisterRequest) Reset() {
 	*x = DeregisterRequest{}
-	mi := &file_registry_proto_msgTypes[10]
+	mi := &file_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +785,7 @@ func (x *DeregisterRequest) String() string {
 func (*DeregisterRequest) ProtoMessage() {}
 
 func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[10]
+	mi := &file_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +798,7 @@ func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterRequest) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{10}
+	return file_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeregisterRequest) GetId() string {
@@ -714,7 +816,7 @@ type DeregisterResponse struct {
 
 func (x *DeregisterResponse) Reset() {
 	*x = DeregisterResponse{}
-	mi := &file_registry_proto_msgTypes[11]
+	mi := &file_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +828,7 @@ func (x *DeregisterResponse) String() string {
 func (*DeregisterResponse) ProtoMessage() {}
 
 func (x *DeregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[11]
+	mi := &file_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +841,7 @@ func (x *DeregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterResponse.ProtoReflect.Descriptor instead.
 func (*DeregisterResponse) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{11}
+	return file_registry_proto_rawDescGZIP(), []int{13}
 }
 
 type HeartbeatRequest struct {
@@ -751,7 +853,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_registry_proto_msgTypes[12]
+	mi := &file_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +865,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[12]
+	mi := &file_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +878,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{12}
+	return file_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HeartbeatRequest) GetId() string {
@@ -794,7 +896,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_registry_proto_msgTypes[13]
+	mi := &file_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +908,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[13]
+	mi := &file_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +921,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{13}
+	return file_registry_proto_rawDescGZIP(), []int{15}
 }
 
 type InstancesRequest struct {
@@ -836,7 +938,7 @@ type InstancesRequest struct {
 
 func (x *InstancesRequest) Reset() {
 	*x = InstancesRequest{}
-	mi := &file_registry_proto_msgTypes[14]
+	mi := &file_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +950,7 @@ func (x *InstancesRequest) String() string {
 func (*InstancesRequest) ProtoMessage() {}
 
 func (x *InstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[14]
+	mi := &file_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +963,7 @@ func (x *InstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstancesRequest.ProtoReflect.Descriptor instead.
 func (*InstancesRequest) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{14}
+	return file_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InstancesRequest) GetName() string {
@@ -908,7 +1010,7 @@ type InstancesResponse struct {
 
 func (x *InstancesResponse) Reset() {
 	*x = InstancesResponse{}
-	mi := &file_registry_proto_msgTypes[15]
+	mi := &file_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1022,7 @@ func (x *InstancesResponse) String() string {
 func (*InstancesResponse) ProtoMessage() {}
 
 func (x *InstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[15]
+	mi := &file_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1035,7 @@ func (x *InstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstancesResponse.ProtoReflect.Descriptor instead.
 func (*InstancesResponse) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{15}
+	return file_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InstancesResponse) GetInstances() []*Instance {
@@ -955,7 +1057,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_registry_proto_msgTypes[16]
+	mi := &file_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1069,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[16]
+	mi := &file_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1082,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{16}
+	return file_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Service) GetName() string {
@@ -1019,7 +1121,7 @@ type ServicesRequest struct {
 
 func (x *ServicesRequest) Reset() {
 	*x = ServicesRequest{}
-	mi := &file_registry_proto_msgTypes[17]
+	mi := &file_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1133,7 @@ func (x *ServicesRequest) String() string {
 func (*ServicesRequest) ProtoMessage() {}
 
 func (x *ServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[17]
+	mi := &file_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1146,7 @@ func (x *ServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServicesRequest.ProtoReflect.Descriptor instead.
 func (*ServicesRequest) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{17}
+	return file_registry_proto_rawDescGZIP(), []int{19}
 }
 
 type ServicesResponse struct {
@@ -1056,7 +1158,7 @@ type ServicesResponse struct {
 
 func (x *ServicesResponse) Reset() {
 	*x = ServicesResponse{}
-	mi := &file_registry_proto_msgTypes[18]
+	mi := &file_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1170,7 @@ func (x *ServicesResponse) String() string {
 func (*ServicesResponse) ProtoMessage() {}
 
 func (x *ServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[18]
+	mi := &file_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1183,7 @@ func (x *ServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServicesResponse.ProtoReflect.Descriptor instead.
 func (*ServicesResponse) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{18}
+	return file_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ServicesResponse) GetServices() []*Service {
@@ -1101,7 +1203,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_registry_proto_msgTypes[19]
+	mi := &file_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1215,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[19]
+	mi := &file_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1228,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{19}
+	return file_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchRequest) GetName() string {
@@ -1153,7 +1255,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_registry_proto_msgTypes[20]
+	mi := &file_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1267,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[20]
+	mi := &file_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1280,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{20}
+	return file_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchEvent) GetIndex() uint64 {
@@ -1210,7 +1312,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_registry_proto_msgTypes[21]
+	mi := &file_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1324,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[21]
+	mi := &file_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1337,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{21}
+	return file_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Member) GetName() string {
@@ -1295,7 +1397,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_registry_proto_msgTypes[22]
+	mi := &file_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1409,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[22]
+	mi := &file_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1422,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{22}
+	return file_registry_proto_rawDescGZIP(), []int{24}
 }
 
 type ClusterStatusResponse struct {
@@ -1335,7 +1437,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_registry_proto_msgTypes[23]
+	mi := &file_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1449,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_registry_proto_msgTypes[23]
+	mi := &file_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1462,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_registry_proto_rawDescGZIP(), []int{23}
+	return file_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterStatusResponse) GetBackend() string {
@@ -1436,20 +1538,25 @@ const file_registry_proto_rawDesc = "" +
 	"\x04help\x18\x03 \x01(\tR\x04help\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\bR\x06secret\x12\x10\n" +
 	"\x03env\x18\x05 \x03(\tR\x03env\x12\x12\n" +
-	"\x04list\x18\x06 \x01(\bR\x04list\"\r\n" +
-	"\vInfoRequest\"\x95\x01\n" +
+	"\x04list\x18\x06 \x01(\bR\x04list\"4\n" +
+	"\vInfoRequest\x12%\n" +
+	"\x0eprotocol_minor\x18\x01 \x01(\rR\rprotocolMinor\"\xbc\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
 	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\x123\n" +
-	"\aoptions\x18\x04 \x03(\v2\x19.sdctl.registry.v1.OptionR\aoptions\"3\n" +
+	"\aoptions\x18\x04 \x03(\v2\x19.sdctl.registry.v1.OptionR\aoptions\x12%\n" +
+	"\x0eprotocol_minor\x18\x05 \x01(\rR\rprotocolMinor\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +
 	"\x11ConfigureResponse\"J\n" +
 	"\x0fRegisterRequest\x127\n" +
 	"\binstance\x18\x01 \x01(\v2\x1b.sdctl.registry.v1.InstanceR\binstance\"\x12\n" +
-	"\x10RegisterResponse\"#\n" +
+	"\x10RegisterResponse\"Q\n" +
+	"\x14RegisterBatchRequest\x129\n" +
+	"\tinstances\x18\x01 \x03(\v2\x1b.sdctl.registry.v1.InstanceR\tinstances\"\x17\n" +
+	"\x15RegisterBatchResponse\"#\n" +
 	"\x11DeregisterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
 	"\x12DeregisterResponse\"\"\n" +
@@ -1496,11 +1603,12 @@ const file_registry_proto_rawDesc = "" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x123\n" +
 	"\amembers\x18\x03 \x03(\v2\x19.sdctl.registry.v1.MemberR\amembers\x12\x14\n" +
-	"\x05notes\x18\x04 \x03(\tR\x05notes2\x8f\x06\n" +
+	"\x05notes\x18\x04 \x03(\tR\x05notes2\xf3\x06\n" +
 	"\bRegistry\x12G\n" +
 	"\x04Info\x12\x1e.sdctl.registry.v1.InfoRequest\x1a\x1f.sdctl.registry.v1.InfoResponse\x12V\n" +
 	"\tConfigure\x12#.sdctl.registry.v1.ConfigureRequest\x1a$.sdctl.registry.v1.ConfigureResponse\x12S\n" +
-	"\bRegister\x12\".sdctl.registry.v1.RegisterRequest\x1a#.sdctl.registry.v1.RegisterResponse\x12Y\n" +
+	"\bRegister\x12\".sdctl.registry.v1.RegisterRequest\x1a#.sdctl.registry.v1.RegisterResponse\x12b\n" +
+	"\rRegisterBatch\x12'.sdctl.registry.v1.RegisterBatchRequest\x1a(.sdctl.registry.v1.RegisterBatchResponse\x12Y\n" +
 	"\n" +
 	"Deregister\x12$.sdctl.registry.v1.DeregisterRequest\x1a%.sdctl.registry.v1.DeregisterResponse\x12V\n" +
 	"\tHeartbeat\x12#.sdctl.registry.v1.HeartbeatRequest\x1a$.sdctl.registry.v1.HeartbeatResponse\x12V\n" +
@@ -1521,7 +1629,7 @@ func file_registry_proto_rawDescGZIP() []byte {
 	return file_registry_proto_rawDescData
 }
 
-var file_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_registry_proto_goTypes = []any{
 	(*Check)(nil),                 // 0: sdctl.registry.v1.Check
 	(*HeaderValues)(nil),          // 1: sdctl.registry.v1.HeaderValues
@@ -1533,59 +1641,64 @@ var file_registry_proto_goTypes = []any{
 	(*ConfigureResponse)(nil),     // 7: sdctl.registry.v1.ConfigureResponse
 	(*RegisterRequest)(nil),       // 8: sdctl.registry.v1.RegisterRequest
 	(*RegisterResponse)(nil),      // 9: sdctl.registry.v1.RegisterResponse
-	(*DeregisterRequest)(nil),     // 10: sdctl.registry.v1.DeregisterRequest
-	(*DeregisterResponse)(nil),    // 11: sdctl.registry.v1.DeregisterResponse
-	(*HeartbeatRequest)(nil),      // 12: sdctl.registry.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 13: sdctl.registry.v1.HeartbeatResponse
-	(*InstancesRequest)(nil),      // 14: sdctl.registry.v1.InstancesRequest
-	(*InstancesResponse)(nil),     // 15: sdctl.registry.v1.InstancesResponse
-	(*Service)(nil),               // 16: sdctl.registry.v1.Service
-	(*ServicesRequest)(nil),       // 17: sdctl.registry.v1.ServicesRequest
-	(*ServicesResponse)(nil),      // 18: sdctl.registry.v1.ServicesResponse
-	(*WatchRequest)(nil),          // 19: sdctl.registry.v1.WatchRequest
-	(*WatchEvent)(nil),            // 20: sdctl.registry.v1.WatchEvent
-	(*Member)(nil),                // 21: sdctl.registry.v1.Member
-	(*ClusterStatusRequest)(nil),  // 22: sdctl.registry.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil), // 23: sdctl.registry.v1.ClusterStatusResponse
-	nil,                           // 24: sdctl.registry.v1.Check.HeaderEntry
-	nil,                           // 25: sdctl.registry.v1.Instance.MetaEntry
-	nil,                           // 26: sdctl.registry.v1.Member.DetailsEntry
+	(*RegisterBatchRequest)(nil),  // 10: sdctl.registry.v1.RegisterBatchRequest
+	(*RegisterBatchResponse)(nil), // 11: sdctl.registry.v1.RegisterBatchResponse
+	(*DeregisterRequest)(nil),     // 12: sdctl.registry.v1.DeregisterRequest
+	(*DeregisterResponse)(nil),    // 13: sdctl.registry.v1.DeregisterResponse
+	(*HeartbeatRequest)(nil),      // 14: sdctl.registry.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 15: sdctl.registry.v1.HeartbeatResponse
+	(*InstancesRequest)(nil),      // 16: sdctl.registry.v1.InstancesRequest
+	(*InstancesResponse)(nil),     // 17: sdctl.registry.v1.InstancesResponse
+	(*Service)(nil),               // 18: sdctl.registry.v1.Service
+	(*ServicesRequest)(nil),       // 19: sdctl.registry.v1.ServicesRequest
+	(*ServicesResponse)(nil),      // 20: sdctl.registry.v1.ServicesResponse
+	(*WatchRequest)(nil),          // 21: sdctl.registry.v1.WatchRequest
+	(*WatchEvent)(nil),            // 22: sdctl.registry.v1.WatchEvent
+	(*Member)(nil),                // 23: sdctl.registry.v1.Member
+	(*ClusterStatusRequest)(nil),  // 24: sdctl.registry.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil), // 25: sdctl.registry.v1.ClusterStatusResponse
+	nil,                           // 26: sdctl.registry.v1.Check.HeaderEntry
+	nil,                           // 27: sdctl.registry.v1.Instance.MetaEntry
+	nil,                           // 28: sdctl.registry.v1.Member.DetailsEntry
 }
 var file_registry_proto_depIdxs = []int32{
-	24, // 0: sdctl.registry.v1.Check.header:type_name -> sdctl.registry.v1.Check.HeaderEntry
-	25, // 1: sdctl.registry.v1.Instance.meta:type_name -> sdctl.registry.v1.Instance.MetaEntry
+	26, // 0: sdctl.registry.v1.Check.header:type_name -> sdctl.registry.v1.Check.HeaderEntry
+	27, // 1: sdctl.registry.v1.Instance.meta:type_name -> sdctl.registry.v1.Instance.MetaEntry
 	0,  // 2: sdctl.registry.v1.Instance.checks:type_name -> sdctl.registry.v1.Check
 	3,  // 3: sdctl.registry.v1.InfoResponse.options:type_name -> sdctl.registry.v1.Option
 	2,  // 4: sdctl.registry.v1.RegisterRequest.instance:type_name -> sdctl.registry.v1.Instance
-	2,  // 5: sdctl.registry.v1.InstancesResponse.instances:type_name -> sdctl.registry.v1.Instance
-	16, // 6: sdctl.registry.v1.ServicesResponse.services:type_name -> sdctl.registry.v1.Service
-	2,  // 7: sdctl.registry.v1.WatchEvent.instances:type_name -> sdctl.registry.v1.Instance
-	26, // 8: sdctl.registry.v1.Member.details:type_name -> sdctl.registry.v1.Member.DetailsEntry
-	21, // 9: sdctl.registry.v1.ClusterStatusResponse.members:type_name -> sdctl.registry.v1.Member
-	1,  // 10: sdctl.registry.v1.Check.HeaderEntry.value:type_name -> sdctl.registry.v1.HeaderValues
-	4,  // 11: sdctl.registry.v1.Registry.Info:input_type -> sdctl.registry.v1.InfoRequest
-	6,  // 12: sdctl.registry.v1.Registry.Configure:input_type -> sdctl.registry.v1.ConfigureRequest
-	8,  // 13: sdctl.registry.v1.Registry.Register:input_type -> sdctl.registry.v1.RegisterRequest
-	10, // 14: sdctl.registry.v1.Registry.Deregister:input_type -> sdctl.registry.v1.DeregisterRequest
-	12, // 15: sdctl.registry.v1.Registry.Heartbeat:input_type -> sdctl.registry.v1.HeartbeatRequest
-	14, // 16: sdctl.registry.v1.Registry.Instances:input_type -> sdctl.registry.v1.InstancesRequest
-	17, // 17: sdctl.registry.v1.Registry.Services:input_type -> sdctl.registry.v1.ServicesRequest
-	19, // 18: sdctl.registry.v1.Registry.Watch:input_type -> sdctl.registry.v1.WatchRequest
-	22, // 19: sdctl.registry.v1.Registry.ClusterStatus:input_type -> sdctl.registry.v1.ClusterStatusRequest
-	5,  // 20: sdctl.registry.v1.Registry.Info:output_type -> sdctl.registry.v1.InfoResponse
-	7,  // 21: sdctl.registry.v1.Registry.Configure:output_type -> sdctl.registry.v1.ConfigureResponse
-	9,  // 22: sdctl.registry.v1.Registry.Register:output_type -> sdctl.registry.v1.RegisterResponse
-	11, // 23: sdctl.registry.v1.Registry.Deregister:output_type -> sdctl.registry.v1.DeregisterResponse
-	13, // 24: sdctl.registry.v1.Registry.Heartbeat:output_type -> sdctl.registry.v1.HeartbeatResponse
-	15, // 25: sdctl.registry.v1.Registry.Instances:output_type -> sdctl.registry.v1.InstancesResponse
-	18, // 26: sdctl.registry.v1.Registry.Services:output_type -> sdctl.registry.v1.ServicesResponse
-	20, // 27: sdctl.registry.v1.Registry.Watch:output_type -> sdctl.registry.v1.WatchEvent
-	23, // 28: sdctl.registry.v1.Registry.ClusterStatus:output_type -> sdctl.registry.v1.ClusterStatusResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 5: sdctl.registry.v1.RegisterBatchRequest.instances:type_name -> sdctl.registry.v1.Instance
+	2,  // 6: sdctl.registry.v1.InstancesResponse.instances:type_name -> sdctl.registry.v1.Instance
+	18, // 7: sdctl.registry.v1.ServicesResponse.services:type_name -> sdctl.registry.v1.Service
+	2,  // 8: sdctl.registry.v1.WatchEvent.instances:type_name -> sdctl.registry.v1.Instance
+	28, // 9: sdctl.registry.v1.Member.details:type_name -> sdctl.registry.v1.Member.DetailsEntry
+	23, // 10: sdctl.registry.v1.ClusterStatusResponse.members:type_name -> sdctl.registry.v1.Member
+	1,  // 11: sdctl.registry.v1.Check.HeaderEntry.value:type_name -> sdctl.registry.v1.HeaderValues
+	4,  // 12: sdctl.registry.v1.Registry.Info:input_type -> sdctl.registry.v1.InfoRequest
+	6,  // 13: sdctl.registry.v1.Registry.Configure:input_type -> sdctl.registry.v1.ConfigureRequest
+	8,  // 14: sdctl.registry.v1.Registry.Register:input_type -> sdctl.registry.v1.RegisterRequest
+	10, // 15: sdctl.registry.v1.Registry.RegisterBatch:input_type -> sdctl.registry.v1.RegisterBatchRequest
+	12, // 16: sdctl.registry.v1.Registry.Deregister:input_type -> sdctl.registry.v1.DeregisterRequest
+	14, // 17: sdctl.registry.v1.Registry.Heartbeat:input_type -> sdctl.registry.v1.HeartbeatRequest
+	16, // 18: sdctl.registry.v1.Registry.Instances:input_type -> sdctl.registry.v1.InstancesRequest
+	19, // 19: sdctl.registry.v1.Registry.Services:input_type -> sdctl.registry.v1.ServicesRequest
+	21, // 20: sdctl.registry.v1.Registry.Watch:input_type -> sdctl.registry.v1.WatchRequest
+	24, // 21: sdctl.registry.v1.Registry.ClusterStatus:input_type -> sdctl.registry.v1.ClusterStatusRequest
+	5,  // 22: sdctl.registry.v1.Registry.Info:output_type -> sdctl.registry.v1.InfoResponse
+	7,  // 23: sdctl.registry.v1.Registry.Configure:output_type -> sdctl.registry.v1.ConfigureResponse
+	9,  // 24: sdctl.registry.v1.Registry.Register:output_type -> sdctl.registry.v1.RegisterResponse
+	11, // 25: sdctl.registry.v1.Registry.RegisterBatch:output_type -> sdctl.registry.v1.RegisterBatchResponse
+	13, // 26: sdctl.registry.v1.Registry.Deregister:output_type -> sdctl.registry.v1.DeregisterResponse
+	15, // 27: sdctl.registry.v1.Registry.Heartbeat:output_type -> sdctl.registry.v1.HeartbeatResponse
+	17, // 28: sdctl.registry.v1.Registry.Instances:output_type -> sdctl.registry.v1.InstancesResponse
+	20, // 29: sdctl.registry.v1.Registry.Services:output_type -> sdctl.registry.v1.ServicesResponse
+	22, // 30: sdctl.registry.v1.Registry.Watch:output_type -> sdctl.registry.v1.WatchEvent
+	25, // 31: sdctl.registry.v1.Registry.ClusterStatus:output_type -> sdctl.registry.v1.ClusterStatusResponse
+	22, // [22:32] is the sub-list for method output_type
+	12, // [12:22] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_registry_proto_init() }
@@ -1593,14 +1706,14 @@ func file_registry_proto_init() {
 	if File_registry_proto != nil {
 		return
 	}
-	file_registry_proto_msgTypes[14].OneofWrappers = []any{}
+	file_registry_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_registry_proto_rawDesc), len(file_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,6 +1,10 @@
 // Protocol 1 between sdctl (the host) and a registry backend (the plugin).
 //
 // Messages are request/response pairs so fields can be added without breaking either side.
+// Additions within protocol 1 are numbered by a minor version that the two sides exchange in
+// Info and agree on (the lower of the two): 1.0 is the original set, 1.1 adds RegisterBatch.
+// A host never calls what the agreed minor version does not have, so backends built before an
+// addition keep working.
 // Durations are nanoseconds, times are Unix nanoseconds (0 = unset). Errors travel as gRPC
 // status codes: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT (with a google.rpc.BadRequest
 // detail naming the field), UNAVAILABLE, PERMISSION_DENIED, UNIMPLEMENTED, FAILED_PRECONDITION
@@ -30,6 +34,7 @@ const (
 	Registry_Info_FullMethodName          = "/sdctl.registry.v1.Registry/Info"
 	Registry_Configure_FullMethodName     = "/sdctl.registry.v1.Registry/Configure"
 	Registry_Register_FullMethodName      = "/sdctl.registry.v1.Registry/Register"
+	Registry_RegisterBatch_FullMethodName = "/sdctl.registry.v1.Registry/RegisterBatch"
 	Registry_Deregister_FullMethodName    = "/sdctl.registry.v1.Registry/Deregister"
 	Registry_Heartbeat_FullMethodName     = "/sdctl.registry.v1.Registry/Heartbeat"
 	Registry_Instances_FullMethodName     = "/sdctl.registry.v1.Registry/Instances"
@@ -47,6 +52,9 @@ type RegistryClient interface {
 	// Configure hands the backend its config section (a JSON object) and must precede the rest.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
+	// RegisterBatch (1.1) registers every instance as Register would; IDs are unique within
+	// the batch. Hosts use it when the backend advertises the "batch-register" capability.
+	RegisterBatch(ctx context.Context, in *RegisterBatchRequest, opts ...grpc.CallOption) (*RegisterBatchResponse, error)
 	Deregister(ctx context.Context, in *DeregisterRequest, opts ...grpc.CallOption) (*DeregisterResponse, error)
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	Instances(ctx context.Context, in *InstancesRequest, opts ...grpc.CallOption) (*InstancesResponse, error)
@@ -88,6 +96,16 @@ func (c *registryClient) Register(ctx context.Context, in *RegisterRequest, opts
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RegisterResponse)
 	err := c.cc.Invoke(ctx, Registry_Register_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryClient) RegisterBatch(ctx context.Context, in *RegisterBatchRequest, opts ...grpc.CallOption) (*RegisterBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterBatchResponse)
+	err := c.cc.Invoke(ctx, Registry_RegisterBatch_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +190,9 @@ type RegistryServer interface {
 	// Configure hands the backend its config section (a JSON object) and must precede the rest.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
+	// RegisterBatch (1.1) registers every instance as Register would; IDs are unique within
+	// the batch. Hosts use it when the backend advertises the "batch-register" capability.
+	RegisterBatch(context.Context, *RegisterBatchRequest) (*RegisterBatchResponse, error)
 	Deregister(context.Context, *DeregisterRequest) (*DeregisterResponse, error)
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	Instances(context.Context, *InstancesRequest) (*InstancesResponse, error)
@@ -197,6 +218,9 @@ func (UnimplementedRegistryServer) Configure(context.Context, *ConfigureRequest)
 }
 func (UnimplementedRegistryServer) Register(context.Context, *RegisterRequest) (*RegisterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Register not implemented")
+}
+func (UnimplementedRegistryServer) RegisterBatch(context.Context, *RegisterBatchRequest) (*RegisterBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterBatch not implemented")
 }
 func (UnimplementedRegistryServer) Deregister(context.Context, *DeregisterRequest) (*DeregisterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Deregister not implemented")
@@ -287,6 +311,24 @@ func _Registry_Register_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RegistryServer).Register(ctx, req.(*RegisterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Registry_RegisterBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServer).RegisterBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Registry_RegisterBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServer).RegisterBatch(ctx, req.(*RegisterBatchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -410,6 +452,10 @@ var Registry_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Register",
 			Handler:    _Registry_Register_Handler,
+		},
+		{
+			MethodName: "RegisterBatch",
+			Handler:    _Registry_RegisterBatch_Handler,
 		},
 		{
 			MethodName: "Deregister",

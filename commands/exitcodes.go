@@ -28,8 +28,8 @@ var ExitCodes = []struct {
 }{
 	{ExitOK, "ok", "success"},
 	{ExitError, "error", "any failure not listed below (a corrupt registry file, a full disk, a crashed backend plugin, ...)"},
-	{ExitUsage, "usage", "bad command line, configuration value or input (invalid name, address, port, template, unknown backend, unsupported feature)"},
-	{ExitNotFound, "not found", "no such instance or service; `resolve` found no healthy instance"},
+	{ExitUsage, "usage", "bad command line, configuration key or value, batch file or other input (an unknown command, flag or key; an invalid name, address, port, weight or template; flags that do not apply together; an unknown backend; a feature the backend does not support), refused before anything is written"},
+	{ExitNotFound, "not found", "no such instance or service (the message says which, with the closest known names); `resolve` found fewer healthy instances than required (the message gives their states)"},
 	{ExitUnavailable, "backend unavailable", "the registry could not be reached or did not answer in time"},
 	{ExitPermissionDenied, "permission denied", "the registry refused the credentials in use"},
 	{ExitNoLeader, "no leader", "`cluster status`: the registry answered but its cluster has no leader (file backend: the file cannot be read)"},

@@ -88,7 +88,7 @@ func contractCases() []contractCase {
 		config("config plugin-mtls", "plugin-mtls: maybe\n", `plugin-mtls`),
 		config("config not yaml", "{{{\n", `config`),
 		config("config global used as section", "timeout: {x: 1s}\n", `timeout`),
-		config("config password in URL", "backend: consul\nconsul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500x'}\n", `<redacted>`).noSecret(secretPass),
+		config("config password in URL", "backend: consul\nconsul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500x'}\n", `<redacted>`).noSecret(secretPass).on("file"),
 		c("config view redacts URL password", 0, "--config", "sdctl-test.yaml", "config", "view").file("sdctl-test.yaml", "consul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500'}\nbackend: consul\n").noSecret(secretPass),
 		c("env password in URL", 2, "--backend", "consul", "resolve", "service-web").withEnv("CONSUL_HTTP_ADDR=http://user:" + secretPass + "@127.0.0.1:8500x").noSecret(secretPass),
 		c("config view unknown format", 2, "config", "view", "-o", "toml"),

@@ -187,7 +187,11 @@ func noHealthy(ctx context.Context, f *Factory, reg registry.Registry, opts *Res
 				hint = "; did you mean " + s + "?"
 			}
 		}
-		return registry.Errorf(registry.ErrNotFound, "resolve %s: no such service%s", name, hint)
+		waited := ""
+		if opts.Wait > 0 {
+			waited = " after waiting " + opts.Wait.String()
+		}
+		return registry.Errorf(registry.ErrNotFound, "resolve %s: no such service%s%s", name, waited, hint)
 	}
 	what := "no healthy instance"
 	if opts.Min > 1 {

@@ -100,7 +100,11 @@ func runCatalog(ctx context.Context, f *Factory, opts *CatalogOptions) error {
 	return printer.Print(f.IO.Out, insts, func(w io.Writer) error {
 		t := f.table("id", "address", "health", "tags", "meta")
 		for _, in := range insts {
-			t.AddRow(in.ID, registry.HostPort(in.Address, in.Port), string(in.Health), strings.Join(in.Tags, ","), formatMeta(in.Meta))
+			health := string(in.Health)
+			if in.Drain {
+				health += " (drained)"
+			}
+			t.AddRow(in.ID, registry.HostPort(in.Address, in.Port), health, strings.Join(in.Tags, ","), formatMeta(in.Meta))
 		}
 		return t.Render(w)
 	})

@@ -34,6 +34,9 @@ type RegisterOptions struct {
 	CheckDeregisterAfter           time.Duration
 	CheckInitialStatus             string
 	CheckTLSSkipVerify             bool
+
+	// drain is --weight 0: listed, never picked.
+	drain bool
 }
 
 func newRegisterCmd(f *Factory, runF func(context.Context, *RegisterOptions) error) *cobra.Command {
@@ -89,7 +92,7 @@ to every entry. Reference: docs/batch-files.md.`,
 	fl.StringVar(&opts.ID, "id", "", "instance ID (default NAME-ADDRESS-PORT)")
 	fl.StringArrayVar(&opts.Tags, "tag", nil, "tag the instance (repeatable)")
 	fl.StringArrayVar(&opts.Meta, "meta", nil, "metadata KEY=VALUE (repeatable)")
-	fl.IntVar(&opts.Weight, "weight", 0, "weight for the weighted strategy, 1-65535 (default 1)")
+	fl.IntVar(&opts.Weight, "weight", 0, "weight for the weighted strategy, 1-65535 (default 1); 0 drains: listed, never picked")
 	fl.DurationVar(&opts.TTL, "ttl", 0, "turn critical unless renewed within this time")
 	fl.BoolVar(&opts.Keepalive, "keepalive", false, "stay in the foreground renewing the TTL; deregister on exit")
 	fl.StringVarP(&opts.File, "file", "f", "", "register the instances in a YAML or JSON file (- for stdin)")
@@ -152,9 +155,7 @@ func (o *RegisterOptions) checkFlags(changed func(string) bool) error {
 		if err := registry.ValidateWeight(o.Weight); err != nil {
 			return err
 		}
-		if o.Weight == 0 {
-			return registry.Invalidf("weight", "weight 0 is not allowed: weights run from 1 (the default) to %d", registry.MaxWeight)
-		}
+		o.drain = o.Weight == 0
 	}
 	if o.File != "" {
 		return nil // the batch rules above name these flags
@@ -195,7 +196,7 @@ func parseMetaFlags(flags []string) (map[string]string, error) {
 }
 
 func (o *RegisterOptions) instance(portSet bool) (registry.Instance, error) {
-	inst := registry.Instance{Name: o.Name, ID: o.ID, Tags: o.Tags, Weight: o.Weight, TTL: o.TTL}
+	inst := registry.Instance{Name: o.Name, ID: o.ID, Tags: o.Tags, Weight: o.Weight, Drain: o.drain, TTL: o.TTL}
 	switch {
 	case o.HostPort != "" && (o.Address != "" || portSet):
 		return inst, usage(errors.New("register: give HOST:PORT or --address/--port, not both"))

@@ -151,8 +151,8 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 	if err != nil {
 		return fmt.Errorf("resolve %s: %w", opts.Target.Name, err)
 	}
-	if len(healthy) < opts.Min {
-		return noHealthy(ctx, f, reg, opts, healthy)
+	if !opts.enough(healthy) {
+		return noHealthy(ctx, f, reg, opts, opts.counted(healthy))
 	}
 	picked := healthy
 	switch {
@@ -160,7 +160,7 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 	case byPosition:
 		picked = registry.PickFrom(healthy, pos) // a no-op when the backend applied the pick
 	default:
-		inst, err := picker.Pick(healthy)
+		inst, err := picker.Pick(registry.Pickable(healthy))
 		if err != nil {
 			return fmt.Errorf("resolve %s: %w", opts.Target.Name, err)
 		}
@@ -194,6 +194,9 @@ func noHealthy(ctx context.Context, f *Factory, reg registry.Registry, opts *Res
 		return registry.Errorf(registry.ErrNotFound, "resolve %s: no such service%s%s", name, waited, hint)
 	}
 	what := "no healthy instance"
+	if len(healthy) == 0 && !opts.All && len(registry.Pickable(all)) < len(all) {
+		what = "no healthy instance that is not drained"
+	}
 	if opts.Min > 1 {
 		what = fmt.Sprintf("%d healthy instances, %d required", len(healthy), opts.Min)
 	}
@@ -213,11 +216,14 @@ func noHealthy(ctx context.Context, f *Factory, reg registry.Registry, opts *Res
 // 1 warning", or how many the service has when none has q's tags.
 func healthCounts(all []registry.Instance, q registry.Query) string {
 	counts := map[registry.Health]int{}
-	n := 0
+	n, drained := 0, 0
 	for _, in := range all {
 		if q.Matches(in) {
 			n++
 			counts[in.Health.Worse("")]++
+			if in.Drain {
+				drained++
+			}
 		}
 	}
 	if n == 0 {
@@ -228,6 +234,9 @@ func healthCounts(all []registry.Instance, q registry.Query) string {
 		if counts[h] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[h], h))
 		}
+	}
+	if drained > 0 {
+		parts = append(parts, fmt.Sprintf("%d drained (weight 0)", drained))
 	}
 	return plural(n, "instance") + ": " + strings.Join(parts, ", ")
 }
@@ -274,6 +283,19 @@ func printInstances(w io.Writer, printer output.Printer, opts *ResolveOptions, i
 	})
 }
 
+// counted is what --min counts among the healthy instances: with --all every one printed,
+// otherwise those resolve may pick (drained ones are not).
+func (o *ResolveOptions) counted(healthy []registry.Instance) []registry.Instance {
+	if o.All {
+		return healthy
+	}
+	return registry.Pickable(healthy)
+}
+
+func (o *ResolveOptions) enough(healthy []registry.Instance) bool {
+	return len(o.counted(healthy)) >= o.Min
+}
+
 // errEnough stops a watch once the wanted instances exist.
 var errEnough = errors.New("enough instances")
 
@@ -289,14 +311,14 @@ func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, op
 	if err != nil {
 		return nil, err
 	}
-	if len(healthy) >= opts.Min {
+	if opts.enough(healthy) {
 		return healthy, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
 	defer cancel()
 	err = followChanges(ctx, f, reg, q, func(all []registry.Instance) error {
 		healthy = filter(all, q)
-		if len(healthy) >= opts.Min {
+		if opts.enough(healthy) {
 			return errEnough
 		}
 		f.Logger().Debug("waiting for instances", "name", q.Name, "healthy", len(healthy), "min", opts.Min)

@@ -18,6 +18,7 @@ func instanceToProto(in registry.Instance) *pb.Instance {
 		Tags:    in.Tags,
 		Meta:    in.Meta,
 		Weight:  int32(in.Weight),
+		Drain:   in.Drain,
 		TtlNs:   int64(in.TTL),
 		Health:  string(in.Health),
 		Node:    in.Node,
@@ -40,6 +41,7 @@ func instanceFromProto(in *pb.Instance) registry.Instance {
 		Tags:    in.GetTags(),
 		Meta:    in.GetMeta(),
 		Weight:  int(in.GetWeight()),
+		Drain:   in.GetDrain(),
 		TTL:     time.Duration(in.GetTtlNs()),
 		Health:  registry.Health(in.GetHealth()),
 		Node:    in.GetNode(),
@@ -79,6 +81,7 @@ func checkToProto(c registry.Check) *pb.Check {
 		Method:            c.Method,
 		TlsSkipVerify:     c.TLSSkipVerify,
 		InitialStatus:     string(c.InitialStatus),
+		GrpcUseTls:        c.GRPCUseTLS,
 	}
 	if len(c.Header) > 0 {
 		out.Header = make(map[string]*pb.HeaderValues, len(c.Header))
@@ -99,6 +102,7 @@ func checkFromProto(c *pb.Check) registry.Check {
 		Method:          c.GetMethod(),
 		TLSSkipVerify:   c.GetTlsSkipVerify(),
 		InitialStatus:   registry.Health(c.GetInitialStatus()),
+		GRPCUseTLS:      c.GetGrpcUseTls(),
 	}
 	if h := c.GetHeader(); len(h) > 0 {
 		out.Header = make(map[string][]string, len(h))

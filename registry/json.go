@@ -34,7 +34,8 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// instanceWire is Instance with readable durations, fields in the same order.
+// instanceWire is Instance with readable durations, fields in the same order. A drained instance
+// is written with "weight": 0; an instance of the default weight has no weight key.
 type instanceWire struct {
 	ID      string            `json:"id"`
 	Name    string            `json:"name"`
@@ -42,7 +43,7 @@ type instanceWire struct {
 	Port    int               `json:"port"`
 	Tags    []string          `json:"tags,omitempty"`
 	Meta    map[string]string `json:"meta,omitempty"`
-	Weight  int               `json:"weight,omitempty"`
+	Weight  *int              `json:"weight,omitempty"`
 	TTL     jsonDuration      `json:"ttl,omitzero"`
 	Checks  []Check           `json:"checks,omitempty"`
 	Health  Health            `json:"health,omitempty"`
@@ -50,19 +51,43 @@ type instanceWire struct {
 	Expires time.Time         `json:"expires,omitzero"`
 }
 
-// MarshalJSON writes the TTL as a duration string.
-func (inst Instance) MarshalJSON() ([]byte, error) {
-	return json.Marshal(instanceWire{inst.ID, inst.Name, inst.Address, inst.Port, inst.Tags, inst.Meta,
-		inst.Weight, jsonDuration(inst.TTL), inst.Checks, inst.Health, inst.Node, inst.Expires})
+// wireWeight is the weight key of an instance: 0 when drained, absent when the default.
+func wireWeight(inst Instance) *int {
+	switch {
+	case inst.Drain:
+		return new(int)
+	case inst.Weight != 0:
+		w := inst.Weight
+		return &w
+	}
+	return nil
 }
 
-// UnmarshalJSON reads a TTL written as a duration string or as nanoseconds.
+// setWeight reads the weight key: 0 drains the instance.
+func (inst *Instance) setWeight(w *int) {
+	if w == nil {
+		return
+	}
+	inst.Weight = *w
+	inst.Drain = *w == 0
+}
+
+// MarshalJSON writes the TTL as a duration string, and a drained instance as weight 0.
+func (inst Instance) MarshalJSON() ([]byte, error) {
+	return json.Marshal(instanceWire{ID: inst.ID, Name: inst.Name, Address: inst.Address, Port: inst.Port,
+		Tags: inst.Tags, Meta: inst.Meta, Weight: wireWeight(inst), TTL: jsonDuration(inst.TTL), Checks: inst.Checks,
+		Health: inst.Health, Node: inst.Node, Expires: inst.Expires})
+}
+
+// UnmarshalJSON reads a TTL written as a duration string or as nanoseconds; weight 0 drains.
 func (inst *Instance) UnmarshalJSON(b []byte) error {
 	var w instanceWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*inst = Instance{w.ID, w.Name, w.Address, w.Port, w.Tags, w.Meta, w.Weight, time.Duration(w.TTL), w.Checks, w.Health, w.Node, w.Expires}
+	*inst = Instance{ID: w.ID, Name: w.Name, Address: w.Address, Port: w.Port, Tags: w.Tags, Meta: w.Meta,
+		TTL: time.Duration(w.TTL), Checks: w.Checks, Health: w.Health, Node: w.Node, Expires: w.Expires}
+	inst.setWeight(w.Weight)
 	return nil
 }
 
@@ -77,12 +102,13 @@ type checkWire struct {
 	Header          map[string][]string `json:"header,omitempty"`
 	TLSSkipVerify   bool                `json:"tls_skip_verify,omitempty"`
 	InitialStatus   Health              `json:"initial_status,omitempty"`
+	GRPCUseTLS      bool                `json:"grpc_use_tls,omitempty"`
 }
 
 // MarshalJSON writes the check's durations as duration strings.
 func (c Check) MarshalJSON() ([]byte, error) {
 	return json.Marshal(checkWire{c.Kind, c.Target, jsonDuration(c.Interval), jsonDuration(c.Timeout),
-		jsonDuration(c.DeregisterAfter), c.Method, c.Header, c.TLSSkipVerify, c.InitialStatus})
+		jsonDuration(c.DeregisterAfter), c.Method, c.Header, c.TLSSkipVerify, c.InitialStatus, c.GRPCUseTLS})
 }
 
 // UnmarshalJSON reads durations written as strings or as nanoseconds.
@@ -92,7 +118,7 @@ func (c *Check) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*c = Check{w.Kind, w.Target, time.Duration(w.Interval), time.Duration(w.Timeout), time.Duration(w.DeregisterAfter),
-		w.Method, w.Header, w.TLSSkipVerify, w.InitialStatus}
+		w.Method, w.Header, w.TLSSkipVerify, w.InitialStatus, w.GRPCUseTLS}
 	return nil
 }
 
@@ -105,7 +131,7 @@ type instanceInput struct {
 	Port    int               `json:"port"`
 	Tags    []string          `json:"tags"`
 	Meta    map[string]string `json:"meta"`
-	Weight  int               `json:"weight"`
+	Weight  *int              `json:"weight"`
 	TTL     textDuration      `json:"ttl"`
 	Checks  []checkInput      `json:"checks"`
 	Health  Health            `json:"health"`
@@ -123,6 +149,7 @@ type checkInput struct {
 	Header          map[string][]string `json:"header"`
 	TLSSkipVerify   bool                `json:"tls_skip_verify"`
 	InitialStatus   Health              `json:"initial_status"`
+	GRPCUseTLS      bool                `json:"grpc_use_tls"`
 }
 
 // textDuration is a duration written by a person: a string with a unit ("10s"). A bare number
@@ -149,7 +176,7 @@ func InstanceKeys() []string {
 
 // CheckKeys lists the keys of a check in JSON, in the order MarshalJSON writes them.
 func CheckKeys() []string {
-	return []string{"kind", "target", "interval", "timeout", "deregister_after", "method", "header", "tls_skip_verify", "initial_status"}
+	return []string{"kind", "target", "interval", "timeout", "deregister_after", "method", "header", "tls_skip_verify", "initial_status", "grpc_use_tls"}
 }
 
 // DecodeInstance reads one instance written as Instance.MarshalJSON writes it, strictly: an
@@ -166,10 +193,12 @@ func DecodeInstance(data []byte) (Instance, error) {
 	if dec.More() {
 		return Instance{}, fmt.Errorf("unexpected data after the instance")
 	}
-	inst := Instance{w.ID, w.Name, w.Address, w.Port, w.Tags, w.Meta, w.Weight, time.Duration(w.TTL), nil, w.Health, w.Node, w.Expires}
+	inst := Instance{ID: w.ID, Name: w.Name, Address: w.Address, Port: w.Port, Tags: w.Tags, Meta: w.Meta,
+		TTL: time.Duration(w.TTL), Health: w.Health, Node: w.Node, Expires: w.Expires}
+	inst.setWeight(w.Weight)
 	for _, c := range w.Checks {
 		inst.Checks = append(inst.Checks, Check{c.Kind, c.Target, time.Duration(c.Interval), time.Duration(c.Timeout),
-			time.Duration(c.DeregisterAfter), c.Method, c.Header, c.TLSSkipVerify, c.InitialStatus})
+			time.Duration(c.DeregisterAfter), c.Method, c.Header, c.TLSSkipVerify, c.InitialStatus, c.GRPCUseTLS})
 	}
 	return inst, nil
 }

@@ -93,8 +93,12 @@ type Instance struct {
 	Port    int               `json:"port"`
 	Tags    []string          `json:"tags,omitempty"`
 	Meta    map[string]string `json:"meta,omitempty"`
-	// Weight biases the weighted strategy; zero means the default of 1.
+	// Weight biases the weighted strategy: 1 to MaxWeight; zero means the default of 1.
 	Weight int `json:"weight,omitempty"`
+	// Drain takes the instance out of rotation while keeping it registered: it is listed (catalog,
+	// resolve --all, watches) but never picked by resolve, whatever the strategy. Users write it
+	// as weight 0 (--weight 0, "weight": 0 in JSON). Backends advertise it as CapDrain.
+	Drain bool `json:"-"`
 	// TTL, when set, makes the instance critical unless Heartbeat is called within TTL.
 	TTL    time.Duration `json:"ttl,omitempty"`
 	Checks []Check       `json:"checks,omitempty"`
@@ -144,6 +148,8 @@ type Check struct {
 	Header          map[string][]string `json:"header,omitempty"`
 	TLSSkipVerify   bool                `json:"tls_skip_verify,omitempty"`
 	InitialStatus   Health              `json:"initial_status,omitempty"`
+	// GRPCUseTLS makes a grpc check connect with TLS.
+	GRPCUseTLS bool `json:"grpc_use_tls,omitempty"`
 }
 
 // Query selects instances of one service.
@@ -155,7 +161,7 @@ type Query struct {
 	HealthyOnly    bool
 	IncludeWarning bool
 	// Pick, when set, asks for one instance only: the match at index *Pick modulo the number of
-	// matches, in ID order (none when nothing matches). It lets a client choose by position
+	// matches that are not drained, in ID order (none when no such match), as PickFrom does. It lets a client choose by position
 	// (first, random, round-robin) without receiving every match. Backends may ignore it and
 	// return all matches; callers then apply PickFrom themselves, with the same result.
 	Pick *uint64
@@ -177,14 +183,35 @@ func (q Query) Matches(inst Instance) bool {
 	return true
 }
 
-// PickFrom applies a Query.Pick position to matches sorted by ID: the one instance at
-// pick modulo len(matches), or none when matches is empty.
+// PickFrom applies a Query.Pick position to matches sorted by ID: the one instance at pick
+// modulo the number of matches not drained, or none when every match is drained or there is none.
 func PickFrom(matches []Instance, pick uint64) []Instance {
-	if len(matches) == 0 {
-		return matches
+	live := Pickable(matches)
+	if len(live) == 0 {
+		return live
 	}
-	i := pick % uint64(len(matches))
-	return matches[i : i+1 : i+1]
+	i := pick % uint64(len(live))
+	return live[i : i+1 : i+1]
+}
+
+// Pickable returns the instances that are not drained, in order; insts itself when none is.
+func Pickable(insts []Instance) []Instance {
+	n := 0
+	for _, in := range insts {
+		if !in.Drain {
+			n++
+		}
+	}
+	if n == len(insts) {
+		return insts
+	}
+	out := make([]Instance, 0, n)
+	for _, in := range insts {
+		if !in.Drain {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 // Service summarises one service across its instances.
@@ -296,6 +323,10 @@ const (
 	CapTTL     Capability = "ttl"
 	CapWatch   Capability = "watch"
 	CapWeights Capability = "weights"
+	// CapDrain: the backend stores Instance.Drain.
+	CapDrain Capability = "drain"
+	// CapGRPCTLS: the backend's grpc checks can use TLS (Check.GRPCUseTLS).
+	CapGRPCTLS Capability = "check:grpc-tls"
 	// CapBatchRegister: the backend implements BatchRegisterer.
 	CapBatchRegister Capability = "batch-register"
 	// CapCheckPrefix + a CheckKind: the backend runs that kind of check.
@@ -324,7 +355,13 @@ func (i Info) Supports(inst Instance) error {
 	if inst.Weight > 0 && !i.Has(CapWeights) {
 		return Errorf(ErrUnsupported, "instance %s: the %s backend does not store weights", inst.ID, i.Name)
 	}
+	if inst.Drain && !i.Has(CapDrain) {
+		return Errorf(ErrUnsupported, "instance %s: the %s backend cannot drain an instance (weight 0)", inst.ID, i.Name)
+	}
 	for _, c := range inst.Checks {
+		if c.GRPCUseTLS && !i.Has(CapGRPCTLS) {
+			return Errorf(ErrUnsupported, "instance %s: the %s backend cannot run grpc checks over TLS", inst.ID, i.Name)
+		}
 		if c.Kind == CheckTTL && !i.Has(CheckCapability(c.Kind)) {
 			return Errorf(ErrUnsupported, "instance %s: the %s backend cannot give a TTL an initial status or a deregister-after", inst.ID, i.Name)
 		}

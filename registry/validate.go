@@ -222,7 +222,8 @@ func ValidateTags(tags []string) error {
 	return nil
 }
 
-// ValidateWeight checks a weight: 0 (the default of 1) up to MaxWeight.
+// ValidateWeight checks a weight: 0 (the default of 1, or drained with Instance.Drain) up to
+// MaxWeight.
 func ValidateWeight(w int) error {
 	if w < 0 || w > MaxWeight {
 		return Invalidf("weight", "weight %d is out of range (1-%d)", w, MaxWeight)
@@ -299,6 +300,9 @@ func (inst Instance) Validate() error {
 	}
 	if err := ValidateWeight(inst.Weight); err != nil {
 		return err
+	}
+	if inst.Drain && inst.Weight != 0 {
+		return Invalidf("weight", "a drained instance has weight 0, not %d", inst.Weight)
 	}
 	if inst.TTL < 0 {
 		return Invalidf("ttl", "TTL %s is negative", inst.TTL)

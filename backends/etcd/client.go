@@ -145,7 +145,7 @@ func (b *Backend) Prefix() string { return b.opts.Prefix }
 // Capabilities lists what the backend supports. etcd runs no health checks: instances report
 // their health through leases (TTL) and heartbeats.
 func Capabilities() []registry.Capability {
-	return []registry.Capability{registry.CapTTL, registry.CapWatch, registry.CapWeights}
+	return []registry.Capability{registry.CapTTL, registry.CapWatch, registry.CapWeights, registry.CapDrain}
 }
 
 // Info names the backend, its version and options, and what it supports.

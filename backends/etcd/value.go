@@ -37,6 +37,8 @@ type metadata struct {
 	Tags    []string          `json:"tags,omitempty"`
 	Meta    map[string]string `json:"meta,omitempty"`
 	Weight  int               `json:"weight,omitempty"`
+	// Drain takes the instance out of rotation (registry.Instance.Drain, weight 0 for users).
+	Drain bool `json:"drain,omitempty"`
 	// TTL is a Go duration string; the lease holds the same TTL rounded up to whole seconds.
 	TTL string `json:"ttl,omitempty"`
 	// Health is set by an operator (maintenance, critical) to take an instance out of
@@ -60,6 +62,7 @@ func encodeValue(inst registry.Instance, health registry.Health) ([]byte, error)
 		Tags:     inst.Tags,
 		Meta:     inst.Meta,
 		Weight:   inst.Weight,
+		Drain:    inst.Drain,
 		Health:   health,
 		Declared: inst.Health,
 	}
@@ -124,6 +127,7 @@ func (md *metadata) instance(name, id string) (registry.Instance, error) {
 		Tags:    md.Tags,
 		Meta:    md.Meta,
 		Weight:  md.Weight,
+		Drain:   md.Drain,
 		Health:  registry.HealthPassing,
 	}
 	if md.ID != id || md.Name != name {

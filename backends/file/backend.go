@@ -51,7 +51,7 @@ func (b *Backend) Path() string { return b.store.path }
 // Capabilities lists what the backend supports. It runs no health checks: instances report
 // their health through TTLs and heartbeats.
 func Capabilities() []registry.Capability {
-	return []registry.Capability{registry.CapTTL, registry.CapWatch, registry.CapWeights, registry.CapBatchRegister,
+	return []registry.Capability{registry.CapTTL, registry.CapWatch, registry.CapWeights, registry.CapDrain, registry.CapBatchRegister,
 		registry.CheckCapability(registry.CheckTTL)}
 }
 
@@ -161,6 +161,7 @@ func newRecord(inst registry.Instance, now time.Time) (record, error) {
 		Tags:     inst.Tags,
 		Meta:     inst.Meta,
 		Weight:   inst.Weight,
+		Drain:    inst.Drain,
 		TTL:      inst.TTL,
 		Declared: inst.Health,
 	}
@@ -182,7 +183,7 @@ func newRecord(inst registry.Instance, now time.Time) (record, error) {
 // sameRecord reports whether two records register the same thing.
 func sameRecord(a, b *record) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Address == b.Address && a.Port == b.Port &&
-		a.Weight == b.Weight && a.TTL == b.TTL && a.Health == b.Health && a.Declared == b.Declared &&
+		a.Weight == b.Weight && a.Drain == b.Drain && a.TTL == b.TTL && a.Health == b.Health && a.Declared == b.Declared &&
 		a.Initial == b.Initial && a.DeregisterAfter == b.DeregisterAfter &&
 		slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Meta, b.Meta)
 }
@@ -276,8 +277,18 @@ func selectInstances(doc *document, q registry.Query, now time.Time) []registry.
 			matches = append(matches, i)
 		}
 	}
-	if q.Pick != nil && len(matches) > 0 {
-		matches = matches[*q.Pick%uint64(len(matches)):][:1]
+	if q.Pick != nil {
+		// As registry.PickFrom: by position among the matches that are not drained.
+		live := matches[:0]
+		for _, i := range matches {
+			if !doc.Instances[i].Drain {
+				live = append(live, i)
+			}
+		}
+		matches = live
+		if len(matches) > 0 {
+			matches = matches[*q.Pick%uint64(len(matches)):][:1]
+		}
 	}
 	out := make([]registry.Instance, 0, len(matches))
 	for _, i := range matches {

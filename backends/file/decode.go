@@ -248,6 +248,7 @@ func (p *parser) record(r *record, tags []string, meta map[string]string) error 
 		case "weight":
 			bit = fWeight
 			r.Weight, err = p.int(key)
+			r.Drain = err == nil && r.Weight == 0
 		case "ttl":
 			bit = fTTL
 			r.TTL, err = p.duration(key)

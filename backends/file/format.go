@@ -50,6 +50,8 @@ type record struct {
 	Tags    []string
 	Meta    map[string]string
 	Weight  int
+	// Drain is written as "weight": 0 (see registry.Instance.Drain).
+	Drain   bool
 	TTL     time.Duration
 	Expires time.Time
 	// Health is set by hand ("maintenance", "critical"); empty means passing. Register keeps
@@ -87,6 +89,7 @@ func (r *record) instance(now time.Time) registry.Instance {
 		Tags:    r.Tags,
 		Meta:    r.Meta,
 		Weight:  r.Weight,
+		Drain:   r.Drain,
 		TTL:     r.TTL,
 		Health:  r.health(now),
 	}
@@ -236,7 +239,7 @@ func appendRecord(b []byte, r *record) []byte {
 		}
 		b = append(b, '}')
 	}
-	if r.Weight != 0 {
+	if r.Weight != 0 || r.Drain {
 		b = append(b, `,"weight":`...)
 		b = strconv.AppendInt(b, int64(r.Weight), 10)
 	}

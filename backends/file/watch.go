@@ -191,7 +191,7 @@ func (w *watch) armExpiry(t *time.Timer, next time.Time) {
 func sameInstances(a, b []registry.Instance) bool {
 	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
 		return x.ID == y.ID && x.Name == y.Name && x.Address == y.Address && x.Port == y.Port &&
-			x.Weight == y.Weight && x.TTL == y.TTL && x.Health == y.Health &&
+			x.Weight == y.Weight && x.Drain == y.Drain && x.TTL == y.TTL && x.Health == y.Health &&
 			slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta)
 	})
 }

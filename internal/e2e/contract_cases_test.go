@@ -123,7 +123,7 @@ func contractCases() []contractCase {
 		c("register meta empty key", 2, "register", "web", "10.0.0.1:80", "--meta", "=v"),
 		c("register meta bad key", 2, "register", "web", "10.0.0.1:80", "--meta", "k!=v"),
 		c("register meta key twice", 2, "register", "web", "10.0.0.1:80", "--meta", "k=v", "--meta", "k=w").err(`given twice`),
-		c("register weight 0", 2, "register", "web", "10.0.0.1:80", "--weight", "0"),
+		c("register weight 0 drains", 0, "register", "drained", "10.0.0.1:80", "--weight", "0"),
 		c("register weight negative", 2, "register", "web", "10.0.0.1:80", "--weight", "-1"),
 		c("register weight 65536", 2, "register", "web", "10.0.0.1:80", "--weight", "65536").err(`out of range`),
 		c("register weight beyond int32", 2, "register", "web", "10.0.0.1:80", "--weight", "4294967297"),

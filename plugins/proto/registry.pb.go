@@ -44,6 +44,7 @@ type Check struct {
 	Header            map[string]*HeaderValues `protobuf:"bytes,7,rep,name=header,proto3" json:"header,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	TlsSkipVerify     bool                     `protobuf:"varint,8,opt,name=tls_skip_verify,json=tlsSkipVerify,proto3" json:"tls_skip_verify,omitempty"`
 	InitialStatus     string                   `protobuf:"bytes,9,opt,name=initial_status,json=initialStatus,proto3" json:"initial_status,omitempty"`
+	GrpcUseTls        bool                     `protobuf:"varint,10,opt,name=grpc_use_tls,json=grpcUseTls,proto3" json:"grpc_use_tls,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -141,6 +142,13 @@ func (x *Check) GetInitialStatus() string {
 	return ""
 }
 
+func (x *Check) GetGrpcUseTls() bool {
+	if x != nil {
+		return x.GrpcUseTls
+	}
+	return false
+}
+
 type HeaderValues struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
@@ -199,6 +207,7 @@ type Instance struct {
 	Health        string                 `protobuf:"bytes,10,opt,name=health,proto3" json:"health,omitempty"`
 	Node          string                 `protobuf:"bytes,11,opt,name=node,proto3" json:"node,omitempty"`
 	ExpiresUnixNs int64                  `protobuf:"varint,12,opt,name=expires_unix_ns,json=expiresUnixNs,proto3" json:"expires_unix_ns,omitempty"`
+	Drain         bool                   `protobuf:"varint,13,opt,name=drain,proto3" json:"drain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +324,13 @@ func (x *Instance) GetExpiresUnixNs() int64 {
 		return x.ExpiresUnixNs
 	}
 	return 0
+}
+
+func (x *Instance) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
 }
 
 type Option struct {
@@ -1497,7 +1513,7 @@ var File_registry_proto protoreflect.FileDescriptor
 
 const file_registry_proto_rawDesc = "" +
 	"\n" +
-	"\x0eregistry.proto\x12\x11sdctl.registry.v1\"\xa4\x03\n" +
+	"\x0eregistry.proto\x12\x11sdctl.registry.v1\"\xc6\x03\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1f\n" +
@@ -1509,12 +1525,15 @@ const file_registry_proto_rawDesc = "" +
 	"\x06method\x18\x06 \x01(\tR\x06method\x12<\n" +
 	"\x06header\x18\a \x03(\v2$.sdctl.registry.v1.Check.HeaderEntryR\x06header\x12&\n" +
 	"\x0ftls_skip_verify\x18\b \x01(\bR\rtlsSkipVerify\x12%\n" +
-	"\x0einitial_status\x18\t \x01(\tR\rinitialStatus\x1aZ\n" +
+	"\x0einitial_status\x18\t \x01(\tR\rinitialStatus\x12 \n" +
+	"\fgrpc_use_tls\x18\n" +
+	" \x01(\bR\n" +
+	"grpcUseTls\x1aZ\n" +
 	"\vHeaderEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
 	"\x05value\x18\x02 \x01(\v2\x1f.sdctl.registry.v1.HeaderValuesR\x05value:\x028\x01\"&\n" +
 	"\fHeaderValues\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"\x99\x03\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\xaf\x03\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1528,7 +1547,8 @@ const file_registry_proto_rawDesc = "" +
 	"\x06health\x18\n" +
 	" \x01(\tR\x06health\x12\x12\n" +
 	"\x04node\x18\v \x01(\tR\x04node\x12&\n" +
-	"\x0fexpires_unix_ns\x18\f \x01(\x03R\rexpiresUnixNs\x1a7\n" +
+	"\x0fexpires_unix_ns\x18\f \x01(\x03R\rexpiresUnixNs\x12\x14\n" +
+	"\x05drain\x18\r \x01(\bR\x05drain\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x01\n" +

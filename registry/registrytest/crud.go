@@ -56,6 +56,34 @@ func (s *suite) testRegister(t *testing.T) {
 		checkInstance(t, got[0], want, supports(ctx, t, r, registry.CapWeights))
 	})
 
+	t.Run("Drain", func(t *testing.T) {
+		ctx := s.ctx(t)
+		r := s.open(t)
+		if !supports(ctx, t, r, registry.CapDrain) {
+			t.Skip("the backend does not advertise drain")
+		}
+		drained := instance("web", "web-1", 1)
+		drained.Drain = true
+		register(ctx, t, r, drained, instance("web", "web-2", 2))
+		got := instances(ctx, t, r, registry.Query{Name: "web", HealthyOnly: true})
+		checkIDs(t, "Instances(web): a drained instance is still listed", got, "web-1", "web-2")
+		if !got[0].Drain || got[1].Drain {
+			t.Errorf("Drain = %t, %t; want true, false", got[0].Drain, got[1].Drain)
+		}
+		for pick := range uint64(4) {
+			p := pick
+			picked := instances(ctx, t, r, registry.Query{Name: "web", HealthyOnly: true, Pick: &p})
+			if picked = registry.PickFrom(picked, p); len(picked) != 1 || picked[0].ID != "web-2" {
+				t.Fatalf("Pick %d: %v, want only web-2 (web-1 is drained)", p, picked)
+			}
+		}
+		undrained := instance("web", "web-1", 1)
+		register(ctx, t, r, undrained)
+		if got := instances(ctx, t, r, registry.Query{Name: "web"}); got[0].Drain {
+			t.Errorf("re-registered without drain, still drained")
+		}
+	})
+
 	t.Run("ReplaceSameID", func(t *testing.T) {
 		ctx := s.ctx(t)
 		r := s.open(t)

@@ -897,8 +897,13 @@ func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
 	case "check_grpc":
 		c.Kind, c.Target = registry.CheckGRPC, hostport
 		if v, ok := m.get("check_grpc_use_tls"); ok {
-			drop(v.key, "not supported: gRPC checks are plaintext")
-			return
+			// Registrator turns TLS on for any value; sdctl reads the usual true/false spellings.
+			useTLS, err := strconv.ParseBool(strings.TrimSpace(v.value))
+			if err != nil {
+				drop(v.key, "%s is not true or false", specQuote(v.value))
+				return
+			}
+			c.GRPCUseTLS = useTLS
 		}
 	}
 	durations := []struct {
@@ -1043,6 +1048,9 @@ func SpecHash(inst registry.Instance) string {
 			w.num(0)
 		}
 		w.str(string(c.InitialStatus))
+		if c.GRPCUseTLS { // only when set, so the hashes of other checks stay as they were
+			w.str("grpc-tls")
+		}
 	}
 	w.str(string(inst.Health))
 	return hex.EncodeToString(h.Sum(nil))[:16]

@@ -885,10 +885,22 @@ func TestBuildSpecChecks(t *testing.T) {
 			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: 3 * time.Second}),
 		},
 		{
-			name:     "grpc with TLS is not supported",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=true")),
+			name:  "grpc with TLS",
+			c:     specCtr(pub, specEnv("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=true")),
+			want:  one,
+			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: iv, GRPCUseTLS: true}),
+		},
+		{
+			name:  "grpc with TLS off",
+			c:     specCtr(pub, specEnv("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=false")),
+			want:  one,
+			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: iv}),
+		},
+		{
+			name:     "grpc with TLS neither true nor false",
+			c:        specCtr(pub, specEnv("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=maybe")),
 			want:     one,
-			problems: []string{"SERVICE_CHECK_GRPC_USE_TLS|not supported"},
+			problems: []string{"SERVICE_CHECK_GRPC_USE_TLS|not true or false"},
 			check:    checks(),
 		},
 		{

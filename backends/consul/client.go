@@ -167,7 +167,8 @@ type op struct {
 //
 // Time: each address but the last gets attempt-timeout, and no more than an equal share of
 // what remains of ctx's deadline among the addresses still to try; the last gets all that
-// remains (attempt-timeout when ctx has no deadline).
+// remains but a tenth, at most 100ms, kept to report the failure (attempt-timeout when ctx
+// has no deadline).
 //
 // A blocking query is tried on one address only: its index belongs to the server that gave
 // it, and another server that is behind would hold the query for the whole wait. The caller
@@ -187,7 +188,7 @@ func (c *client) do(ctx context.Context, o op) (*endpoint, error) {
 			return ep, nil
 		}
 		if ctx.Err() != nil {
-			return nil, interrupted(ctx, ep, failures)
+			return nil, interrupted(ctx, ep, limit, failures)
 		}
 		err, retry, moveOn := c.classify(ep, err, actx, limit)
 		if !retry {
@@ -201,6 +202,9 @@ func (c *client) do(ctx context.Context, o op) (*endpoint, error) {
 	return nil, unavailable(failures)
 }
 
+// reportMargin is the most the last attempt leaves of the caller's deadline, to report.
+const reportMargin = 100 * time.Millisecond
+
 // attemptContext bounds one attempt when left addresses (this one included) remain to try.
 func (c *client) attemptContext(ctx context.Context, left int, wait time.Duration) (context.Context, time.Duration, context.CancelFunc) {
 	limit := c.attempt
@@ -210,9 +214,12 @@ func (c *client) attemptContext(ctx context.Context, left int, wait time.Duratio
 	if deadline, ok := ctx.Deadline(); ok {
 		remaining := time.Until(deadline)
 		if left == 1 {
-			// The last address gets what remains of the caller's time.
-			ctx, cancel := context.WithCancel(ctx)
-			return ctx, remaining.Round(time.Millisecond), cancel
+			// The last address gets what remains of the caller's time, less a margin in
+			// which to say why it failed: the caller (across the plugin boundary, the CLI)
+			// shares the deadline, and would otherwise only see it run out.
+			limit = remaining - min(reportMargin, remaining/10)
+			actx, cancel := context.WithTimeout(ctx, limit)
+			return actx, limit, cancel
 		}
 		limit = min(limit, remaining/time.Duration(left))
 	}

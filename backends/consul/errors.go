@@ -49,7 +49,7 @@ func (c *client) classify(ep *endpoint, err error, actx context.Context, limit t
 		out = c.statusError(ep, se.Code, se.Body)
 		return out, retryable(se.Code), false
 	case errors.Is(actx.Err(), context.DeadlineExceeded):
-		return newError(fmt.Sprintf("consul %s: did not answer within %s", ep.name, limit), registry.ErrUnavailable, context.DeadlineExceeded), true, true
+		return newError(fmt.Sprintf("consul %s: did not answer within %s", ep.name, roundLimit(limit)), registry.ErrUnavailable, context.DeadlineExceeded), true, true
 	case errors.As(err, &ae):
 		if ae == errTooLarge {
 			return newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrUnavailable), true, true
@@ -64,6 +64,15 @@ func (c *client) classify(ep *endpoint, err error, actx context.Context, limit t
 		return newError(fmt.Sprintf("consul %s: %s", ep.name, describeTransport(err)), registry.ErrUnavailable), true, true
 	}
 	return fmt.Errorf("consul %s: %s", ep.name, c.scrub(oneLine(err.Error()))), false, false
+}
+
+// roundLimit rounds a time limit for messages: 10ms steps, so that a share of a deadline
+// reads "1s" rather than "999.99ms".
+func roundLimit(d time.Duration) time.Duration {
+	if d < 100*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Millisecond)
 }
 
 // notConsul is the error for an address whose answers are not Consul's. It is
@@ -131,11 +140,11 @@ func describeTransport(err error) string {
 // interrupted reports that the caller's context ended while ep was being asked. A deadline is
 // the registry not answering in time (ErrUnavailable, exit code 4); a cancellation is the
 // caller giving up and is returned as such.
-func interrupted(ctx context.Context, ep *endpoint, earlier []error) error {
+func interrupted(ctx context.Context, ep *endpoint, limit time.Duration, earlier []error) error {
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("consul %s: %w", ep.name, ctx.Err())
 	}
-	msg := fmt.Sprintf("consul %s: did not answer in time", ep.name)
+	msg := fmt.Sprintf("consul %s: did not answer within %s", ep.name, roundLimit(limit))
 	if len(earlier) > 0 {
 		msg = joinMessages(append(earlier, errors.New(msg)))
 	}

@@ -216,8 +216,10 @@ func TestFrozenAgent(t *testing.T) {
 	}
 	thaw := a.Freeze(t)
 	for what, call := range map[string]func(context.Context) error{
-		"Instances":  func(ctx context.Context) error { _, err := b.Instances(ctx, registry.Query{Name: "web"}); return err },
-		"Register":   func(ctx context.Context) error { return b.Register(ctx, registry.Instance{ID: "web-2", Name: "web", Address: "10.0.0.1", Port: 2}) },
+		"Instances": func(ctx context.Context) error { _, err := b.Instances(ctx, registry.Query{Name: "web"}); return err },
+		"Register": func(ctx context.Context) error {
+			return b.Register(ctx, registry.Instance{ID: "web-2", Name: "web", Address: "10.0.0.1", Port: 2})
+		},
 		"Deregister": func(ctx context.Context) error { return b.Deregister(ctx, "web-1") },
 	} {
 		cctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)

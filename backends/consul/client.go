@@ -190,7 +190,7 @@ func (c *client) do(ctx context.Context, o op) (*endpoint, error) {
 		if ctx.Err() != nil {
 			return nil, interrupted(ctx, ep, limit, failures)
 		}
-		err, retry, moveOn := c.classify(ep, err, actx, limit)
+		retry, moveOn, err := c.classify(ep, err, actx, limit)
 		if !retry {
 			return nil, err
 		}

@@ -37,7 +37,7 @@ func newError(msg string, kinds ...error) *Error { return &Error{Msg: msg, Kinds
 // another address may serve the call (retry) and whether the client should leave ep for the
 // following calls too (moveOn: ep gave no usable answer at all). actx is the attempt's
 // context and limit its time limit, to tell sdctl's timeout from the server's.
-func (c *client) classify(ep *endpoint, err error, actx context.Context, limit time.Duration) (out error, retry, moveOn bool) {
+func (c *client) classify(ep *endpoint, err error, actx context.Context, limit time.Duration) (retry, moveOn bool, out error) {
 	var (
 		se      api.StatusError
 		ae      *answerError
@@ -46,24 +46,26 @@ func (c *client) classify(ep *endpoint, err error, actx context.Context, limit t
 	)
 	switch {
 	case errors.As(err, &se):
-		out = c.statusError(ep, se.Code, se.Body)
-		return out, retryable(se.Code), false
+		return retryable(se.Code), false, c.statusError(ep, se.Code, se.Body)
 	case errors.Is(actx.Err(), context.DeadlineExceeded):
-		return newError(fmt.Sprintf("consul %s: did not answer within %s", ep.name, roundLimit(limit)), registry.ErrUnavailable, context.DeadlineExceeded), true, true
+		return true, true, newError(fmt.Sprintf("consul %s: did not answer within %s", ep.name, roundLimit(limit)), registry.ErrUnavailable, context.DeadlineExceeded)
 	case errors.As(err, &ae):
-		if ae == errTooLarge {
-			return newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrUnavailable), true, true
+		if ae.denied {
+			return false, false, newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrPermissionDenied)
 		}
-		return notConsul(ep, ae.msg), true, true
+		if ae == errTooLarge {
+			return true, true, newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrUnavailable)
+		}
+		return true, true, notConsul(ep, ae.msg)
 	case errors.As(err, &syntax), errors.As(err, &typeErr), errors.Is(err, io.ErrUnexpectedEOF):
-		return notConsul(ep, "does not answer like a Consul agent (unexpected answer: "+oneLine(err.Error())+")"), true, true
+		return true, true, notConsul(ep, "does not answer like a Consul agent (unexpected answer: "+oneLine(err.Error())+")")
 	}
 	var ue *url.Error
 	var ne net.Error
 	if errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
-		return newError(fmt.Sprintf("consul %s: %s", ep.name, describeTransport(err)), registry.ErrUnavailable), true, true
+		return true, true, newError(fmt.Sprintf("consul %s: %s", ep.name, describeTransport(err)), registry.ErrUnavailable)
 	}
-	return fmt.Errorf("consul %s: %s", ep.name, c.scrub(oneLine(err.Error()))), false, false
+	return false, false, fmt.Errorf("consul %s: %s", ep.name, c.scrub(oneLine(err.Error())))
 }
 
 // roundLimit rounds a time limit for messages: 10ms steps, so that a share of a deadline

@@ -48,6 +48,14 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if bytes.Contains(snippet, []byte("Client sent an HTTP request to an HTTPS server")) {
 		return nil, &answerError{msg: "the server speaks TLS (use an https:// address)"}
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		// Consul never answers 401; a proxy in front of it that wants a password does.
+		hint := "set consul.http-auth or CONSUL_HTTP_AUTH"
+		if req.Header.Get("Authorization") != "" {
+			hint = "the credentials in consul.http-auth were refused"
+		}
+		return nil, &answerError{msg: "HTTP 401 " + http.StatusText(http.StatusUnauthorized) + " from a proxy in front of Consul (" + hint + ")", denied: true}
+	}
 	if reason := g.probe(req); reason != "" {
 		return nil, &answerError{msg: "does not answer like a Consul agent (" + what + "; " + reason + ")"}
 	}
@@ -130,7 +138,11 @@ func drain(body io.ReadCloser) {
 
 // answerError is an answer that sdctl cannot take as Consul's: not Consul at all, or too
 // large.
-type answerError struct{ msg string }
+type answerError struct {
+	msg string
+	// denied: a proxy refused the request for want of credentials.
+	denied bool
+}
 
 func (e *answerError) Error() string { return e.msg }
 func (e *answerError) Unwrap() error { return errAnswer }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -316,5 +318,41 @@ func TestUnknownTokenClusterStatus(t *testing.T) {
 	_, err := b.ClusterStatus(testCtx(t, 30*time.Second))
 	if !errors.Is(err, registry.ErrPermissionDenied) || !strings.Contains(err.Error(), "not known to Consul") {
 		t.Errorf("ClusterStatus with an unknown token: %v, want permission denied", err)
+	}
+}
+
+// TestHTTPAuth goes through a proxy that wants basic authentication (http-auth,
+// CONSUL_HTTP_AUTH) in front of a real agent.
+func TestHTTPAuth(t *testing.T) {
+	a := consultest.StartDev(t)
+	target, err := url.Parse("http://" + a.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	addr := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "s3cret:pw" {
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+	ctx := testCtx(t, 30*time.Second)
+	inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 1}
+
+	err = open(t, nil, addr).Register(ctx, inst)
+	if !errors.Is(err, registry.ErrPermissionDenied) || !strings.Contains(err.Error(), "CONSUL_HTTP_AUTH") {
+		t.Errorf("Register without http-auth: %v, want permission denied and a word on http-auth", err)
+	}
+	err = open(t, func(o *Options) { o.HTTPAuth = "alice:wrong-s3cret" }, addr).Register(ctx, inst)
+	if !errors.Is(err, registry.ErrPermissionDenied) || strings.Contains(err.Error(), "wrong-s3cret") {
+		t.Errorf("Register with wrong http-auth: %v, want permission denied without the password", err)
+	}
+	b := open(t, func(o *Options) { o.HTTPAuth = "alice:s3cret:pw" }, addr)
+	if err := b.Register(ctx, inst); err != nil {
+		t.Fatalf("Register with http-auth: %v", err)
+	}
+	if insts, err := b.Instances(ctx, registry.Query{Name: "web"}); err != nil || len(insts) != 1 {
+		t.Errorf("Instances with http-auth: %+v, %v", insts, err)
 	}
 }

@@ -150,7 +150,9 @@ func (b *Backend) onOwner(ctx context.Context, id string, oo ownerOp) error {
 		case err == nil:
 			b.owners.Store(id, ep)
 			return true, nil
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+			// The agent took the connection and used up the time (a frozen or overloaded
+			// agent): what remains is too little to search on.
 			return true, newError(fmt.Sprintf("consul: instance %s: the agent at %s%s did not answer in time", id, ep.name, nodeOf(ep)),
 				registry.ErrUnavailable, context.DeadlineExceeded)
 		case ctx.Err() != nil:

@@ -106,7 +106,8 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 			Name:    name,
 			Address: s.Address,
 			Role:    roleFollower,
-			Leader:  s.Leader || (leaderAddr != "" && s.Address == leaderAddr),
+			// raft's own flag is this server's view, stale while the leader is gone.
+			Leader:  deposed == "" && (s.Leader || (leaderAddr != "" && s.Address == leaderAddr)),
 			Health:  healthUnknown,
 			Details: map[string]string{},
 		}

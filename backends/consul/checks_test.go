@@ -128,7 +128,7 @@ func TestChecksRunByConsul(t *testing.T) {
 			t.Errorf("tcp-2 re-registered without checks has health %q", h)
 		}
 		var checks map[string]struct{ ServiceID string }
-		api(t, a, http.MethodGet, "/v1/agent/checks", nil, &checks)
+		apiCall(t, a, http.MethodGet, "/v1/agent/checks", nil, &checks)
 		for id, c := range checks {
 			if c.ServiceID == "tcp-2" {
 				t.Errorf("check %s of tcp-2 is still registered", id)

@@ -1,39 +1,36 @@
 package consul
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/sdctl/sdctl/registry"
 )
 
-// maxBody caps what one answer may weigh; a health listing of 100,000 instances stays below.
-const maxBody = 256 << 20
-
-// endpoint is one Consul HTTP address.
+// endpoint is one Consul HTTP address, with its own api.Client.
 type endpoint struct {
-	base *url.URL // scheme and host only
-	// name is host:port, as error messages show it.
+	// base is the scheme and host (unix: the socket path), as addresses are compared.
+	base *url.URL
+	// name is host:port (or unix://PATH), as error messages show it.
 	name string
+	api  *api.Client
 
 	// node caches the name of the agent's node (from /v1/agent/self), learnt on demand.
 	nodeMu sync.Mutex
 	node   string
 }
 
-// parseAddress reads host:port, [v6]:port, http://host:port or https://host:port; the port
-// defaults to 8500 (8501 for https), Consul's conventions.
+// parseAddress reads host:port, [v6]:port, http://host:port, https://host:port or
+// unix:///path/to/socket; the port defaults to 8500 (8501 for https), Consul's conventions.
 func parseAddress(s string, ssl bool) (*endpoint, error) {
 	raw := s
 	scheme := "http"
@@ -45,14 +42,17 @@ func parseAddress(s string, ssl bool) (*endpoint, error) {
 		switch scheme {
 		case "http", "https":
 		case "unix":
-			return nil, registry.Invalidf("address", "%q: unix sockets are not supported; give the agent's HTTP address", raw)
+			if !strings.HasPrefix(s, "/") || strings.ContainsAny(s, "?#") {
+				return nil, registry.Invalidf("address", "%q: a unix socket address is unix:///ABSOLUTE/PATH", raw)
+			}
+			return &endpoint{base: &url.URL{Scheme: "unix", Path: s}, name: "unix://" + s}, nil
 		default:
-			return nil, registry.Invalidf("address", "%q: scheme %q is not http or https", raw, before)
+			return nil, registry.Invalidf("address", "%q: scheme %q is not http, https or unix", raw, before)
 		}
 	}
 	s = strings.TrimSuffix(s, "/")
 	if s == "" || strings.ContainsAny(s, "/?#@ ") {
-		return nil, registry.Invalidf("address", "%q is not HOST:PORT or http(s)://HOST:PORT", raw)
+		return nil, registry.Invalidf("address", "%q is not HOST:PORT, http(s)://HOST:PORT or unix:///PATH", raw)
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
@@ -72,136 +72,159 @@ func parseAddress(s string, ssl bool) (*endpoint, error) {
 	return &endpoint{base: &url.URL{Scheme: scheme, Host: hp}, name: hp}, nil
 }
 
-// client sends requests to a list of Consul addresses. It keeps using the address that last
-// answered; a request that cannot get an answer there (connection refused, timeout, a 5xx) is
-// retried on the following addresses, and a connection failure moves the client on for good.
+// client sends requests to a list of Consul addresses, one api.Client each. It keeps using
+// the address that last answered; a request that cannot get an answer there (connection
+// refused, timeout, a 5xx, an answer that is not Consul's) is retried on the following
+// addresses, and a failure to get any answer moves the client on for good.
 type client struct {
-	hc        *http.Client
-	eps       []*endpoint
-	cur       atomic.Int32
-	token     string
-	attempt   time.Duration
-	dc        string
-	ns        string
-	partition string
-	stale     bool
+	eps []*endpoint
+	// newAPI makes the api.Client of an address found later (an owner agent's).
+	newAPI  func(scheme, address string) (*api.Client, error)
+	cur     atomic.Int32
+	token   string
+	attempt time.Duration
+	dc      string
+	stale   bool
+	// transports are closed by close.
+	transports []*http.Transport
 }
 
 func newClient(opts Options) (*client, error) {
 	c := &client{
-		token:     opts.Token,
-		attempt:   opts.AttemptTimeout,
-		dc:        opts.Datacenter,
-		ns:        opts.Namespace,
-		partition: opts.Partition,
-		stale:     opts.Stale,
+		token:   opts.Token,
+		attempt: opts.AttemptTimeout,
+		dc:      opts.Datacenter,
+		stale:   opts.Stale,
 	}
+	tlsCfg, err := tlsConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	var auth *api.HttpBasicAuth
+	if opts.HTTPAuth != "" {
+		user, pass, _ := strings.Cut(opts.HTTPAuth, ":")
+		auth = &api.HttpBasicAuth{Username: user, Password: pass}
+	}
+	newAPI := func(scheme, address string, tr http.RoundTripper) (*api.Client, error) {
+		return api.NewClient(&api.Config{
+			Address:   address,
+			Scheme:    scheme,
+			Token:     opts.Token,
+			HttpAuth:  auth,
+			Namespace: opts.Namespace,
+			Partition: opts.Partition,
+			HttpClient: &http.Client{
+				Transport: &guard{next: tr},
+				// Consul does not redirect; following one could send the token elsewhere.
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			},
+		})
+	}
+	// TCP addresses share one transport, so connections are pooled per host.
+	shared := newTransport(tlsCfg, "")
+	c.newAPI = func(scheme, address string) (*api.Client, error) { return newAPI(scheme, address, shared) }
+	c.transports = append(c.transports, shared)
 	seen := map[string]bool{}
 	for _, a := range opts.Address {
 		ep, err := parseAddress(a, opts.SSL)
 		if err != nil {
 			return nil, err
 		}
-		if key := ep.base.String(); !seen[key] {
-			seen[key] = true
-			c.eps = append(c.eps, ep)
+		key := ep.base.String()
+		if seen[key] {
+			continue
 		}
-	}
-	tlsCfg, err := tlsConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	c.hc = &http.Client{
-		Transport: newTransport(tlsCfg, opts.AttemptTimeout),
-		// Consul does not redirect; following one could send the token elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		seen[key] = true
+		tr, address, scheme := shared, ep.base.Host, ep.base.Scheme
+		if ep.base.Scheme == "unix" {
+			// consul/api dials unix sockets without a context (no timeout), so the socket
+			// gets a transport of its own; the host name only fills the Host header.
+			tr = newTransport(tlsCfg, ep.base.Path)
+			c.transports = append(c.transports, tr)
+			address, scheme = "localhost", "http"
+		}
+		ep.api, err = newAPI(scheme, address, tr)
+		if err != nil {
+			return nil, registry.Invalidf("address", "%q: %v", a, err)
+		}
+		c.eps = append(c.eps, ep)
 	}
 	return c, nil
 }
 
-// call is one request to the Consul HTTP API.
-type call struct {
-	method string
-	// path is the escaped URL path, such as "/v1/health/service/web".
-	path  string
-	query url.Values
-	body  any
-	// read marks catalog, health and operator reads: they get the datacenter and, unless
-	// stale reads are off (or consistent is set), ?stale.
-	read bool
-	// consistent asks for the leader's view even when stale reads are on.
-	consistent bool
-	// wait, when positive, makes the read a blocking query held up to wait (with index).
-	wait  time.Duration
-	index uint64
+// op is one call to Consul: run, on one endpoint at a time.
+type op struct {
 	// pin sends the call to this endpoint only: agent calls that act on that agent's state.
 	pin *endpoint
-	// accept lists statuses besides 2xx whose body is an answer (429 from autopilot health).
-	accept []int
+	// wait, when positive, marks a blocking query held up to wait.
+	wait time.Duration
+	// run makes the call through ep.api with ctx.
+	run func(ctx context.Context, ep *endpoint) error
 }
 
-// reply is Consul's answer to a call.
-type reply struct {
-	ep     *endpoint
-	status int
-	body   []byte
-	// index is X-Consul-Index, at least 1 when present (Consul's rule for blocking clients).
-	index uint64
-	// filtered is X-Consul-Results-Filtered-By-ACLs: the token could not see everything.
-	// Consul never sets it for requests without a token.
-	filtered bool
-	// denyByDefault is X-Consul-Default-Acl-Policy: deny.
-	denyByDefault bool
-}
-
-// decode unmarshals the body into v.
-func (r *reply) decode(v any) error {
-	if err := json.Unmarshal(r.body, v); err != nil {
-		return fmt.Errorf("consul %s: unexpected answer: %v", r.ep.name, err)
-	}
-	return nil
-}
-
-// do sends c and returns the first answer. Statuses other than 2xx and c.accept become errors
-// wrapping the registry sentinels (errors.go).
+// do runs o on the current endpoint, then on the following ones while the failure says that
+// endpoint cannot serve (see classify). It returns the endpoint that answered.
+//
+// Time: each address but the last gets attempt-timeout, and no more than an equal share of
+// what remains of ctx's deadline among the addresses still to try; the last gets all that
+// remains but a tenth, at most 100ms, kept to report the failure (attempt-timeout when ctx
+// has no deadline).
 //
 // A blocking query is tried on one address only: its index belongs to the server that gave
 // it, and another server that is behind would hold the query for the whole wait. The caller
 // (Watch) starts over with a plain read instead; the client has moved on by then.
-func (c *client) do(ctx context.Context, cl call) (*reply, error) {
-	order := c.order(cl.pin)
-	if cl.wait > 0 {
+func (c *client) do(ctx context.Context, o op) (*endpoint, error) {
+	order := c.order(o.pin)
+	if o.wait > 0 {
 		order = order[:1]
 	}
 	var failures []error
 	for i, ep := range order {
-		last := i == len(order)-1
-		rep, err := c.send(ctx, ep, cl, last)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, interrupted(ctx, ep, failures)
-			}
-			failures = append(failures, err)
+		left := len(order) - i
+		actx, limit, cancel := c.attemptContext(ctx, left, o.wait)
+		err := o.run(actx, ep)
+		cancel()
+		if err == nil {
+			return ep, nil
+		}
+		if ctx.Err() != nil {
+			return nil, interrupted(ctx, ep, limit, failures)
+		}
+		retry, moveOn, err := c.classify(ep, err, actx, limit)
+		if !retry {
+			return nil, err
+		}
+		failures = append(failures, err)
+		if moveOn {
 			c.advance(ep)
-			continue
 		}
-		if accepted(rep.status, cl.accept) {
-			return rep, nil
-		}
-		err = c.statusError(rep)
-		if retryable(rep.status) && !last {
-			// The agent answers but cannot serve (no leader, no server reachable, rate limit):
-			// another may, but this one stays the first choice.
-			failures = append(failures, err)
-			continue
-		}
-		if retryable(rep.status) {
-			failures = append(failures, err)
-			return nil, unavailable(failures)
-		}
-		return nil, err
 	}
 	return nil, unavailable(failures)
+}
+
+// reportMargin is the most the last attempt leaves of the caller's deadline, to report.
+const reportMargin = 100 * time.Millisecond
+
+// attemptContext bounds one attempt when left addresses (this one included) remain to try.
+func (c *client) attemptContext(ctx context.Context, left int, wait time.Duration) (context.Context, time.Duration, context.CancelFunc) {
+	limit := c.attempt
+	if wait > 0 {
+		limit += wait + wait/16 // Consul adds up to wait/16 of jitter
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		remaining := time.Until(deadline)
+		if left == 1 {
+			// The last address gets what remains of the caller's time, less a margin in
+			// which to say why it failed: the caller (across the plugin boundary, the CLI)
+			// shares the deadline, and would otherwise only see it run out.
+			limit = remaining - min(reportMargin, remaining/10)
+			actx, cancel := context.WithTimeout(ctx, limit)
+			return actx, limit, cancel
+		}
+		limit = min(limit, remaining/time.Duration(left))
+	}
+	actx, cancel := context.WithTimeout(ctx, limit)
+	return actx, limit, cancel
 }
 
 // order lists the endpoints to try: pin alone, or all starting with the current one.
@@ -234,117 +257,43 @@ func (c *client) advance(ep *endpoint) {
 // current is the endpoint requests go to first.
 func (c *client) current() *endpoint { return c.eps[c.cur.Load()] }
 
-// send sends cl to ep once. Each attempt is bounded by attempt-timeout (plus the hold of a
-// blocking query), except the last one when the caller's context has a deadline: it may use
-// what remains.
-func (c *client) send(ctx context.Context, ep *endpoint, cl call, last bool) (*reply, error) {
-	limit := c.attempt
-	if cl.wait > 0 {
-		limit += cl.wait + cl.wait/16 // Consul adds up to wait/16 of jitter
-	}
-	actx, cancel := ctx, context.CancelFunc(func() {})
-	if _, hasDeadline := ctx.Deadline(); !last || !hasDeadline {
-		actx, cancel = context.WithTimeout(ctx, limit)
-	}
-	defer cancel()
-
-	req, err := c.request(actx, ep, cl)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, transportError(ep, err, actx, limit)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, transportError(ep, err, actx, limit)
-	}
-	rep := &reply{ep: ep, status: resp.StatusCode, body: body}
-	if v := resp.Header.Get("X-Consul-Index"); v != "" {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			rep.index = max(n, 1)
+// endpointFor returns the configured endpoint with ep's address, or a new endpoint for
+// host:port with the scheme, token and TLS settings of the current one.
+func (c *client) endpointFor(host, port string) *endpoint {
+	cur := c.current()
+	hp := net.JoinHostPort(host, port)
+	for _, ep := range c.eps {
+		if ep.base.Host == hp && ep.base.Scheme == cur.base.Scheme {
+			return ep
 		}
 	}
-	rep.filtered = resp.Header.Get("X-Consul-Results-Filtered-By-ACLs") == "true"
-	rep.denyByDefault = resp.Header.Get("X-Consul-Default-Acl-Policy") == "deny"
-	return rep, nil
+	scheme := cur.base.Scheme
+	if scheme == "unix" {
+		scheme = "http"
+	}
+	ep := &endpoint{base: &url.URL{Scheme: scheme, Host: hp}, name: hp}
+	var err error
+	ep.api, err = c.newAPI(scheme, hp)
+	if err != nil {
+		return nil
+	}
+	return ep
 }
 
-func (c *client) request(ctx context.Context, ep *endpoint, cl call) (*http.Request, error) {
-	q := url.Values{}
-	for k, v := range cl.query {
-		q[k] = v
+// queryOptions are the options of a read: the datacenter, stale reads unless consistent is
+// asked for, and with index > 0 a blocking query held up to wait.
+func (c *client) queryOptions(ctx context.Context, consistent bool, index uint64, wait time.Duration) *api.QueryOptions {
+	q := &api.QueryOptions{Datacenter: c.dc, AllowStale: c.stale && !consistent}
+	if index > 0 {
+		q.WaitIndex, q.WaitTime = index, wait
 	}
-	if cl.read {
-		if c.dc != "" {
-			q.Set("dc", c.dc)
-		}
-		if c.stale && !cl.consistent {
-			q.Set("stale", "")
-		}
-	}
-	if cl.wait > 0 {
-		q.Set("index", strconv.FormatUint(max(cl.index, 1), 10))
-		q.Set("wait", strconv.FormatInt(cl.wait.Milliseconds(), 10)+"ms")
-	}
-	if c.ns != "" {
-		q.Set("ns", c.ns)
-	}
-	if c.partition != "" {
-		q.Set("partition", c.partition)
-	}
-	u := *ep.base
-	u.RawPath = cl.path
-	u.Path, _ = url.PathUnescape(cl.path)
-	// "stale" is a flag; Consul accepts "?stale" and "?stale=" alike.
-	u.RawQuery = q.Encode()
-
-	var body io.Reader
-	if cl.body != nil {
-		b, err := json.Marshal(cl.body)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	method := cl.method
-	if method == "" {
-		method = http.MethodGet
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("X-Consul-Token", c.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return req, nil
+	return q.WithContext(ctx)
 }
 
-func accepted(status int, accept []int) bool {
-	if status >= 200 && status < 300 {
-		return true
-	}
-	for _, s := range accept {
-		if s == status {
-			return true
-		}
-	}
-	return false
+// agentOptions are the options of a call to an agent endpoint: the context only.
+func agentOptions(ctx context.Context) *api.QueryOptions {
+	return (&api.QueryOptions{}).WithContext(ctx)
 }
-
-// retryable statuses mean "this agent cannot serve now", not "the request is wrong".
-func retryable(status int) bool {
-	return status == http.StatusTooManyRequests || status >= 500
-}
-
-// escape makes one path segment of a service name, ID or node name.
-func escape(s string) string { return url.PathEscape(s) }
 
 // nodeName returns the name of ep's agent node, asking the agent once.
 func (c *client) nodeName(ctx context.Context, ep *endpoint) (string, error) {
@@ -353,19 +302,29 @@ func (c *client) nodeName(ctx context.Context, ep *endpoint) (string, error) {
 	if ep.node != "" {
 		return ep.node, nil
 	}
-	rep, err := c.do(ctx, call{path: "/v1/agent/self", pin: ep})
-	if err != nil {
-		return "", err
-	}
 	var self struct {
 		Config struct{ NodeName string }
 	}
-	if err := rep.decode(&self); err != nil {
+	_, err := c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		_, err := ep.api.Raw().Query("/v1/agent/self", &self, agentOptions(ctx))
+		return err
+	}})
+	if err != nil {
 		return "", err
+	}
+	if self.Config.NodeName == "" {
+		return "", notConsul(ep, "/v1/agent/self names no node")
 	}
 	ep.node = self.Config.NodeName
 	return ep.node, nil
 }
 
 // close drops idle connections.
-func (c *client) close() { c.hc.CloseIdleConnections() }
+func (c *client) close() {
+	for _, t := range c.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+// errAnswer is the root of the answers that are not Consul's (see guard.go).
+var errAnswer = errors.New("not a Consul answer")

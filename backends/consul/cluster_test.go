@@ -269,7 +269,13 @@ func leaderKilled(ctx context.Context, t *testing.T, agents []*consultest.Agent,
 			elected.Go(func() {
 				survivors := open(t, nil, addrs(others(agents, leader)...)...)
 				for time.Since(killed) < time.Minute {
-					if st, err := survivors.ClusterStatus(ctx); err == nil && st.Leader != "" && st.Leader != leader.Name {
+					st, err := survivors.ClusterStatus(ctx)
+					if err == nil && st.Leader == leader.Name {
+						// The survivors still name the dead server until they notice; the
+						// status must not.
+						t.Errorf("cluster status %v after the kill names the dead leader %s", time.Since(killed), leader.Name)
+					}
+					if err == nil && st.Leader != "" && st.Leader != leader.Name {
 						elect = time.Since(killed)
 						return
 					}

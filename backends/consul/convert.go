@@ -9,76 +9,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/sdctl/sdctl/registry"
 )
 
-// Consul's JSON, reduced to the fields sdctl reads or writes.
-
-// serviceRegistration is the body of PUT /v1/agent/service/register.
-type serviceRegistration struct {
-	ID      string
-	Name    string
-	Tags    []string          `json:",omitempty"`
-	Address string            `json:",omitempty"`
-	Port    int               `json:",omitempty"`
-	Meta    map[string]string `json:",omitempty"`
-	Weights *weights          `json:",omitempty"`
-	Checks  []checkDefinition `json:",omitempty"`
-}
-
-type weights struct {
-	Passing int
-	Warning int
-}
-
-// checkDefinition is one check embedded in a service registration.
-type checkDefinition struct {
-	CheckID                        string
-	Name                           string
-	Notes                          string              `json:",omitempty"`
-	Status                         string              `json:",omitempty"`
-	HTTP                           string              `json:",omitempty"`
-	Method                         string              `json:",omitempty"`
-	Header                         map[string][]string `json:",omitempty"`
-	TLSSkipVerify                  bool                `json:",omitempty"`
-	TCP                            string              `json:",omitempty"`
-	GRPC                           string              `json:",omitempty"`
-	TTL                            string              `json:",omitempty"`
-	Interval                       string              `json:",omitempty"`
-	Timeout                        string              `json:",omitempty"`
-	DeregisterCriticalServiceAfter string              `json:",omitempty"`
-}
-
-// serviceEntry is one element of /v1/health/service/<name>.
-type serviceEntry struct {
-	Node    catalogNode
-	Service agentService
-	Checks  []healthCheck
-}
-
-type catalogNode struct {
-	Node    string
-	Address string
-}
-
-type agentService struct {
-	ID      string
-	Service string
-	Tags    []string
-	Address string
-	Meta    map[string]string
-	Port    int
-	Weights weights
-}
-
-type healthCheck struct {
-	CheckID   string
-	Name      string
-	Status    string
-	Notes     string
-	ServiceID string
-	Type      string
-}
+// Consul's JSON, as consul/api types it.
+type (
+	serviceRegistration = api.AgentServiceRegistration
+	checkDefinition     = api.AgentServiceCheck
+	serviceEntry        = api.ServiceEntry
+	healthCheck         = api.HealthCheck
+)
 
 // Consul's check statuses.
 const (
@@ -159,8 +101,8 @@ func parseDeclaredNote(notes string) registry.Health {
 // registration translates an instance into an agent registration. Checks get explicit IDs:
 // service:<id> for the TTL check, service:<id>:<n> for the others, n from 1, as Consul numbers
 // a service's embedded checks itself, and service:<id>:declared for a declared health.
-func registration(inst registry.Instance) (serviceRegistration, error) {
-	reg := serviceRegistration{
+func registration(inst registry.Instance) (*serviceRegistration, error) {
+	reg := &serviceRegistration{
 		ID:      inst.ID,
 		Name:    inst.Name,
 		Tags:    inst.Tags,
@@ -168,10 +110,10 @@ func registration(inst registry.Instance) (serviceRegistration, error) {
 		Port:    inst.Port,
 		Meta:    inst.Meta,
 		// Consul DNS uses Warning for instances in the warning state; 1 is its default.
-		Weights: &weights{Passing: max(inst.Weight, 1), Warning: 1},
+		Weights: &api.AgentWeights{Passing: max(inst.Weight, 1), Warning: 1},
 	}
 	if inst.TTL > 0 {
-		reg.Checks = append(reg.Checks, checkDefinition{
+		reg.Checks = append(reg.Checks, &checkDefinition{
 			CheckID: ttlCheckID(inst.ID),
 			Name:    "TTL of " + inst.ID,
 			Notes:   ttlNote(inst.TTL),
@@ -193,7 +135,7 @@ func registration(inst registry.Instance) (serviceRegistration, error) {
 		if err := registry.ValidateHealth(inst.Health); err != nil {
 			return reg, err
 		}
-		reg.Checks = append(reg.Checks, checkDefinition{
+		reg.Checks = append(reg.Checks, &checkDefinition{
 			CheckID: declaredCheckID(inst.ID),
 			Name:    declaredCheckName,
 			Notes:   declaredNote(inst.Health),
@@ -211,11 +153,11 @@ const defaultInterval = 10 * time.Second
 
 // checkDef translates one health check. Script checks are refused: Consul runs them only
 // with enable_script_checks, which its documentation flags as a remote code execution risk.
-func checkDef(c registry.Check) (checkDefinition, error) {
+func checkDef(c registry.Check) (*checkDefinition, error) {
 	if err := registry.ValidateCheck(c); err != nil {
-		return checkDefinition{}, err
+		return nil, err
 	}
-	def := checkDefinition{Status: string(c.InitialStatus)}
+	def := &checkDefinition{Status: string(c.InitialStatus)}
 	switch c.Kind {
 	case registry.CheckHTTP:
 		u, err := url.Parse(c.Target)
@@ -255,9 +197,12 @@ func checkDef(c registry.Check) (checkDefinition, error) {
 // aggregate computes an instance's health from its checks (node checks included) the way
 // Consul's HealthChecks.AggregatedStatus does: maintenance over critical over warning. A
 // critical declared-health check whose notes declare maintenance counts as maintenance.
-func aggregate(checks []healthCheck) registry.Health {
+func aggregate(checks []*healthCheck) registry.Health {
 	var maint, critical, warning bool
 	for _, c := range checks {
+		if c == nil {
+			continue
+		}
 		if c.CheckID == nodeMaintenance || strings.HasPrefix(c.CheckID, serviceMaintenancePrefix) {
 			maint = true
 			continue
@@ -290,18 +235,24 @@ func aggregate(checks []healthCheck) registry.Health {
 
 // instance translates a health entry. The address falls back to the node's, as Consul DNS
 // does; the weight is the one Consul DNS would use for the instance's state.
-func instance(e serviceEntry) registry.Instance {
-	s := e.Service
+func instance(e *serviceEntry) registry.Instance {
+	s, node := e.Service, e.Node
+	if s == nil {
+		s = &api.AgentService{}
+	}
+	if node == nil {
+		node = &api.Node{}
+	}
 	inst := registry.Instance{
 		ID:      s.ID,
 		Name:    s.Service,
-		Address: cmp.Or(s.Address, e.Node.Address),
+		Address: cmp.Or(s.Address, node.Address),
 		Port:    s.Port,
 		Tags:    s.Tags,
 		Meta:    s.Meta,
 		Weight:  s.Weights.Passing,
 		Health:  aggregate(e.Checks),
-		Node:    e.Node.Node,
+		Node:    node.Node,
 	}
 	if len(inst.Tags) == 0 {
 		inst.Tags = nil
@@ -313,7 +264,7 @@ func instance(e serviceEntry) registry.Instance {
 		inst.Weight = s.Weights.Warning
 	}
 	for _, c := range e.Checks {
-		if c.CheckID == ttlCheckID(s.ID) && c.Type == "ttl" {
+		if c != nil && c.CheckID == ttlCheckID(s.ID) && c.Type == "ttl" {
 			inst.TTL = parseTTLNote(c.Notes)
 		}
 	}
@@ -322,9 +273,12 @@ func instance(e serviceEntry) registry.Instance {
 
 // instances translates entries, keeps those matching q and sorts them by ID (then node, for
 // an ID registered on two agents).
-func instances(entries []serviceEntry, q registry.Query) []registry.Instance {
+func instances(entries []*serviceEntry, q registry.Query) []registry.Instance {
 	out := make([]registry.Instance, 0, len(entries))
 	for _, e := range entries {
+		if e == nil {
+			continue
+		}
 		if inst := instance(e); q.Matches(inst) {
 			out = append(out, inst)
 		}

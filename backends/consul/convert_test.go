@@ -3,6 +3,7 @@ package consul
 import (
 	"encoding/json"
 	"errors"
+	"github.com/hashicorp/consul/api"
 	"strings"
 	"testing"
 	"time"
@@ -11,29 +12,29 @@ import (
 )
 
 func TestAggregate(t *testing.T) {
-	check := func(id, status string) healthCheck { return healthCheck{CheckID: id, Status: status} }
-	declared := func(service, status string, h registry.Health) healthCheck {
-		return healthCheck{CheckID: declaredCheckID(service), ServiceID: service, Status: status, Notes: declaredNote(h), Type: "ttl"}
+	check := func(id, status string) *healthCheck { return &healthCheck{CheckID: id, Status: status} }
+	declared := func(service, status string, h registry.Health) *healthCheck {
+		return &healthCheck{CheckID: declaredCheckID(service), ServiceID: service, Status: status, Notes: declaredNote(h), Type: "ttl"}
 	}
 	for _, tc := range []struct {
 		name   string
-		checks []healthCheck
+		checks []*healthCheck
 		want   registry.Health
 	}{
 		{"no checks", nil, registry.HealthPassing},
-		{"node and service passing", []healthCheck{check("serfHealth", "passing"), check("service:web-1", "passing")}, registry.HealthPassing},
-		{"one warning", []healthCheck{check("serfHealth", "passing"), check("service:web-1:1", "warning")}, registry.HealthWarning},
-		{"critical beats warning", []healthCheck{check("a", "warning"), check("b", "critical")}, registry.HealthCritical},
-		{"node failed", []healthCheck{check("serfHealth", "critical"), check("service:web-1", "passing")}, registry.HealthCritical},
-		{"service maintenance", []healthCheck{check("serfHealth", "passing"), check("_service_maintenance:web-1", "critical")}, registry.HealthMaintenance},
-		{"node maintenance beats critical", []healthCheck{check("_node_maintenance", "critical"), check("x", "critical")}, registry.HealthMaintenance},
-		{"unknown status counts as critical", []healthCheck{check("x", "bogus")}, registry.HealthCritical},
-		{"declared critical", []healthCheck{declared("web-1", "critical", registry.HealthCritical)}, registry.HealthCritical},
-		{"declared maintenance", []healthCheck{check("serfHealth", "passing"), declared("web-1", "critical", registry.HealthMaintenance)}, registry.HealthMaintenance},
+		{"node and service passing", []*healthCheck{check("serfHealth", "passing"), check("service:web-1", "passing")}, registry.HealthPassing},
+		{"one warning", []*healthCheck{check("serfHealth", "passing"), check("service:web-1:1", "warning")}, registry.HealthWarning},
+		{"critical beats warning", []*healthCheck{check("a", "warning"), check("b", "critical")}, registry.HealthCritical},
+		{"node failed", []*healthCheck{check("serfHealth", "critical"), check("service:web-1", "passing")}, registry.HealthCritical},
+		{"service maintenance", []*healthCheck{check("serfHealth", "passing"), check("_service_maintenance:web-1", "critical")}, registry.HealthMaintenance},
+		{"node maintenance beats critical", []*healthCheck{check("_node_maintenance", "critical"), check("x", "critical")}, registry.HealthMaintenance},
+		{"unknown status counts as critical", []*healthCheck{check("x", "bogus")}, registry.HealthCritical},
+		{"declared critical", []*healthCheck{declared("web-1", "critical", registry.HealthCritical)}, registry.HealthCritical},
+		{"declared maintenance", []*healthCheck{check("serfHealth", "passing"), declared("web-1", "critical", registry.HealthMaintenance)}, registry.HealthMaintenance},
 		// Whoever sets the check's status has the last word; the notes only name maintenance.
-		{"declared maintenance, check passed", []healthCheck{declared("web-1", "passing", registry.HealthMaintenance)}, registry.HealthPassing},
-		{"maintenance notes on another check", []healthCheck{{CheckID: "service:web-1:1", ServiceID: "web-1", Status: "critical", Notes: declaredNote(registry.HealthMaintenance)}}, registry.HealthCritical},
-		{"declared check of another service", []healthCheck{{CheckID: declaredCheckID("web-2"), ServiceID: "web-1", Status: "critical", Notes: declaredNote(registry.HealthMaintenance)}}, registry.HealthCritical},
+		{"declared maintenance, check passed", []*healthCheck{declared("web-1", "passing", registry.HealthMaintenance)}, registry.HealthPassing},
+		{"maintenance notes on another check", []*healthCheck{{CheckID: "service:web-1:1", ServiceID: "web-1", Status: "critical", Notes: declaredNote(registry.HealthMaintenance)}}, registry.HealthCritical},
+		{"declared check of another service", []*healthCheck{{CheckID: declaredCheckID("web-2"), ServiceID: "web-1", Status: "critical", Notes: declaredNote(registry.HealthMaintenance)}}, registry.HealthCritical},
 	} {
 		if got := aggregate(tc.checks); got != tc.want {
 			t.Errorf("%s: aggregate = %q, want %q", tc.name, got, tc.want)
@@ -61,14 +62,24 @@ func TestRegistration(t *testing.T) {
 	for _, want := range []string{
 		`"ID":"web-1"`, `"Name":"web"`, `"Address":"10.0.0.1"`, `"Port":3000`, `"Tags":["v2"]`, `"Meta":{"zone":"a"}`,
 		`"Weights":{"Passing":5,"Warning":1}`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("registration lacks %s:\n%s", want, got)
+		}
+	}
+	wantChecks := []string{
 		// The TTL check: the ID Consul and its clients use, passing from the start, TTL in the notes.
 		`{"CheckID":"service:web-1","Name":"TTL of web-1","Notes":"ttl=15s (sdctl heartbeats pass this check)","Status":"passing","TTL":"15s"}`,
 		`{"CheckID":"service:web-1:1","Name":"http check of web-1","Status":"warning","HTTP":"https://10.0.0.1:3000/health","Method":"HEAD","Header":{"X-Probe":["1"]},"TLSSkipVerify":true,"Interval":"5s","Timeout":"1s","DeregisterCriticalServiceAfter":"10m0s"}`,
 		`{"CheckID":"service:web-1:2","Name":"tcp check of web-1","TCP":"10.0.0.1:3000","Interval":"10s"}`,
 		`{"CheckID":"service:web-1:3","Name":"grpc check of web-1","GRPC":"10.0.0.1:3001/web.Health","Interval":"2s"}`,
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("registration lacks %s:\n%s", want, got)
+	}
+	if len(reg.Checks) != len(wantChecks) {
+		t.Fatalf("registration has %d checks, want %d:\n%s", len(reg.Checks), len(wantChecks), got)
+	}
+	for i, want := range wantChecks {
+		if g := jsonOf(t, reg.Checks[i]); g != normalJSON(t, want) {
+			t.Errorf("check %d:\n%s\nwant\n%s", i, g, want)
 		}
 	}
 
@@ -76,7 +87,7 @@ func TestRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := json.Marshal(plain); !strings.Contains(string(b), `"Weights":{"Passing":1,"Warning":1}`) || strings.Contains(string(b), "Checks") {
+	if b, _ := json.Marshal(plain); !strings.Contains(string(b), `"Weights":{"Passing":1,"Warning":1}`) || len(plain.Checks) != 0 {
 		t.Errorf("registration without weight or checks: %s", b)
 	}
 }
@@ -98,10 +109,10 @@ func TestRegistrationDeclaredHealth(t *testing.T) {
 		if len(reg.Checks) != 3 || reg.Checks[0].CheckID != "service:web-1" || reg.Checks[1].CheckID != "service:web-1:1" {
 			t.Fatalf("declared %s: checks %+v, want the TTL check, the tcp check and the declared one", h, reg.Checks)
 		}
-		b, _ := json.Marshal(reg.Checks[2])
+		b := jsonOf(t, reg.Checks[2])
 		want := `{"CheckID":"service:web-1:declared","Name":"Declared health","Notes":"declared=` + string(h) +
 			` (set by sdctl from the registration's declared health; registering the instance again changes or removes this check)","Status":"` + status + `","TTL":"87600h0m0s"}`
-		if string(b) != want {
+		if b != normalJSON(t, want) {
 			t.Errorf("declared %s: check\n%s\nwant\n%s", h, b, want)
 		}
 		if got := parseDeclaredNote(reg.Checks[2].Notes); got != h {
@@ -139,11 +150,11 @@ func TestCheckDefRejects(t *testing.T) {
 }
 
 func TestInstanceFromHealthEntry(t *testing.T) {
-	entry := serviceEntry{
-		Node: catalogNode{Node: "node-1", Address: "192.168.1.5"},
-		Service: agentService{ID: "web-1", Service: "web", Port: 3000, Tags: []string{}, Meta: map[string]string{},
-			Weights: weights{Passing: 7, Warning: 2}},
-		Checks: []healthCheck{
+	entry := &serviceEntry{
+		Node: &api.Node{Node: "node-1", Address: "192.168.1.5"},
+		Service: &api.AgentService{ID: "web-1", Service: "web", Port: 3000, Tags: []string{}, Meta: map[string]string{},
+			Weights: api.AgentWeights{Passing: 7, Warning: 2}},
+		Checks: []*healthCheck{
 			{CheckID: "serfHealth", Status: "passing", Type: ""},
 			{CheckID: "service:web-1", Status: "passing", Type: "ttl", Notes: ttlNote(90 * time.Second)},
 		},
@@ -169,12 +180,12 @@ func TestInstanceFromHealthEntry(t *testing.T) {
 }
 
 func TestInstancesSortFilterPick(t *testing.T) {
-	entry := func(id string, tags []string, status string) serviceEntry {
-		return serviceEntry{Node: catalogNode{Node: "n", Address: "10.0.0.1"},
-			Service: agentService{ID: id, Service: "web", Port: 1, Tags: tags},
-			Checks:  []healthCheck{{CheckID: "c", Status: status}}}
+	entry := func(id string, tags []string, status string) *serviceEntry {
+		return &serviceEntry{Node: &api.Node{Node: "n", Address: "10.0.0.1"},
+			Service: &api.AgentService{ID: id, Service: "web", Port: 1, Tags: tags},
+			Checks:  []*healthCheck{{CheckID: "c", Status: status}}}
 	}
-	entries := []serviceEntry{
+	entries := []*serviceEntry{
 		entry("web-c", []string{"a"}, "passing"),
 		entry("web-a", []string{"a", "b"}, "warning"),
 		entry("web-b", []string{"b"}, "critical"),
@@ -209,4 +220,25 @@ func TestParseTTLNote(t *testing.T) {
 			t.Errorf("parseTTLNote(%q) = %v, want %v", notes, got, want)
 		}
 	}
+}
+
+// jsonOf is v as JSON with its keys sorted, for comparisons that ignore field order.
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return normalJSON(t, string(b))
+}
+
+// normalJSON sorts the keys of the JSON object s.
+func normalJSON(t *testing.T, s string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("%v in %s", err, s)
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }

@@ -56,7 +56,7 @@ func TestDeclaredHealthOnConsul(t *testing.T) {
 	checks := func() map[string]agentCheck {
 		t.Helper()
 		var all map[string]agentCheck
-		api(t, a, http.MethodGet, "/v1/agent/checks", nil, &all)
+		apiCall(t, a, http.MethodGet, "/v1/agent/checks", nil, &all)
 		out := map[string]agentCheck{}
 		for id, c := range all {
 			if c.ServiceID == inst.ID {
@@ -80,7 +80,7 @@ func TestDeclaredHealthOnConsul(t *testing.T) {
 	passingIDs := func() []string {
 		t.Helper()
 		var entries []struct{ Service struct{ ID string } }
-		api(t, a, http.MethodGet, "/v1/health/service/web?passing", nil, &entries)
+		apiCall(t, a, http.MethodGet, "/v1/health/service/web?passing", nil, &entries)
 		var out []string
 		for _, e := range entries {
 			out = append(out, e.Service.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -30,14 +33,62 @@ func (e *Error) Unwrap() []error { return e.Kinds }
 
 func newError(msg string, kinds ...error) *Error { return &Error{Msg: msg, Kinds: kinds} }
 
-// transportError describes why ep gave no answer: refused, timed out, TLS trouble. actx is
-// the attempt's context and limit its time limit, to tell our timeout from the server's.
-func transportError(ep *endpoint, err error, actx context.Context, limit time.Duration) error {
-	reason := describeTransport(err)
-	if errors.Is(actx.Err(), context.DeadlineExceeded) {
-		reason = fmt.Sprintf("did not answer within %s", limit)
+// classify turns the failure of one attempt on ep into the error to report, and says whether
+// another address may serve the call (retry) and whether the client should leave ep for the
+// following calls too (moveOn: ep gave no usable answer at all). actx is the attempt's
+// context and limit its time limit, to tell sdctl's timeout from the server's.
+func (c *client) classify(ep *endpoint, err error, actx context.Context, limit time.Duration) (retry, moveOn bool, out error) {
+	var (
+		se      api.StatusError
+		ae      *answerError
+		syntax  *json.SyntaxError
+		typeErr *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &se):
+		return retryable(se.Code), false, c.statusError(ep, se.Code, se.Body)
+	case errors.Is(actx.Err(), context.DeadlineExceeded):
+		return true, true, newError(fmt.Sprintf("consul %s: did not answer within %s", ep.name, roundLimit(limit)), registry.ErrUnavailable, context.DeadlineExceeded)
+	case errors.As(err, &ae):
+		if ae.denied {
+			return false, false, newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrPermissionDenied)
+		}
+		if ae == errTooLarge {
+			return true, true, newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrUnavailable)
+		}
+		return true, true, notConsul(ep, ae.msg)
+	case errors.As(err, &syntax), errors.As(err, &typeErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return true, true, notConsul(ep, "does not answer like a Consul agent (unexpected answer: "+oneLine(err.Error())+")")
+	}
+	var ue *url.Error
+	var ne net.Error
+	if errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return true, true, newError(fmt.Sprintf("consul %s: %s", ep.name, describeTransport(err)), registry.ErrUnavailable)
+	}
+	return false, false, fmt.Errorf("consul %s: %s", ep.name, c.scrub(oneLine(err.Error())))
+}
+
+// roundLimit rounds a time limit for messages: 10ms steps, so that a share of a deadline
+// reads "1s" rather than "999.99ms".
+func roundLimit(d time.Duration) time.Duration {
+	if d < 100*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Millisecond)
+}
+
+// notConsul is the error for an address whose answers are not Consul's. It is
+// ErrUnavailable: the registry cannot be reached there.
+func notConsul(ep *endpoint, reason string) error {
+	if !strings.HasPrefix(reason, "does not answer like") && !strings.HasPrefix(reason, "the server speaks TLS") {
+		reason = "does not answer like a Consul agent (" + reason + ")"
 	}
 	return newError(fmt.Sprintf("consul %s: %s", ep.name, reason), registry.ErrUnavailable)
+}
+
+// retryable statuses mean "this agent cannot serve now", not "the request is wrong".
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status >= 500
 }
 
 // describeTransport turns a Go network error into a short reason without the request URL.
@@ -91,11 +142,11 @@ func describeTransport(err error) string {
 // interrupted reports that the caller's context ended while ep was being asked. A deadline is
 // the registry not answering in time (ErrUnavailable, exit code 4); a cancellation is the
 // caller giving up and is returned as such.
-func interrupted(ctx context.Context, ep *endpoint, earlier []error) error {
+func interrupted(ctx context.Context, ep *endpoint, limit time.Duration, earlier []error) error {
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("consul %s: %w", ep.name, ctx.Err())
 	}
-	msg := fmt.Sprintf("consul %s: did not answer in time", ep.name)
+	msg := fmt.Sprintf("consul %s: did not answer within %s", ep.name, roundLimit(limit))
 	if len(earlier) > 0 {
 		msg = joinMessages(append(earlier, errors.New(msg)))
 	}
@@ -119,20 +170,17 @@ func joinMessages(errs []error) string {
 	return "consul: no address answered: " + strings.Join(parts, "; ")
 }
 
-// statusError maps an HTTP error status to the registry's sentinels. The body is Consul's
-// one-line reason; the token is scrubbed from it all the same.
-func (c *client) statusError(rep *reply) error {
-	reason := c.scrub(oneLine(string(rep.body)))
-	where := "consul " + rep.ep.name
-	if strings.Contains(reason, "Client sent an HTTP request to an HTTPS server") {
-		return newError(where+": the server speaks TLS (use an https:// address)", registry.ErrUnavailable)
-	}
-	switch rep.status {
+// statusError maps an HTTP error status from Consul to the registry's sentinels. The body is
+// Consul's one-line reason; the token is scrubbed from it all the same.
+func (c *client) statusError(ep *endpoint, status int, body string) error {
+	reason := c.scrub(oneLine(body))
+	where := "consul " + ep.name
+	switch status {
 	case http.StatusBadRequest:
 		return newError(fmt.Sprintf("%s: request refused: %s", where, reason), registry.ErrInvalid)
 	case http.StatusUnauthorized, http.StatusForbidden:
 		hint := "the ACL token in use lacks the permission"
-		if strings.Contains(reason, "ACL not found") {
+		if unknownToken(reason) {
 			hint = "the ACL token in use is not known to Consul"
 		}
 		if c.token == "" {
@@ -147,11 +195,14 @@ func (c *client) statusError(rep *reply) error {
 	case http.StatusTooManyRequests:
 		return newError(fmt.Sprintf("%s: rate limited: %s", where, orDefault(reason, "too many requests")), registry.ErrUnavailable)
 	}
-	if rep.status >= 500 {
-		return newError(fmt.Sprintf("%s: server error %d: %s", where, rep.status, orDefault(reason, http.StatusText(rep.status))), registry.ErrUnavailable)
+	if status >= 500 {
+		return newError(fmt.Sprintf("%s: server error %d: %s", where, status, orDefault(reason, http.StatusText(status))), registry.ErrUnavailable)
 	}
-	return newError(fmt.Sprintf("%s: unexpected status %d: %s", where, rep.status, reason))
+	return newError(fmt.Sprintf("%s: unexpected status %d: %s", where, status, reason))
 }
+
+// unknownToken reports whether Consul's reason for a 403 is a token it does not know.
+func unknownToken(reason string) bool { return strings.Contains(reason, "ACL not found") }
 
 // scrub removes the token from s, should a server or proxy ever echo it.
 func (c *client) scrub(s string) string {

@@ -36,7 +36,8 @@ func TestParseAddress(t *testing.T) {
 		{"user@10.0.0.1:8500", false, ""},
 		{"http://10.0.0.1:8500/v1", false, ""},
 		{"10.0.0.1:8500?x", false, ""},
-		{"unix:///tmp/consul.sock", false, ""},
+		{"unix:///tmp/consul.sock", false, "unix:///tmp/consul.sock"},
+		{"unix://consul.sock", false, ""},
 		{"tcp://10.0.0.1:8500", false, ""},
 		{"bad host:8500", false, ""},
 	} {
@@ -71,9 +72,8 @@ func TestStatusError(t *testing.T) {
 		{429, "", registry.ErrUnavailable, "rate limited"},
 		{500, "No cluster leader", registry.ErrUnavailable, "server error 500: No cluster leader"},
 		{503, "", registry.ErrUnavailable, "Service Unavailable"},
-		{400, "Client sent an HTTP request to an HTTPS server.\n", registry.ErrUnavailable, "use an https:// address"},
 	} {
-		err := c.statusError(&reply{ep: ep, status: tc.status, body: []byte(tc.body)})
+		err := c.statusError(ep, tc.status, tc.body)
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) || !strings.HasPrefix(err.Error(), "consul 10.0.0.1:8500: ") {
 			t.Errorf("%d %q: %v, want %v containing %q", tc.status, tc.body, err, tc.want, tc.text)
 		}
@@ -82,7 +82,7 @@ func TestStatusError(t *testing.T) {
 		}
 	}
 	// Without a token the message says where one goes.
-	err := (&client{}).statusError(&reply{ep: ep, status: 403, body: []byte("Permission denied")})
+	err := (&client{}).statusError(ep, 403, "Permission denied")
 	if !strings.Contains(err.Error(), "CONSUL_HTTP_TOKEN") {
 		t.Errorf("403 without a token: %v", err)
 	}
@@ -219,7 +219,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	b := open(t, func(o *Options) { o.Token = "abcd-efgh" }, l.Addr().String())
 	_, err = b.Services(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "unexpected status 307") {
+	if !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), "does not answer like a Consul agent") || !strings.Contains(err.Error(), "307") {
 		t.Errorf("Services behind a redirect: %v", err)
 	}
 }

@@ -37,9 +37,9 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// api sends one request to the agent with its token and decodes a 2xx answer into out (when
+// apiCall sends one request to the agent with its token and decodes a 2xx answer into out (when
 // not nil); other statuses fail the test.
-func api(t *testing.T, a *consultest.Agent, method, path string, body any, out any) {
+func apiCall(t *testing.T, a *consultest.Agent, method, path string, body any, out any) {
 	t.Helper()
 	var r io.Reader
 	if body != nil {

@@ -68,7 +68,7 @@ func TestInterop(t *testing.T) {
 				Weights              struct{ Passing, Warning int }
 			}
 		}
-		api(t, a, http.MethodGet, "/v1/health/service/web?passing", nil, &entries)
+		apiCall(t, a, http.MethodGet, "/v1/health/service/web?passing", nil, &entries)
 		if len(entries) != 2 {
 			t.Fatalf("/v1/health/service/web?passing has %d entries, want 2", len(entries))
 		}

@@ -29,6 +29,8 @@ type Options struct {
 	Address []string `mapstructure:"address"`
 	// Token is the ACL token sent as X-Consul-Token.
 	Token string `mapstructure:"token"`
+	// HTTPAuth is USER[:PASSWORD] for HTTP basic authentication (a proxy in front of Consul).
+	HTTPAuth string `mapstructure:"http-auth"`
 	// TokenFile holds the ACL token; it wins over Token, as in Consul's own tools.
 	TokenFile string `mapstructure:"token-file"`
 	// SSL makes addresses without a scheme use https.
@@ -75,11 +77,13 @@ func DefaultOptions() Options {
 func OptionSchema() []registry.Option {
 	return []registry.Option{
 		{Key: "address", Default: defaultAddress, List: true, Env: []string{"CONSUL_HTTP_ADDR"},
-			Help: "HTTP addresses of Consul agents or servers (host:port, http://host:port, https://host:port; " +
+			Help: "HTTP addresses of Consul agents or servers (host:port, http://host:port, https://host:port, unix:///path; " +
 				"port 8500, or 8501 for https, when left out). With several, a request that fails on one is retried " +
 				"on the next, and sdctl stays on the one that answered."},
 		{Key: "token", Secret: true, Env: []string{"CONSUL_HTTP_TOKEN"},
 			Help: "ACL token sent with every request."},
+		{Key: "http-auth", Secret: true, Env: []string{"CONSUL_HTTP_AUTH"},
+			Help: "USER[:PASSWORD] for HTTP basic authentication, for a proxy in front of Consul."},
 		{Key: "token-file", Env: []string{"CONSUL_HTTP_TOKEN_FILE"},
 			Help: "File holding the ACL token; wins over token, as with Consul's own tools."},
 		{Key: "ssl", Default: "false", Env: []string{"CONSUL_HTTP_SSL"},
@@ -178,6 +182,9 @@ func (opts Options) resolve() (Options, error) {
 	if strings.ContainsAny(opts.Token, "\r\n") {
 		return opts, registry.Invalidf("token", "the token contains a line break")
 	}
+	if strings.ContainsAny(opts.HTTPAuth, "\r\n") {
+		return opts, registry.Invalidf("http-auth", "the value contains a line break")
+	}
 	if opts.Version == "" {
 		opts.Version = buildinfo.Get().Version
 	}
@@ -186,7 +193,7 @@ func (opts Options) resolve() (Options, error) {
 
 // String describes the options without the token, so that logging them is safe.
 func (opts Options) String() string {
-	return fmt.Sprintf("consul %s (token set: %t)", strings.Join(opts.Address, ","), opts.Token != "")
+	return fmt.Sprintf("consul %s (token set: %t, http-auth set: %t)", strings.Join(opts.Address, ","), opts.Token != "", opts.HTTPAuth != "")
 }
 
 // GoString is String, so %#v does not print the token either.

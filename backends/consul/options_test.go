@@ -72,7 +72,6 @@ func TestNewDecodesOptions(t *testing.T) {
 		{name: "unknown key", section: map[string]any{"adress": "x:1"}, field: "adress"}, //nolint:misspell // the typo is the test
 		{name: "bad address", section: map[string]any{"address": "10.0.0.300:8500"}, field: "address"},
 		{name: "address with a path", section: map[string]any{"address": "http://a:1/consul"}, field: "address"},
-		{name: "unix socket", section: map[string]any{"address": "unix:///run/consul.sock"}, field: "address"},
 		{name: "bad scheme", section: map[string]any{"address": "ftp://a:1"}, field: "address"},
 		{name: "bad port", section: map[string]any{"address": "a:99999"}, field: "address"},
 		{name: "wait too short", section: map[string]any{"wait": "500ms"}, field: "wait"},

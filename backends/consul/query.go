@@ -3,9 +3,11 @@ package consul
 import (
 	"cmp"
 	"context"
-	"net/url"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -37,28 +39,29 @@ func (b *Backend) Instances(ctx context.Context, q registry.Query) ([]registry.I
 }
 
 // health reads the health entries of one service. index > 0 makes it a blocking query.
-func (b *Backend) health(ctx context.Context, name string, passing bool, index uint64) ([]serviceEntry, uint64, error) {
-	cl := call{path: "/v1/health/service/" + escape(name), read: true}
-	if passing {
-		cl.query = url.Values{"passing": {"true"}}
-	}
+func (b *Backend) health(ctx context.Context, name string, passing bool, index uint64) ([]*api.ServiceEntry, uint64, error) {
+	var (
+		entries []*api.ServiceEntry
+		meta    *api.QueryMeta
+		wait    time.Duration
+	)
 	if index > 0 {
-		cl.index, cl.wait = index, b.opts.Wait
+		wait = b.opts.Wait
 	}
-	rep, err := b.c.do(ctx, cl)
+	ep, err := b.c.do(ctx, op{wait: wait, run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		entries, meta, err = ep.api.Health().Service(name, "", passing, b.c.queryOptions(ctx, false, index, wait))
+		return err
+	}})
 	if err != nil {
 		return nil, 0, err
 	}
-	var entries []serviceEntry
-	if err := rep.decode(&entries); err != nil {
-		return nil, 0, err
-	}
 	if len(entries) == 0 {
-		if err := b.hidden(rep, "service "+name, "service:read and node:read"); err != nil {
+		if err := b.hidden(ep, meta, "service "+name, "service:read and node:read"); err != nil {
 			return nil, 0, err
 		}
 	}
-	return entries, rep.index, nil
+	return entries, lastIndex(meta), nil
 }
 
 // hidden checks an empty answer for ACL filtering: Consul answers reads the token may not see
@@ -66,16 +69,28 @@ func (b *Backend) health(ctx context.Context, name string, passing bool, index u
 // says when it filtered, and that is a permission error. Without one it never says (so as not
 // to reveal what exists), and an anonymous token may well be allowed to read; a warning is all
 // that can be given then.
-func (b *Backend) hidden(rep *reply, what, needs string) error {
-	if rep.filtered {
-		return registry.Errorf(registry.ErrPermissionDenied,
-			"consul %s: the ACL token in use cannot read %s (it needs %s)", rep.ep.name, what, needs)
+func (b *Backend) hidden(ep *endpoint, meta *api.QueryMeta, what, needs string) error {
+	if meta == nil {
+		return nil
 	}
-	if rep.denyByDefault && b.c.token == "" {
+	if meta.ResultsFilteredByACLs {
+		return registry.Errorf(registry.ErrPermissionDenied,
+			"consul %s: the ACL token in use cannot read %s (it needs %s)", ep.name, what, needs)
+	}
+	if meta.DefaultACLPolicy == "deny" && b.c.token == "" {
 		b.log.Warn("consul: no ACL token is set and ACLs deny by default, so results may be hidden; set consul.token or CONSUL_HTTP_TOKEN",
-			"address", rep.ep.name, "read", what)
+			"address", ep.name, "read", what)
 	}
 	return nil
+}
+
+// lastIndex is X-Consul-Index, at least 1 when present (Consul's rule for blocking
+// clients), 0 when absent.
+func lastIndex(meta *api.QueryMeta) uint64 {
+	if meta == nil || meta.LastIndex == 0 {
+		return 0
+	}
+	return meta.LastIndex
 }
 
 // Services lists the catalog's services with instance and passing counts, sorted by name.
@@ -120,16 +135,20 @@ func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
 // serviceNames lists the catalog's service names, sorted, without Consul's own. index > 0
 // makes it a blocking query.
 func (b *Backend) serviceNames(ctx context.Context, index uint64) ([]string, uint64, error) {
-	cl := call{path: "/v1/catalog/services", read: true}
+	var (
+		m    map[string][]string
+		meta *api.QueryMeta
+		wait time.Duration
+	)
 	if index > 0 {
-		cl.index, cl.wait = index, b.opts.Wait
+		wait = b.opts.Wait
 	}
-	rep, err := b.c.do(ctx, cl)
+	ep, err := b.c.do(ctx, op{wait: wait, run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		m, meta, err = ep.api.Catalog().Services(b.c.queryOptions(ctx, false, index, wait))
+		return err
+	}})
 	if err != nil {
-		return nil, 0, err
-	}
-	var m map[string][]string
-	if err := rep.decode(&m); err != nil {
 		return nil, 0, err
 	}
 	names := make([]string, 0, len(m))
@@ -139,12 +158,12 @@ func (b *Backend) serviceNames(ctx context.Context, index uint64) ([]string, uin
 		}
 	}
 	if len(names) == 0 {
-		if err := b.hidden(rep, "the catalog's services", "service:read"); err != nil {
+		if err := b.hidden(ep, meta, "the catalog's services", "service:read"); err != nil {
 			return nil, 0, err
 		}
 	}
 	slices.Sort(names)
-	return names, rep.index, nil
+	return names, lastIndex(meta), nil
 }
 
 // allInstances reads every instance of every service but Consul's own, sorted by ID.

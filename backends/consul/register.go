@@ -1,14 +1,15 @@
 package consul
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
+	"slices"
 	"strings"
 	"sync"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -33,35 +34,24 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 	if err != nil {
 		return err
 	}
-	rep, err := b.c.do(ctx, call{
-		method: http.MethodPut,
-		path:   "/v1/agent/service/register",
-		query:  url.Values{"replace-existing-checks": {"true"}},
-		body:   reg,
-	})
+	ep, err := b.c.do(ctx, op{run: func(ctx context.Context, ep *endpoint) error {
+		return ep.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+	}})
 	if err != nil {
 		return err
 	}
-	b.owners.Store(inst.ID, rep.ep)
+	b.owners.Store(inst.ID, ep)
 	if inst.Health == "" {
 		return nil
 	}
-	_, err = b.c.do(ctx, call{
-		method: http.MethodPut,
-		path:   "/v1/agent/check/update/" + escape(declaredCheckID(inst.ID)),
-		body:   checkUpdate{Status: declaredStatus(inst.Health), Output: "declared health: " + string(inst.Health)},
-		pin:    rep.ep,
-	})
+	_, err = b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		return ep.api.Agent().UpdateTTLOpts(declaredCheckID(inst.ID), "declared health: "+string(inst.Health),
+			declaredStatus(inst.Health), agentOptions(ctx))
+	}})
 	if err != nil {
 		return fmt.Errorf("consul: %s is registered, but setting its declared health to %s failed (register it again): %w", inst.ID, inst.Health, err)
 	}
 	return nil
-}
-
-// checkUpdate is the body of PUT /v1/agent/check/update/<check id>.
-type checkUpdate struct {
-	Status string
-	Output string `json:",omitempty"`
 }
 
 // Deregister removes the instance from the agent that holds it, which also removes it from
@@ -76,13 +66,18 @@ func (b *Backend) Deregister(ctx context.Context, id string) error {
 	}
 	err := b.onOwner(ctx, id, ownerOp{
 		agent: func(ctx context.Context, ep *endpoint) error {
-			_, err := b.c.do(ctx, call{method: http.MethodPut, path: "/v1/agent/service/deregister/" + escape(id), pin: ep})
+			_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+				return ep.api.Agent().ServiceDeregisterOpts(id, agentOptions(ctx))
+			}})
 			return err
 		},
 		catalog: func(ctx context.Context, node string) error {
 			// No agent holds it: it was written to the catalog directly (an external service).
-			_, err := b.c.do(ctx, call{method: http.MethodPut, path: "/v1/catalog/deregister",
-				body: map[string]string{"Node": node, "ServiceID": id}})
+			_, err := b.c.do(ctx, op{run: func(ctx context.Context, ep *endpoint) error {
+				_, err := ep.api.Catalog().Deregister(&api.CatalogDeregistration{Node: node, ServiceID: id, Datacenter: b.c.dc},
+					(&api.WriteOptions{}).WithContext(ctx))
+				return err
+			}})
 			return err
 		},
 	})
@@ -103,13 +98,19 @@ func (b *Backend) Heartbeat(ctx context.Context, id string) error {
 	noTTL := registry.Errorf(registry.ErrInvalid, "consul: instance %s has no TTL (register it with --ttl to use heartbeats)", id)
 	return b.onOwner(ctx, id, ownerOp{
 		agent: func(ctx context.Context, ep *endpoint) error {
-			_, err := b.c.do(ctx, call{method: http.MethodPut, path: "/v1/agent/check/pass/" + escape(ttlCheckID(id)), pin: ep})
+			_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+				return ep.api.Agent().UpdateTTLOpts(ttlCheckID(id), "", api.HealthPassing, agentOptions(ctx))
+			}})
 			switch {
 			case err == nil:
 				return nil
 			case errors.Is(err, registry.ErrNotFound):
 				// No such check here; the instance may still be here, without a TTL.
-				if _, err := b.c.do(ctx, call{path: "/v1/agent/service/" + escape(id), pin: ep}); err != nil {
+				_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+					_, _, err := ep.api.Agent().Service(id, agentOptions(ctx))
+					return err
+				}})
+				if err != nil {
 					return err
 				}
 				return noTTL
@@ -135,7 +136,7 @@ type ownerOp struct {
 // registration in this process, then every configured address (current first), then looks
 // the instance up in the catalog and asks the agent of its node, at the node's address and the
 // port of the current address (agents usually share one HTTP port).
-func (b *Backend) onOwner(ctx context.Context, id string, op ownerOp) error {
+func (b *Backend) onOwner(ctx context.Context, id string, oo ownerOp) error {
 	unreachable := map[string]error{}
 	absent := map[string]bool{}
 	// try reports whether the search is over, and with which result.
@@ -144,11 +145,16 @@ func (b *Backend) onOwner(ctx context.Context, id string, op ownerOp) error {
 		if unreachable[key] != nil || absent[key] {
 			return false, nil //nolint:nilerr // this agent failed; the next one is tried
 		}
-		err := op.agent(ctx, ep)
+		err := oo.agent(ctx, ep)
 		switch {
 		case err == nil:
 			b.owners.Store(id, ep)
 			return true, nil
+		case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+			// The agent took the connection and used up the time (a frozen or overloaded
+			// agent): what remains is too little to search on.
+			return true, newError(fmt.Sprintf("consul: instance %s: the agent at %s%s did not answer in time", id, ep.name, nodeOf(ep)),
+				registry.ErrUnavailable, context.DeadlineExceeded)
 		case ctx.Err() != nil:
 			return true, err
 		case errors.Is(err, registry.ErrNotFound):
@@ -178,13 +184,9 @@ func (b *Backend) onOwner(ctx context.Context, id string, op ownerOp) error {
 	if node == "" {
 		return registry.Errorf(registry.ErrNotFound, "consul: no instance with ID %q", id)
 	}
-	cur := b.c.current()
-	owner := &endpoint{base: &url.URL{Scheme: cur.base.Scheme, Host: net.JoinHostPort(addr, cur.base.Port())}}
-	owner.name = owner.base.Host
-	for _, ep := range b.c.eps {
-		if ep.base.String() == owner.base.String() {
-			owner = ep
-		}
+	owner := b.c.endpointFor(addr, cmp.Or(b.c.current().base.Port(), "8500"))
+	if owner == nil {
+		return newError(fmt.Sprintf("consul: instance %s is held by the agent of node %s (address %s), whose HTTP API sdctl cannot find; add it to consul.address", id, node, addr), registry.ErrUnavailable)
 	}
 	if done, err := try(owner); done {
 		return err
@@ -195,13 +197,23 @@ func (b *Backend) onOwner(ctx context.Context, id string, op ownerOp) error {
 	// The agent at the node's address does not hold it. If that agent is the node's own, no
 	// agent holds the instance: it lives in the catalog only.
 	if name, err := b.c.nodeName(ctx, owner); err == nil && name == node {
-		return op.catalog(ctx, node)
+		return oo.catalog(ctx, node)
 	}
 	msg := fmt.Sprintf("consul: instance %s is held by the agent of node %s (address %s), whose HTTP API sdctl cannot find; add it to consul.address", id, node, addr)
 	for key, e := range unreachable {
 		msg += fmt.Sprintf("; %s: %v", strings.TrimPrefix(strings.TrimPrefix(key, "http://"), "https://"), strings.TrimPrefix(e.Error(), "consul "))
 	}
 	return newError(msg, registry.ErrUnavailable)
+}
+
+// nodeOf names ep's node, when known, for messages: " (node NAME)".
+func nodeOf(ep *endpoint) string {
+	ep.nodeMu.Lock()
+	defer ep.nodeMu.Unlock()
+	if ep.node == "" {
+		return ""
+	}
+	return " (node " + ep.node + ")"
 }
 
 // findNode searches the catalog for the node holding service instance id: the node's name and
@@ -217,29 +229,30 @@ func (b *Backend) findNode(ctx context.Context, id string) (node, addr string, e
 }
 
 func (b *Backend) findNodeIn(ctx context.Context, id string, consistent bool) (node, addr string, err error) {
-	rep, err := b.c.do(ctx, call{path: "/v1/catalog/nodes", read: true, consistent: consistent})
+	var nodes []*api.Node
+	_, err = b.c.do(ctx, op{run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		nodes, _, err = ep.api.Catalog().Nodes(b.c.queryOptions(ctx, consistent, 0, 0))
+		return err
+	}})
 	if err != nil {
 		return "", "", err
 	}
-	var nodes []catalogNode
-	if err := rep.decode(&nodes); err != nil {
-		return "", "", err
-	}
+	nodes = slices.DeleteFunc(nodes, func(n *api.Node) bool { return n == nil })
 	var mu sync.Mutex
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	err = parallel(ctx, len(nodes), 8, func(ctx context.Context, i int) error {
-		rep, err := b.c.do(ctx, call{path: "/v1/catalog/node/" + escape(nodes[i].Node), read: true, consistent: consistent})
-		if errors.Is(err, registry.ErrNotFound) {
-			return nil // the node left meanwhile
+		var n *api.CatalogNode
+		_, err := b.c.do(ctx, op{run: func(ctx context.Context, ep *endpoint) error {
+			var err error
+			n, _, err = ep.api.Catalog().Node(nodes[i].Node, b.c.queryOptions(ctx, consistent, 0, 0))
+			return err
+		}})
+		if errors.Is(err, registry.ErrNotFound) || (err == nil && n == nil) {
+			return nil // the node left meanwhile (Consul answers null, or 404)
 		}
 		if err != nil {
-			return err
-		}
-		var n struct {
-			Services map[string]struct{ ID string }
-		}
-		if err := rep.decode(&n); err != nil {
 			return err
 		}
 		if _, ok := n.Services[id]; ok {

@@ -141,9 +141,9 @@ func TestACL(t *testing.T) {
 func policyToken(t *testing.T, a *consultest.Agent, rules string) string {
 	t.Helper()
 	var policy struct{ ID string }
-	api(t, a, http.MethodPut, "/v1/acl/policy", map[string]string{"Name": "p-" + uuid(t)[:8], "Rules": rules}, &policy)
+	apiCall(t, a, http.MethodPut, "/v1/acl/policy", map[string]string{"Name": "p-" + uuid(t)[:8], "Rules": rules}, &policy)
 	var token struct{ SecretID string }
-	api(t, a, http.MethodPut, "/v1/acl/token", map[string]any{"Policies": []map[string]string{{"ID": policy.ID}}}, &token)
+	apiCall(t, a, http.MethodPut, "/v1/acl/token", map[string]any{"Policies": []map[string]string{{"ID": policy.ID}}}, &token)
 	return token.SecretID
 }
 

@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -30,15 +31,7 @@ const (
 // serfStatuses names serf's member states, by their number in /v1/agent/members.
 var serfStatuses = []string{"none", "alive", "leaving", "left", "failed"}
 
-type raftServer struct {
-	ID      string
-	Node    string
-	Address string
-	Leader  bool
-	Voter   bool
-	// ProtocolVersion is the raft protocol, a string in Consul's JSON.
-	ProtocolVersion string
-}
+type raftServer = api.RaftServer
 
 type serfMember struct {
 	Name   string
@@ -47,13 +40,7 @@ type serfMember struct {
 	Status int
 }
 
-type autopilotServer struct {
-	Name        string
-	Address     string
-	Healthy     bool
-	LastContact string
-	SerfStatus  string
-}
+type autopilotServer = api.ServerHealth
 
 // ClusterStatus describes the servers of the datacenter: the leader (/v1/status/leader), the
 // raft configuration (names, voters; /v1/status/peers when the token lacks operator:read),
@@ -66,16 +53,25 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 	}
 	st := registry.ClusterStatus{Backend: Name}
 
-	rep, err := b.c.do(ctx, call{path: "/v1/status/leader", read: true})
+	var leaderAddr string
+	ep, err := b.c.do(ctx, op{run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		leaderAddr, err = ep.api.Status().LeaderWithQueryOptions(b.c.queryOptions(ctx, false, 0, 0))
+		return err
+	}})
 	if err != nil {
 		return st, err
 	}
-	var leaderAddr string
-	if err := rep.decode(&leaderAddr); err != nil {
-		return st, err
-	}
 	// Later reads go where the leader question was answered, so they describe one view.
-	ep := rep.ep
+	deposed := ""
+	if leaderAddr != "" {
+		if deposed, err = b.confirmLeader(ctx, ep); err != nil {
+			return st, err
+		}
+		if deposed != "" {
+			deposed, leaderAddr = leaderAddr+" ("+deposed+")", ""
+		}
+	}
 
 	servers, err := b.raftServers(ctx, ep, &st)
 	if err != nil {
@@ -110,7 +106,8 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 			Name:    name,
 			Address: s.Address,
 			Role:    roleFollower,
-			Leader:  s.Leader || (leaderAddr != "" && s.Address == leaderAddr),
+			// raft's own flag is this server's view, stale while the leader is gone.
+			Leader:  deposed == "" && (s.Leader || (leaderAddr != "" && s.Address == leaderAddr)),
 			Health:  healthUnknown,
 			Details: map[string]string{},
 		}
@@ -152,34 +149,79 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 			st.Members[i].Details["datacenter"] = dc
 		}
 	}
-	if leaderAddr == "" {
+	switch {
+	case deposed != "":
+		st.Notes = append(st.Notes, fmt.Sprintf("consul %s: the cluster has no leader: the servers still name %s, which does not answer; an election is running", ep.name, deposed))
+	case leaderAddr == "":
 		st.Notes = append(st.Notes, fmt.Sprintf("consul %s: the cluster has no leader (an election is running, or too few servers are up for a quorum)", ep.name))
 	}
 	return st, nil
 }
 
+// confirmLeader checks that the leader ep names answers: right after the leader dies, the
+// other servers name it until they notice, and an election follows. A default-consistency
+// read is forwarded to the leader, so it fails while the named leader is gone. It returns
+// why the leader does not answer, or "" when it does. A token that Consul does not know is an
+// error (exit code 5), as it is for every other command. The read lists no node (the filter
+// matches none), so its size does not grow with the cluster.
+func (b *Backend) confirmLeader(ctx context.Context, ep *endpoint) (string, error) {
+	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		// Bounded by attempt-timeout: a frozen leader is an election about to start.
+		ctx, cancel := context.WithTimeout(ctx, b.c.attempt)
+		defer cancel()
+		q := b.c.queryOptions(ctx, true, 0, 0)
+		q.Filter = `Node == ""`
+		_, _, err := ep.api.Catalog().Nodes(q)
+		return err
+	}})
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, registry.ErrPermissionDenied) && unknownToken(err.Error()):
+		return "", err
+	case errors.Is(err, registry.ErrPermissionDenied):
+		return "", nil // it answered: a leader decided
+	case ctx.Err() != nil:
+		return "", err
+	case errors.Is(err, registry.ErrUnavailable):
+		return strings.TrimPrefix(err.Error(), "consul "+ep.name+": "), nil
+	}
+	return "", err
+}
+
 // raftServers reads the raft configuration, falling back to the bare peer addresses when the
 // token lacks operator:read.
 func (b *Backend) raftServers(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) ([]raftServer, error) {
-	rep, err := b.c.do(ctx, call{path: "/v1/operator/raft/configuration", read: true, pin: ep})
+	var cfg *api.RaftConfiguration
+	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		cfg, err = ep.api.Operator().RaftGetConfiguration(b.c.queryOptions(ctx, false, 0, 0))
+		return err
+	}})
 	if err == nil {
-		var cfg struct{ Servers []raftServer }
-		if err := rep.decode(&cfg); err != nil {
-			return nil, err
+		if cfg == nil {
+			return nil, nil
 		}
-		return cfg.Servers, nil
+		var out []raftServer
+		for _, s := range cfg.Servers {
+			if s != nil {
+				out = append(out, *s)
+			}
+		}
+		return out, nil
 	}
-	if !errors.Is(err, registry.ErrPermissionDenied) {
+	if !errors.Is(err, registry.ErrPermissionDenied) || unknownToken(err.Error()) {
 		return nil, err
 	}
 	st.Notes = append(st.Notes, "the ACL token lacks operator:read, so raft peers come from /v1/status/peers: "+
 		"names are matched by address and voter flags are unknown")
-	rep, err = b.c.do(ctx, call{path: "/v1/status/peers", read: true, pin: ep})
-	if err != nil {
-		return nil, err
-	}
 	var peers []string
-	if err := rep.decode(&peers); err != nil {
+	_, err = b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		peers, err = ep.api.Status().PeersWithQueryOptions(b.c.queryOptions(ctx, false, 0, 0))
+		return err
+	}})
+	if err != nil {
 		return nil, err
 	}
 	out := make([]raftServer, len(peers))
@@ -192,16 +234,17 @@ func (b *Backend) raftServers(ctx context.Context, ep *endpoint, st *registry.Cl
 // serfServers reads the gossip pool's servers. Reading it needs node:read; without it Consul
 // answers with fewer members, or none.
 func (b *Backend) serfServers(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) ([]serfMember, error) {
-	rep, err := b.c.do(ctx, call{path: "/v1/agent/members", pin: ep})
-	if errors.Is(err, registry.ErrPermissionDenied) {
+	var all []serfMember
+	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		// Agent().Members takes no context; Raw's Query does.
+		_, err := ep.api.Raw().Query("/v1/agent/members", &all, agentOptions(ctx))
+		return err
+	}})
+	if errors.Is(err, registry.ErrPermissionDenied) && !unknownToken(err.Error()) {
 		st.Notes = append(st.Notes, "the ACL token lacks node:read, so gossip status and versions are unknown")
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
-	}
-	var all []serfMember
-	if err := rep.decode(&all); err != nil {
 		return nil, err
 	}
 	var out []serfMember
@@ -221,7 +264,12 @@ func (b *Backend) serfServers(ctx context.Context, ep *endpoint, st *registry.Cl
 // body when some server is unhealthy; without operator:read, or without a leader (autopilot
 // runs on the leader), it adds a note and returns nothing.
 func (b *Backend) autopilot(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) map[string]autopilotServer {
-	rep, err := b.c.do(ctx, call{path: "/v1/operator/autopilot/health", read: true, pin: ep, accept: []int{http.StatusTooManyRequests}})
+	var reply *api.OperatorHealthReply
+	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		reply, err = ep.api.Operator().AutopilotServerHealth(b.c.queryOptions(ctx, false, 0, 0))
+		return err
+	}})
 	if err != nil {
 		if errors.Is(err, registry.ErrPermissionDenied) {
 			st.Notes = append(st.Notes, "the ACL token lacks operator:read, so autopilot health is unknown")
@@ -230,9 +278,7 @@ func (b *Backend) autopilot(ctx context.Context, ep *endpoint, st *registry.Clus
 		}
 		return nil
 	}
-	var reply struct{ Servers []autopilotServer }
-	if err := rep.decode(&reply); err != nil {
-		st.Notes = append(st.Notes, "autopilot health is unknown: "+err.Error())
+	if reply == nil {
 		return nil
 	}
 	out := map[string]autopilotServer{}
@@ -260,8 +306,8 @@ func describeSerf(mem *registry.Member, m serfMember) {
 // contact with the leader).
 func describeAutopilot(mem *registry.Member, s autopilotServer) {
 	mem.Details["autopilot"] = map[bool]string{true: "healthy", false: healthUnhealthy}[s.Healthy]
-	if s.LastContact != "" {
-		mem.Details["last-contact"] = s.LastContact
+	if s.LastContact != nil {
+		mem.Details["last-contact"] = s.LastContact.String()
 	}
 	if !s.Healthy && (mem.Health == "alive" || mem.Health == healthUnknown) {
 		mem.Health = healthUnhealthy

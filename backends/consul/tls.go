@@ -3,11 +3,8 @@ package consul
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -67,21 +64,4 @@ func addPEM(pool *x509.CertPool, path, key string) error {
 		return registry.Invalidf(key, "%s holds no PEM certificate", path)
 	}
 	return nil
-}
-
-// newTransport is an HTTP transport for a handful of Consul agents: keep-alive connections, a
-// connect timeout no longer than one attempt, and proxies from the environment (HTTP_PROXY,
-// NO_PROXY) as Consul's own client honours them.
-func newTransport(tlsCfg *tls.Config, attempt time.Duration) *http.Transport {
-	dialer := &net.Dialer{Timeout: attempt, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   attempt,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
 }

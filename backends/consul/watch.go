@@ -5,9 +5,10 @@ import (
 	"errors"
 	"maps"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -177,15 +178,24 @@ func (b *Backend) waitAll(ctx context.Context, index uint64) (uint64, error) {
 // filter matches no check, so the answer is an empty list whatever the cluster's size: only
 // the index matters here.
 func (b *Backend) checksIndex(ctx context.Context, index uint64) (uint64, error) {
-	cl := call{path: "/v1/health/state/any", read: true, query: url.Values{"filter": {`CheckID == ""`}}}
+	var (
+		meta *api.QueryMeta
+		wait time.Duration
+	)
 	if index > 0 {
-		cl.index, cl.wait = index, b.opts.Wait
+		wait = b.opts.Wait
 	}
-	rep, err := b.c.do(ctx, cl)
+	_, err := b.c.do(ctx, op{wait: wait, run: func(ctx context.Context, ep *endpoint) error {
+		q := b.c.queryOptions(ctx, false, index, wait)
+		q.Filter = `CheckID == ""`
+		var err error
+		_, meta, err = ep.api.Health().State(api.HealthAny, q)
+		return err
+	}})
 	if err != nil {
 		return 0, err
 	}
-	return rep.index, nil
+	return lastIndex(meta), nil
 }
 
 // sameInstances reports whether two sorted sets are equal in every field a watcher sees.

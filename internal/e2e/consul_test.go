@@ -278,9 +278,43 @@ func TestConsulUnreachable(t *testing.T) {
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("resolve --timeout 2s against a silent host took %v", d)
 	}
-	// The message should name the address (docs/backends/consul.md, Errors), but the host's
-	// deadline ends the plugin call first and only "context deadline exceeded" is left.
-	t.Logf("resolve --timeout 2s against a silent host: %s", strings.TrimSpace(stderr))
+	// The last address keeps a moment of --timeout to say why it failed, across the plugin
+	// boundary.
+	if !strings.Contains(stderr, silent+": did not answer within 1.") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("resolve --timeout 2s against a silent host: stderr %q, want one line naming %s", stderr, silent)
+	}
+}
+
+// TestConsulNotConsul points sdctl at servers that are not Consul: exit 4, one line that says
+// the address does not answer like a Consul agent, and no "not found" or success.
+func TestConsulNotConsul(t *testing.T) {
+	t.Parallel()
+	for name, h := range map[string]http.HandlerFunc{
+		"404": http.NotFound,
+		"html": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html><body>Welcome to nginx!</body></html>"))
+		},
+		"endless": func(w http.ResponseWriter, r *http.Request) {
+			chunk := []byte(strings.Repeat("x", 64<<10))
+			for r.Context().Err() == nil {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		},
+	} {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+addr)
+		for _, args := range [][]string{{"resolve", "web"}, {"register", "web", "10.0.0.1:80"}, {"deregister", "web-1"}, {"catalog"}, {"cluster", "status"}} {
+			_, stderr := runCode(t, env, 4, args...)
+			if !strings.Contains(stderr, addr+": does not answer like a Consul agent") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+				t.Errorf("%s server: sdctl %s: stderr %q, want one line saying %s does not answer like a Consul agent", name, strings.Join(args, " "), stderr, addr)
+			}
+		}
+	}
 }
 
 // newSilentListener returns the address of a listener that accepts connections and never
@@ -371,6 +405,10 @@ func TestConsulACL(t *testing.T) {
 	_, stderr = sdctl(wrongToken, 5, "--log-level", "trace", "register", "web", "10.0.0.1:80")
 	if !strings.Contains(stderr, "ACL not found") {
 		t.Errorf("register with an unknown token: %q, want Consul's reason, ACL not found", stderr)
+	}
+	_, stderr = sdctl(wrongToken, 5, "cluster", "status")
+	if !strings.Contains(stderr, "not known to Consul") {
+		t.Errorf("cluster status with an unknown token: %q, want exit 5 and that the token is unknown", stderr)
 	}
 
 	for _, args := range [][]string{

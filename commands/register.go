@@ -51,7 +51,8 @@ The address is HOST:PORT ([ADDR]:PORT for IPv6) or --address/--port. An empty ho
 NAME-ADDRESS-PORT and is printed on stdout. Registering an existing ID replaces it.
 
 With --ttl the instance turns critical unless renewed within the TTL; --keepalive stays
-in the foreground renewing it, and deregisters on SIGINT or SIGTERM. Without another
+in the foreground renewing it, and deregisters on SIGINT or SIGTERM (within 5s, or
+--timeout when shorter; past that it says so and the TTL removes the instance). Without another
 check, --check-initial-status sets the health before the first renewal and
 --check-deregister-after removes the instance once its TTL has run out that long
 (file and consul backends).
@@ -341,6 +342,9 @@ func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, changed
 	return keepalive(ctx, f, reg, insts[0])
 }
 
+// exitDeregisterBound bounds the deregistration of --keepalive on exit.
+const exitDeregisterBound = 5 * time.Second
+
 // keepalive renews inst's TTL every third of it until ctx ends, re-registering it if it went
 // missing, then deregisters it.
 func keepalive(ctx context.Context, f *Factory, reg registry.Registry, inst registry.Instance) error {
@@ -350,11 +354,16 @@ func keepalive(ctx context.Context, f *Factory, reg registry.Registry, inst regi
 	for {
 		select {
 		case <-ctx.Done():
-			// A fresh context: the signal that ended ctx must not stop the clean-up.
-			callCtx, cancel := f.callContext(context.Background())
+			// A fresh context: the signal that ended ctx must not stop the clean-up. It is bounded
+			// well below Docker's 10 s stop grace, so the process exits before a SIGKILL would.
+			bound := exitDeregisterBound
+			if cfg, err := f.Config(); err == nil {
+				bound = min(cfg.Timeout(), bound)
+			}
+			callCtx, cancel := context.WithTimeout(context.Background(), bound)
 			defer cancel()
 			if err := reg.Deregister(callCtx, inst.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
-				return fmt.Errorf("deregister %s on exit: %w", inst.ID, err)
+				return fmt.Errorf("could not deregister %s on exit within %s; it stays until its TTL (%s) runs out: %w", inst.ID, bound, inst.TTL, err)
 			}
 			log.Info("deregistered on exit", "id", inst.ID)
 			return nil

@@ -28,6 +28,9 @@ type ResolveOptions struct {
 	Wait           time.Duration
 	Min            int
 	Watch          bool
+
+	// waitUntil is when --wait ends, counted from the start of the command.
+	waitUntil time.Time
 }
 
 func newResolveCmd(f *Factory, runF func(context.Context, *ResolveOptions) error) *cobra.Command {
@@ -39,7 +42,8 @@ func newResolveCmd(f *Factory, runF func(context.Context, *ResolveOptions) error
 --strategy. Given a URL such as http://web/path?q, print it with the service name replaced
 by the instance: http://10.0.0.5:3000/path?q.
 
---wait blocks until at least --min healthy instances exist (for CI smoke tests); --watch
+--wait blocks until at least --min healthy instances exist (for CI smoke tests), asking
+again while the registry cannot be reached yet (exit 4 if it never answers); --watch
 prints the healthy set again on every change until interrupted (one line per change, or
 JSON lines with -o json). Round-robin rotates across invocations through a small state file
 in $XDG_STATE_HOME/sdctl.
@@ -120,7 +124,21 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.Wait > 0 {
+		opts.waitUntil = time.Now().Add(opts.Wait)
+	}
 	reg, err := f.Registry(ctx)
+	for opts.Wait > 0 && err != nil && errors.Is(err, registry.ErrUnavailable) {
+		// A backend that connects when configured (etcd) is waited for too.
+		waitCtx, cancel := context.WithDeadline(ctx, opts.waitUntil)
+		f.Logger().Info("registry not reachable yet; asking again", "error", err)
+		ok := newBackoff().wait(waitCtx)
+		cancel()
+		if !ok {
+			return fmt.Errorf("resolve %s: after waiting %s: %w", opts.Target.Name, opts.Wait, err)
+		}
+		reg, err = f.Registry(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -300,39 +318,73 @@ func (o *ResolveOptions) enough(healthy []registry.Instance) bool {
 var errEnough = errors.New("enough instances")
 
 // waitForInstances waits up to opts.Wait for opts.Min healthy instances, following the
-// backend's change stream (or polling when it has none), and returns the healthy set.
+// backend's change stream (or polling when it has none), and returns the healthy set. A registry
+// that cannot be reached is asked again, with backoff, until the wait ends: in docker-compose and
+// CI the registry often starts after its clients. At the end of the wait an unreachable registry
+// is "unavailable" (exit 4), not a wait that found nothing.
 func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, opts *ResolveOptions) ([]registry.Instance, error) {
 	q := opts.query()
-	// Ask once directly: a registry that cannot be reached is "unavailable" (exit 4), not a wait
-	// that found nothing, even for backends whose watches keep retrying quietly.
-	callCtx, cancelCall := f.callContext(ctx)
-	healthy, err := reg.Instances(callCtx, q)
-	cancelCall()
-	if err != nil {
-		return nil, err
-	}
-	if opts.enough(healthy) {
-		return healthy, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
+	ctx, cancel := context.WithDeadline(ctx, opts.waitUntil)
 	defer cancel()
-	err = followChanges(ctx, f, reg, q, func(all []registry.Instance) error {
-		healthy = filter(all, q)
-		if opts.enough(healthy) {
-			return errEnough
+	var healthy []registry.Instance
+	retry := newBackoff()
+	for {
+		callCtx, cancelCall := f.callContext(ctx)
+		got, err := reg.Instances(callCtx, q)
+		cancelCall()
+		if err == nil {
+			healthy = got
+			if opts.enough(healthy) {
+				return healthy, nil
+			}
+			err = followChanges(ctx, f, reg, q, func(all []registry.Instance) error {
+				healthy = filter(all, q)
+				if opts.enough(healthy) {
+					return errEnough
+				}
+				f.Logger().Debug("waiting for instances", "name", q.Name, "healthy", len(healthy), "min", opts.Min)
+				return nil
+			})
+			if errors.Is(err, errEnough) {
+				return healthy, nil
+			}
 		}
-		f.Logger().Debug("waiting for instances", "name", q.Name, "healthy", len(healthy), "min", opts.Min)
-		return nil
-	})
-	switch {
-	case errors.Is(err, errEnough):
-		return healthy, nil
-	case errors.Is(err, context.DeadlineExceeded):
-		// The wait is the only deadline here (the plugin may notice it a moment before we do);
-		// the caller reports how many were found.
-		return healthy, nil
+		if ctx.Err() != nil {
+			if err != nil && errors.Is(err, registry.ErrUnavailable) {
+				return nil, fmt.Errorf("after waiting %s: %w", opts.Wait, err)
+			}
+			// The wait is over (the plugin may notice it a moment before we do); the caller
+			// reports how many were found.
+			return healthy, nil
+		}
+		if !errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		f.Logger().Info("registry not reachable yet; asking again", "in", retry.next(), "error", err)
+		if !retry.wait(ctx) {
+			return nil, fmt.Errorf("after waiting %s: %w", opts.Wait, err)
+		}
 	}
-	return nil, err
+}
+
+// backoff spaces the attempts of a wait: 250ms, doubling up to 2s.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 250 * time.Millisecond} }
+
+func (b *backoff) next() time.Duration { return b.d }
+
+// wait sleeps for the current delay and doubles it; false when ctx ends first.
+func (b *backoff) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	b.d = min(2*b.d, 2*time.Second)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // watchResolve prints the healthy set on every change until ctx ends.

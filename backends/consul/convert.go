@@ -3,6 +3,7 @@ package consul
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -35,6 +36,10 @@ const (
 	serviceMaintenancePrefix = "_service_maintenance:"
 	nodeMaintenance          = "_node_maintenance"
 )
+
+// MetaDrain marks a drained instance (registry.Instance.Drain) in its Consul metadata: Consul's
+// weights start at 1. sdctl reads it back as Drain and hides the key.
+const MetaDrain = "sdctl-drain"
 
 // ttlCheckID is the ID of the TTL check sdctl registers with an instance: the ID Consul gives
 // a service's single embedded check, which other clients (go-micro, Registrator) also pass.
@@ -112,22 +117,45 @@ func registration(inst registry.Instance) (*serviceRegistration, error) {
 		// Consul DNS uses Warning for instances in the warning state; 1 is its default.
 		Weights: &api.AgentWeights{Passing: max(inst.Weight, 1), Warning: 1},
 	}
+	if inst.Drain {
+		// Consul's weights start at 1, so a drained instance is marked in its metadata.
+		reg.Meta = make(map[string]string, len(inst.Meta)+1)
+		maps.Copy(reg.Meta, inst.Meta)
+		reg.Meta[MetaDrain] = "true"
+	}
 	if inst.TTL > 0 {
-		reg.Checks = append(reg.Checks, &checkDefinition{
+		ttl := &checkDefinition{
 			CheckID: ttlCheckID(inst.ID),
 			Name:    "TTL of " + inst.ID,
 			Notes:   ttlNote(inst.TTL),
 			TTL:     inst.TTL.String(),
 			// The instance is alive now: it is registering.
 			Status: statusPassing,
-		})
+		}
+		for _, c := range inst.Checks {
+			if c.Kind == registry.CheckTTL {
+				if err := registry.ValidateCheck(c); err != nil {
+					return reg, err
+				}
+				ttl.Status = cmp.Or(string(c.InitialStatus), statusPassing)
+				if c.DeregisterAfter > 0 {
+					ttl.DeregisterCriticalServiceAfter = c.DeregisterAfter.String()
+				}
+			}
+		}
+		reg.Checks = append(reg.Checks, ttl)
 	}
-	for i, c := range inst.Checks {
+	n := 0
+	for _, c := range inst.Checks {
+		if c.Kind == registry.CheckTTL {
+			continue // folded into the TTL check above
+		}
 		def, err := checkDef(c)
 		if err != nil {
 			return reg, err
 		}
-		def.CheckID = fmt.Sprintf("%s:%d", ttlCheckID(inst.ID), i+1)
+		n++
+		def.CheckID = fmt.Sprintf("%s:%d", ttlCheckID(inst.ID), n)
 		def.Name = fmt.Sprintf("%s check of %s", c.Kind, inst.ID)
 		reg.Checks = append(reg.Checks, def)
 	}
@@ -180,6 +208,7 @@ func checkDef(c registry.Check) (*checkDefinition, error) {
 			return def, registry.Invalidf("check", "grpc check target %q is not HOST:PORT[/SERVICE]", c.Target)
 		}
 		def.GRPC = c.Target
+		def.GRPCUseTLS = c.GRPCUseTLS
 	case registry.CheckScript:
 		return def, registry.Errorf(registry.ErrUnsupported,
 			"consul: script checks are not supported: Consul runs them only with enable_script_checks, a remote code execution risk; use an http, tcp or grpc check, or --ttl with --keepalive")
@@ -262,6 +291,15 @@ func instance(e *serviceEntry) registry.Instance {
 	}
 	if inst.Health == registry.HealthWarning && s.Weights.Warning > 0 {
 		inst.Weight = s.Weights.Warning
+	}
+	if inst.Meta[MetaDrain] == "true" {
+		inst.Drain, inst.Weight = true, 0
+		meta := maps.Clone(inst.Meta)
+		delete(meta, MetaDrain)
+		inst.Meta = meta
+		if len(meta) == 0 {
+			inst.Meta = nil
+		}
 	}
 	for _, c := range e.Checks {
 		if c != nil && c.CheckID == ttlCheckID(s.ID) && c.Type == "ttl" {

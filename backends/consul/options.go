@@ -121,7 +121,8 @@ func OptionSchema() []registry.Option {
 // checks passed by heartbeats, weights and blocking queries. Script checks are refused.
 func Capabilities() []registry.Capability {
 	return []registry.Capability{
-		registry.CapTTL, registry.CapWatch, registry.CapWeights,
+		registry.CapTTL, registry.CapWatch, registry.CapWeights, registry.CapDrain, registry.CapGRPCTLS,
+		registry.CheckCapability(registry.CheckTTL),
 		registry.CheckCapability(registry.CheckHTTP),
 		registry.CheckCapability(registry.CheckTCP),
 		registry.CheckCapability(registry.CheckGRPC),

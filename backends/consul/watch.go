@@ -202,7 +202,7 @@ func (b *Backend) checksIndex(ctx context.Context, index uint64) (uint64, error)
 func sameInstances(a, b []registry.Instance) bool {
 	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
 		return x.ID == y.ID && x.Name == y.Name && x.Address == y.Address && x.Port == y.Port &&
-			x.Weight == y.Weight && x.TTL == y.TTL && x.Health == y.Health && x.Node == y.Node &&
+			x.Weight == y.Weight && x.Drain == y.Drain && x.TTL == y.TTL && x.Health == y.Health && x.Node == y.Node &&
 			slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta)
 	})
 }

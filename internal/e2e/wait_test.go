@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sdctl/sdctl/internal/testutil/consultest"
+	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
+)
+
+// TestResolveWaitsForARegistryThatStartsLater starts `resolve --wait` while the registry is
+// down, as in docker-compose or CI where clients often start first, then starts the registry and
+// registers an instance: the wait must keep asking and succeed, not fail at the first refused
+// connection. A registry that never comes back is exit 4 at the end of the wait.
+func TestResolveWaitsForARegistryThatStartsLater(t *testing.T) {
+	t.Parallel()
+	t.Run("consul", func(t *testing.T) {
+		t.Parallel()
+		a := consultest.StartDev(t)
+		env := withEnv(serverEnv(t, "SDCTL_BACKEND=consul"), a.Env()...)
+		a.Stop()
+		p := startSdctl(t, env, "resolve", "late", "--wait", "90s")
+		time.Sleep(time.Second) // let it meet the refused connection
+		if p.exited() {
+			t.Fatalf("%s gave up while the agent was down: exit %d\nstderr: %s", p, p.code, p.stderr.String())
+		}
+		a.Restart(t)
+		mustRun(t, env, "register", "late", "10.0.0.1:3000")
+		if code := p.wait(t, 60*time.Second); code != 0 || strings.TrimSpace(p.stdout.String()) != "10.0.0.1:3000" {
+			t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", p, code, p.stdout.String(), p.stderr.String())
+		}
+	})
+	t.Run("etcd", func(t *testing.T) {
+		t.Parallel()
+		m := etcdtest.StartSingle(t)
+		env := serverEnv(t, "SDCTL_BACKEND=etcd", "ETCDCTL_ENDPOINTS="+m.ClientURL)
+		m.Stop()
+		p := startSdctl(t, env, "resolve", "late", "--wait", "90s")
+		time.Sleep(time.Second)
+		if p.exited() {
+			t.Fatalf("%s gave up while etcd was down: exit %d\nstderr: %s", p, p.code, p.stderr.String())
+		}
+		m.Restart(t)
+		mustRun(t, env, "register", "late", "10.0.0.1:3000")
+		if code := p.wait(t, 60*time.Second); code != 0 || strings.TrimSpace(p.stdout.String()) != "10.0.0.1:3000" {
+			t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", p, code, p.stdout.String(), p.stderr.String())
+		}
+	})
+	t.Run("never up", func(t *testing.T) {
+		t.Parallel()
+		env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+closedAddr(t))
+		_, stderr := runCode(t, env, 4, "resolve", "late", "--wait", "2s")
+		if !strings.Contains(stderr, "after waiting 2s") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("stderr: %q", stderr)
+		}
+	})
+}

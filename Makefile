@@ -29,6 +29,7 @@ compose-demo: ## 3 Consul servers, sdctl watch and service-web x3 in docker-comp
 # The Consul and etcd tests build their servers on demand too; building them first keeps a cold build
 # (minutes) out of go test's timeout. Without it those tests skip, or fail in CI.
 test: ## every test, with the race detector (what CI runs)
+	./scripts/check-tracked.sh
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GOLANGCI_LINT) run ./...

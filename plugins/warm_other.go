@@ -18,7 +18,9 @@ func inodeOf(fs.FileInfo) string { return "" }
 
 func currentUmask() string { return "" }
 
-func peerCred(net.Conn) (int, int, error) { return 0, 0, errors.New("peer credentials are not supported") }
+func peerCred(net.Conn) (int, int, error) {
+	return 0, 0, errors.New("peer credentials are not supported")
+}
 
 func detach(*exec.Cmd) {}
 

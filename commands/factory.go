@@ -128,7 +128,11 @@ func (f *Factory) Registry(ctx context.Context) (*plugins.Client, error) {
 		return nil, err
 	}
 	if opts, known := f.builtinOptions(name); known && host.CanWarm(cand) {
-		return f.attach(ctx, cfg, host, cand, opts)
+		client, err := f.attach(ctx, cfg, host, cand, opts)
+		if !errors.Is(err, plugins.ErrWarmUnavailable) {
+			return client, err
+		}
+		f.Logger().Warn("starting the backend for this command only", "reason", err)
 	}
 	client, err := host.StartCandidate(cand)
 	if err != nil {

@@ -37,7 +37,7 @@ func (h *Host) CanWarm(cand Candidate) bool {
 func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]any) (*Client, error) {
 	dir := h.runtimeDir()
 	if err := privateDir(dir); err != nil {
-		return nil, fmt.Errorf("backend %q: warm backend directory: %w", cand.Name, err)
+		return nil, fmt.Errorf("%w: %v", ErrWarmUnavailable, err)
 	}
 	env := warmEnv(os.Environ())
 	key, err := warmKey(cand, h.executable(), section, env)
@@ -45,22 +45,46 @@ func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]an
 		return nil, err
 	}
 	sock := filepath.Join(dir, cand.Name+"-"+key+warmSockSuffix)
+	if len(sock) > maxSocketPath {
+		return nil, fmt.Errorf("%w: socket path %s is longer than %d bytes", ErrWarmUnavailable, sock, maxSocketPath)
+	}
 	log := h.logger()
 
 	c, err := h.dialWarm(ctx, cand, sock, section)
 	if err == nil || !errors.Is(err, errWarmUnusable) {
 		return c, err
 	}
-	log.Debug("no usable warm backend; taking the start lock", "backend", cand.Name, "reason", err)
-	lock := flock.New(strings.TrimSuffix(sock, warmSockSuffix)+".lock", flock.SetPermissions(0o600))
+	log.Debug("no usable warm backend", "backend", cand.Name, "reason", err)
+	lockPath := strings.TrimSuffix(sock, warmSockSuffix) + ".lock"
 	lctx, cancel := context.WithTimeout(ctx, h.startTimeout()+killGrace)
 	defer cancel()
-	if ok, err := lock.TryLockContext(lctx, 2*time.Millisecond); err != nil || !ok {
-		return nil, fmt.Errorf("backend %q: wait for another sdctl starting it: %w", cand.Name, errors.Join(err, lctx.Err()))
+	for {
+		lock := flock.New(lockPath, flock.SetPermissions(0o600))
+		ok, err := lock.TryLock()
+		if err != nil {
+			return nil, fmt.Errorf("backend %q: start lock: %w", cand.Name, err)
+		}
+		if ok {
+			c, err := h.startLocked(ctx, cand, sock, section, env)
+			lock.Close()
+			return c, err
+		}
+		// Another command is starting this backend: wait for it in the kernel (a shared lock
+		// is granted when the starter releases its exclusive one), then connect like the rest.
+		if err := waitUnlocked(lctx, lockPath); err != nil {
+			return nil, fmt.Errorf("backend %q: wait for another sdctl starting it: %w", cand.Name, err)
+		}
+		if c, err = h.dialWarm(ctx, cand, sock, section); err == nil || !errors.Is(err, errWarmUnusable) {
+			return c, err
+		}
 	}
-	defer lock.Close()
-	// Another command may have started it while this one waited for the lock.
-	if c, err = h.dialWarm(ctx, cand, sock, section); err == nil || !errors.Is(err, errWarmUnusable) {
+}
+
+// startLocked starts the warm backend at sock unless another command did it meanwhile. The
+// caller holds the start lock.
+func (h *Host) startLocked(ctx context.Context, cand Candidate, sock string, section map[string]any, env []string) (*Client, error) {
+	c, err := h.dialWarm(ctx, cand, sock, section)
+	if err == nil || !errors.Is(err, errWarmUnusable) {
 		return c, err
 	}
 	h.retire(sock)
@@ -78,6 +102,31 @@ func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]an
 	}
 	return c, err
 }
+
+// waitUnlocked returns once no process holds the lock at path exclusively.
+func waitUnlocked(ctx context.Context, path string) error {
+	done := make(chan error, 1)
+	go func() {
+		l := flock.New(path, flock.SetFlag(os.O_RDONLY))
+		err := l.RLock()
+		l.Close()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ErrWarmUnavailable is returned by Attach when no warm backend can be used at all (the
+// runtime directory is not private, say): the caller starts a backend for this command only.
+var ErrWarmUnavailable = errors.New("warm backends unavailable")
+
+// maxSocketPath is the longest Unix socket path that works everywhere (Linux allows 107 bytes,
+// macOS 103).
+const maxSocketPath = 103
 
 // errWarmUnusable marks a warm backend that is absent, dead, hung or of another kind: the
 // host starts a new one.

@@ -128,7 +128,7 @@ func warmKey(cand Candidate, hostExe string, section map[string]any, env []strin
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil))[:32], nil
+	return hex.EncodeToString(h.Sum(nil))[:24], nil
 }
 
 // WarmBackend is a warm backend process found in the runtime directory.

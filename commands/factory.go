@@ -191,7 +191,8 @@ func (f *Factory) attach(ctx context.Context, cfg *config.Config, host *plugins.
 		if errors.As(err, &fe) {
 			return nil, cfg.SectionError(cand.Name, fe)
 		}
-		if _, isCfg := err.(*config.Error); isCfg {
+		var ce *config.Error
+		if errors.As(err, &ce) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("backend %q: %w", cand.Name, err)

@@ -66,7 +66,7 @@ func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]an
 		}
 		if ok {
 			c, err := h.startLocked(ctx, cand, sock, section, env)
-			lock.Close()
+			_ = lock.Close()
 			return c, err
 		}
 		// Another command is starting this backend: wait for it in the kernel (a shared lock
@@ -109,7 +109,7 @@ func waitUnlocked(ctx context.Context, path string) error {
 	go func() {
 		l := flock.New(path, flock.SetFlag(os.O_RDONLY))
 		err := l.RLock()
-		l.Close()
+		_ = l.Close()
 		done <- err
 	}()
 	select {
@@ -156,14 +156,14 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	ictx, cancel := context.WithTimeout(ctx, h.startTimeout())
 	defer cancel()
 	if _, err := gc.Info(ictx); err != nil {
-		gconn.Close()
+		_ = gconn.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("%w: info: %v", errWarmUnusable, err)
 	}
 	if err := gc.configure(ctx, section); err != nil {
-		gconn.Close()
+		_ = gconn.Close()
 		if _, fromBackend := fromStatus(err); !fromBackend && ctx.Err() == nil {
 			return nil, fmt.Errorf("%w: configure: %v", errWarmUnusable, err)
 		}

@@ -4,6 +4,7 @@ package plugins_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -273,7 +274,8 @@ func TestWarmBackendRefusesOtherUsers(t *testing.T) {
 		cmd.Env = append(os.Environ(), envPeerDial+"="+socks[0])
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			return ee.ExitCode()
 		} else if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,12 +20,14 @@ type backendRow struct {
 	Protocol int    `json:"protocol,omitempty"`
 	Version  string `json:"version,omitempty"`
 	Status   string `json:"status"`
+	// Warm lists the process IDs of this backend's warm processes (one per configuration).
+	Warm []int `json:"warm,omitempty"`
 }
 
 func newBackendCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backend",
-		Short: "List and inspect registry backends",
+		Short: "List, inspect and stop registry backends",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
@@ -37,7 +40,9 @@ sdctl-backend-NAME found in the plugin path (--plugin-path / SDCTL_PLUGIN_PATH /
 then $XDG_DATA_HOME/sdctl/plugins, then the directory of the sdctl binary.
 
 Each backend is started once to read its version and negotiate the protocol; one that fails
-to start is listed with the reason.`,
+to start is listed with the reason. The warm column shows the process IDs of the backend's
+warm processes (kept running for --plugin-idle-timeout after a command; 'sdctl backend stop'
+ends them).`,
 		Example: "  sdctl backend list\n  sdctl backend list --plugin-path ./bin -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,8 +50,37 @@ to start is listed with the reason.`,
 		},
 	}
 	addOutputFlags(list, &format, &tmpl, output.FormatTable, "'{{.Name}} {{.Path}}'")
-	cmd.AddCommand(list)
+	stop := &cobra.Command{
+		Use:   "stop [NAME]",
+		Short: "Stop the warm backend processes of this user (all, or NAME's)",
+		Long: `Stop the backend processes that sdctl keeps running between commands (see
+--plugin-idle-timeout), all of them or those of backend NAME. It prints the name and process ID of
+each one it stopped. The next command starts a new one.`,
+		Example: "  sdctl backend stop\n  sdctl backend stop consul",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return runBackendStop(f, name)
+		},
+	}
+	cmd.AddCommand(list, stop)
 	return cmd
+}
+
+func runBackendStop(f *Factory, name string) error {
+	host, err := f.Host()
+	if err != nil {
+		return err
+	}
+	for _, w := range host.StopWarm(name) {
+		if _, err := fmt.Fprintf(f.IO.Out, "%s\t%d\n", w.Name, w.Pid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func runBackendList(ctx context.Context, f *Factory, format, tmpl string) error {
@@ -58,18 +92,30 @@ func runBackendList(ctx context.Context, f *Factory, format, tmpl string) error 
 	if err != nil {
 		return err
 	}
+	warm := map[string][]int{}
+	for _, w := range host.Warm("") {
+		warm[w.Name] = append(warm[w.Name], w.Pid)
+	}
 	var rows []backendRow
 	for _, c := range host.List() {
-		rows = append(rows, probeBackend(ctx, f, host, c))
+		row := probeBackend(ctx, f, host, c)
+		if c.ShadowedBy == "" {
+			row.Warm = warm[c.Name]
+		}
+		rows = append(rows, row)
 	}
 	return printer.Print(f.IO.Out, rows, func(w io.Writer) error {
-		t := f.table("name", "kind", "protocol", "version", "status", "path")
+		t := f.table("name", "kind", "protocol", "version", "status", "warm", "path")
 		for _, r := range rows {
 			proto := ""
 			if r.Protocol > 0 {
 				proto = strconv.Itoa(r.Protocol)
 			}
-			t.AddRow(r.Name, r.Kind, proto, r.Version, r.Status, r.Path)
+			pids := make([]string, len(r.Warm))
+			for i, p := range r.Warm {
+				pids[i] = strconv.Itoa(p)
+			}
+			t.AddRow(r.Name, r.Kind, proto, r.Version, r.Status, strings.Join(pids, ","), r.Path)
 		}
 		return t.Render(w)
 	})

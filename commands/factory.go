@@ -104,6 +104,7 @@ func (f *Factory) Host() (*plugins.Host, error) {
 		Logger:       f.Logger(),
 		StartTimeout: cfg.PluginTimeout(),
 		BuiltinMTLS:  cfg.PluginMTLS(),
+		IdleTimeout:  cfg.PluginIdleTimeout(),
 	}, nil
 }
 
@@ -125,6 +126,13 @@ func (f *Factory) Registry(ctx context.Context) (*plugins.Client, error) {
 			return nil, &config.Error{Key: config.KeyBackend, Source: cfg.Source(config.KeyBackend), Reason: fe.Reason}
 		}
 		return nil, err
+	}
+	if opts, known := f.builtinOptions(name); known && host.CanWarm(cand) {
+		client, err := f.attach(ctx, cfg, host, cand, opts)
+		if !errors.Is(err, plugins.ErrWarmUnavailable) {
+			return client, err
+		}
+		f.Logger().Warn("starting the backend for this command only", "reason", err)
 	}
 	client, err := host.StartCandidate(cand)
 	if err != nil {
@@ -156,6 +164,40 @@ func (f *Factory) configure(ctx context.Context, cfg *config.Config, client *plu
 		return fmt.Errorf("backend %q: %w", client.Candidate.Name, err)
 	}
 	return nil
+}
+
+// builtinOptions returns the option list of a backend shipped with sdctl, known without
+// starting it.
+func (f *Factory) builtinOptions(name string) ([]registry.Option, bool) {
+	for _, b := range f.Builtins {
+		if b.Name == name {
+			return b.Options, true
+		}
+	}
+	return nil, false
+}
+
+// attach connects to the warm backend for the effective config section, starting it if needed.
+func (f *Factory) attach(ctx context.Context, cfg *config.Config, host *plugins.Host, cand plugins.Candidate, opts []registry.Option) (*plugins.Client, error) {
+	section, err := cfg.BackendSection(cand.Name, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout())
+	defer cancel()
+	client, err := host.Attach(ctx, cand, section)
+	if err != nil {
+		var fe *registry.FieldError
+		if errors.As(err, &fe) {
+			return nil, cfg.SectionError(cand.Name, fe)
+		}
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("backend %q: %w", cand.Name, err)
+	}
+	return client, nil
 }
 
 // callContext bounds one backend call by the configured timeout.

@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,9 +22,16 @@ type server struct {
 	log     *slog.Logger
 	// minor is the protocol minor version reported by Info.
 	minor uint32
+	// warm is set in a warm backend, which many commands share: Configure then sets the
+	// registry once, and later calls with the same section are accepted as they are.
+	warm bool
 
 	mu  sync.Mutex
 	reg registry.Registry
+	// configured is the section the registry was built from (warm backends only).
+	configured []byte
+	// configuring serialises Configure in a warm backend.
+	configuring sync.Mutex
 }
 
 func newServer(b Backend, log *slog.Logger) *server {
@@ -64,6 +72,19 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 			return nil, toStatus(fmt.Errorf("%w: config section is not a JSON object: %v", registry.ErrInvalid, err))
 		}
 	}
+	if s.warm {
+		s.configuring.Lock()
+		defer s.configuring.Unlock()
+		s.mu.Lock()
+		done, same := s.reg != nil, bytes.Equal(s.configured, req.GetConfigJson())
+		s.mu.Unlock()
+		if done && same {
+			return &pb.ConfigureResponse{}, nil
+		}
+		if done {
+			return nil, status.Error(codes.FailedPrecondition, "this warm backend serves another configuration")
+		}
+	}
 	reg, err := s.backend.New(ctx, section, s.log)
 	if err != nil {
 		return nil, toStatus(err)
@@ -71,6 +92,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 	s.mu.Lock()
 	old := s.reg
 	s.reg = reg
+	s.configured = bytes.Clone(req.GetConfigJson())
 	s.mu.Unlock()
 	if old != nil {
 		_ = old.Close()

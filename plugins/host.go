@@ -39,6 +39,13 @@ type Host struct {
 	// BuiltinMTLS turns on go-plugin's automatic mutual TLS for built-in backends too. External
 	// backends always use it. See docs/security.md for why built-ins default to off.
 	BuiltinMTLS bool
+	// IdleTimeout keeps built-in and bundled backends warm between commands for this long (see
+	// Attach); zero starts and stops one per command.
+	IdleTimeout time.Duration
+	// RuntimeDir holds warm backends' sockets; empty means DefaultRuntimeDir().
+	RuntimeDir string
+	// LogDir receives warm backends' logs; empty means DefaultLogDir().
+	LogDir string
 }
 
 // Candidate is a backend the host can start.
@@ -46,6 +53,9 @@ type Candidate struct {
 	Name    string `json:"name"`
 	Path    string `json:"path"`
 	Builtin bool   `json:"builtin"`
+	// Bundled is set on an external backend shipped with sdctl (found beside its binary): it
+	// may be kept warm like a built-in one.
+	Bundled bool `json:"bundled,omitempty"`
 	// ShadowedBy is set on an external backend whose name a built-in (or an earlier directory)
 	// already claims: it is listed but never started.
 	ShadowedBy string `json:"shadowed_by,omitempty"`
@@ -129,6 +139,8 @@ type Client struct {
 	sockDir *socketDir
 	log     hclog.Logger
 	stderr  *lastLine
+	// warm is set when the client is attached to a warm backend: plugin and cmd are nil then.
+	warm *warmConn
 }
 
 // Start launches the backend called name and completes the handshake, without configuring it.
@@ -206,6 +218,9 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 
 // Pid is the plugin's process ID.
 func (c *Client) Pid() int {
+	if c.warm != nil {
+		return c.warm.pid
+	}
 	if c.cmd.Process == nil {
 		return 0
 	}
@@ -213,7 +228,15 @@ func (c *Client) Pid() int {
 }
 
 // Exited reports whether the plugin process has ended (crashed, killed, or closed).
-func (c *Client) Exited() bool { return c.plugin.Exited() }
+func (c *Client) Exited() bool {
+	if c.warm != nil {
+		return !alive(c.warm.pid)
+	}
+	return c.plugin.Exited()
+}
+
+// Warm reports whether the client is attached to a warm backend, which outlives it.
+func (c *Client) Warm() bool { return c.warm != nil }
 
 // RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
 // batch-register capability; see Batches), else one by one.
@@ -235,7 +258,11 @@ func (c *Client) Configure(ctx context.Context, section map[string]any) error {
 }
 
 // Close stops the plugin process (gracefully, then by force) and removes its socket directory.
+// A warm backend is only detached from: it stays for the next command.
 func (c *Client) Close() error {
+	if c.warm != nil {
+		return c.warm.conn.Close()
+	}
 	done := make(chan struct{})
 	go func() {
 		c.plugin.Kill()
@@ -275,6 +302,9 @@ const killGrace = 3 * time.Second
 
 // transportError explains an error the backend did not produce: usually its process died.
 func (c *Client) transportError(err error) error {
+	if c.warm != nil {
+		return fmt.Errorf("backend %q: warm backend (pid %d) connection failed: %w", c.Candidate.Name, c.warm.pid, err)
+	}
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for !c.plugin.Exited() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -305,4 +335,18 @@ func (h *Host) executable() string {
 		return os.Args[0]
 	}
 	return exe
+}
+
+func (h *Host) logger() hclog.Logger {
+	if h.Logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return h.Logger
+}
+
+func (h *Host) startTimeout() time.Duration {
+	if h.StartTimeout <= 0 {
+		return DefaultStartTimeout
+	}
+	return h.StartTimeout
 }

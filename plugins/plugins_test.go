@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if code, ok := plugins.ServeBuiltin(os.Args[1:], testBackends()); ok {
 		os.Exit(code)
 	}
+	if os.Getenv(envPeerDial) != "" {
+		os.Exit(runPeerDial())
+	}
 	if os.Getenv("SDCTL_TEST_HOST") != "" {
 		os.Exit(runHostProcess())
 	}

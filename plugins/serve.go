@@ -21,6 +21,10 @@ func Serve(b Backend) {
 	if err != nil {
 		level = hclog.Warn
 	}
+	if path := os.Getenv(envWarmSocket); path != "" && warmSupported {
+		serveWarmMain(b, path, level)
+		return
+	}
 	log := logging.NewJSON(os.Stderr, level)
 	go exitWithParent(log)
 

@@ -51,6 +51,10 @@ func (b *backendCase) sdctl(ws *workspace, label string, args ...string) invocat
 
 // Labels of the compared commands; ADDR stands for the server's address, which changes from
 // run to run.
+// warmEnv keeps the backend warm between the commands of a measurement (the scenarios turn it
+// off otherwise).
+const warmEnv = "SDCTL_PLUGIN_IDLE_TIMEOUT=1m"
+
 func (b *backendCase) sdctlLabel() string { return "`sdctl --backend " + b.kind + " resolve web`" }
 
 func (b *backendCase) curlLabel() string {
@@ -193,15 +197,25 @@ func (b *backendCase) cliInv() invocation {
 
 // measureCompare times sdctl resolve, curl and the consul CLI, taking turns.
 func (b *backendCase) measureCompare(ctx context.Context, ws *workspace, cfg *config) error {
-	invs := []invocation{b.sdctl(ws, b.sdctlLabel(), "resolve", "web")}
+	warm := b.sdctl(ws, b.sdctlLabel()+" (warm backend, the default)", "resolve", "web")
+	warm.env = []string{warmEnv}
+	invs := []invocation{warm}
 	if b.curl != "" {
 		invs = append(invs, b.curlInv())
 	}
 	if b.cliArgs != nil {
 		invs = append(invs, b.cliInv())
 	}
+	invs = append(invs, b.sdctl(ws, "`sdctl --plugin-idle-timeout 0 --backend "+b.kind+" resolve web` (a backend process per command)", "resolve", "web"))
 	var err error
-	if b.compare, err = timeInterleaved(ctx, invs, cfg.n, cfg.warmup); err != nil {
+	b.compare, err = timeInterleaved(ctx, invs, cfg.n, cfg.warmup)
+	// The warm backend must not outlive the run.
+	stop := b.sdctl(ws, "stop", "backend", "stop")
+	stop.env = []string{warmEnv}
+	if _, serr := stop.command(ctx).Output(); serr != nil && err == nil {
+		err = fmt.Errorf("sdctl backend stop: %w", serr)
+	}
+	if err != nil {
 		return err
 	}
 	b.sdctlS = b.compare[0]

@@ -125,7 +125,8 @@ func (ws *workspace) newScenario(name string) (*scenario, error) {
 	for k, v := range vars {
 		sc.env = append(sc.env, k+"="+v)
 	}
-	sc.env = append(sc.env, "SDCTL_FILE_PATH="+sc.registry)
+	// One backend process per command unless a measurement asks for a warm one (warmEnv).
+	sc.env = append(sc.env, "SDCTL_FILE_PATH="+sc.registry, "SDCTL_PLUGIN_IDLE_TIMEOUT=0")
 	slices.Sort(sc.env)
 	return sc, nil
 }

@@ -31,6 +31,8 @@ const (
 	KeyPluginPath    = "plugin-path"
 	KeyPluginTimeout = "plugin-timeout"
 	KeyPluginMTLS    = "plugin-mtls"
+	// KeyPluginIdleTimeout keeps a backend process warm between commands for this long.
+	KeyPluginIdleTimeout = "plugin-idle-timeout"
 )
 
 // Global describes one global key.
@@ -48,6 +50,7 @@ var Globals = []Global{
 	{KeyPluginPath, []string{}, "directories searched first for sdctl-backend-NAME executables (env: colon-separated)"},
 	{KeyPluginTimeout, 5 * time.Second, "time limit for a backend plugin to start"},
 	{KeyPluginMTLS, false, "use mutual TLS with built-in backends too (always on for external ones)"},
+	{KeyPluginIdleTimeout, time.Minute, "keep a built-in backend's process running this long after a command, for the next one to reuse (0: one process per command)"},
 }
 
 // Config is the merged configuration of one sdctl invocation.
@@ -162,6 +165,13 @@ func (c *Config) validateGlobals() error {
 	if _, err := parseBool(c.v.Get(KeyPluginMTLS)); err != nil {
 		return c.invalid(KeyPluginMTLS, "%v", err)
 	}
+	d, err := c.duration(KeyPluginIdleTimeout)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
+		return c.invalid(KeyPluginIdleTimeout, "%s must not be negative", d)
+	}
 	return nil
 }
 
@@ -176,6 +186,13 @@ func (c *Config) Timeout() time.Duration { d, _ := c.duration(KeyTimeout); retur
 
 // PluginTimeout bounds a plugin's start.
 func (c *Config) PluginTimeout() time.Duration { d, _ := c.duration(KeyPluginTimeout); return d }
+
+// PluginIdleTimeout is how long a backend process waits for the next command (0: it stops
+// with each command).
+func (c *Config) PluginIdleTimeout() time.Duration {
+	d, _ := c.duration(KeyPluginIdleTimeout)
+	return d
+}
 
 // PluginMTLS reports whether built-in backends use mutual TLS.
 func (c *Config) PluginMTLS() bool { b, _ := parseBool(c.v.Get(KeyPluginMTLS)); return b }

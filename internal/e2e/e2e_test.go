@@ -35,7 +35,9 @@ func binaries(t testing.TB) (sdctl, memory string) {
 	return testutil.Build(t, "./cmd/sdctl", "sdctl"), testutil.Build(t, "./examples/sdctl-backend-memory", "sdctl-backend-memory")
 }
 
-// cleanEnv is the environment of a new user: a private HOME, no XDG or SDCTL overrides.
+// cleanEnv is the environment of a new user: a private HOME, no XDG or SDCTL overrides, and
+// one backend process per command, so that no test leaves a warm backend behind (the tests of
+// warm backends set their own idle timeout and runtime directory, and stop what they start).
 func cleanEnv(home, binDir string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -45,8 +47,11 @@ func cleanEnv(home, binDir string) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env, "HOME="+home, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return append(env, "HOME="+home, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"), noWarm)
 }
+
+// noWarm turns warm backends off in the environment of the tests' sdctl processes.
+const noWarm = "SDCTL_PLUGIN_IDLE_TIMEOUT=0"
 
 func TestScripts(t *testing.T) {
 	sdctl, memory := binaries(t)
@@ -70,6 +75,8 @@ func TestScripts(t *testing.T) {
 					env.Setenv(k, "")
 				}
 			}
+			k, v, _ := strings.Cut(noWarm, "=")
+			env.Setenv(k, v)
 			env.Setenv("MEMORY_BACKEND", memory)
 			env.Setenv("REPO", root)
 			env.Setenv("SDCTL", sdctl)

@@ -1,0 +1,177 @@
+package plugins
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sdctl/sdctl/internal/logging"
+	pb "github.com/sdctl/sdctl/plugins/proto"
+)
+
+// warmReadyFD is the file descriptor (ExtraFiles[0]) on which a warm backend tells the host that
+// it listens. It closes it right after, so nothing of the host stays open in the backend.
+const warmReadyFD = 3
+
+// serveWarm runs b as a warm backend on the Unix socket at path until it has had no connection
+// for idle, its executable is replaced, or it receives SIGTERM or SIGINT.
+func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) error {
+	ready := os.NewFile(warmReadyFD, "ready")
+	defer func() {
+		if ready != nil {
+			ready.Close()
+		}
+	}()
+	exe, _ := os.Executable()
+	exeID := fileIdentity(exe)
+
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", path, err)
+	}
+	sockID := fileIdentity(path)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	wl := &warmListener{Listener: ln, uid: os.Geteuid(), log: log, lastActive: time.Now()}
+	srv := newServer(b, logging.Slog(log))
+	srv.warm = true
+	gs := newGRPCServer(nil)
+	pb.RegisterRegistryServer(gs, srv)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(wl) }()
+	log.Info("warm backend listening", "backend", b.Name, "socket", path, "idle_timeout", idle.String())
+	if ready != nil {
+		_, _ = ready.Write([]byte("ready\n"))
+		ready.Close()
+		ready = nil
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	tick := time.NewTicker(max(min(idle/10, time.Second), 10*time.Millisecond))
+	defer tick.Stop()
+	reason := ""
+	for reason == "" {
+		select {
+		case sig := <-sigs:
+			reason = "received " + sig.String()
+		case err := <-served:
+			reason = fmt.Sprintf("server ended: %v", err)
+		case <-tick.C:
+			replaced := exe != "" && fileIdentity(exe) != exeID
+			if wl.closeIfIdle(idle, replaced) {
+				reason = "idle for " + idle.String()
+				if replaced {
+					reason = "its executable was replaced"
+				}
+			}
+		}
+	}
+	log.Info("warm backend stopping", "backend", b.Name, "reason", reason)
+	wl.closeIfIdle(0, true)
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(killGrace):
+		gs.Stop()
+	}
+	// A replacement may already listen on the same path (after it found this process hung):
+	// remove the socket only if it is still the one this process created.
+	if fileIdentity(path) == sockID {
+		_ = os.Remove(path)
+	}
+	return srv.close()
+}
+
+// warmListener accepts connections from this user only (SO_PEERCRED) and counts the open
+// ones, so the backend knows when it is idle.
+type warmListener struct {
+	net.Listener
+	uid int
+	log hclog.Logger
+
+	mu         sync.Mutex
+	open       int
+	closing    bool
+	lastActive time.Time
+}
+
+func (l *warmListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		pid, uid, err := peerCred(conn)
+		if err != nil || uid != l.uid {
+			l.log.Warn("refused a connection from another user", "peer_pid", pid, "peer_uid", uid, "error", err)
+			conn.Close()
+			continue
+		}
+		l.mu.Lock()
+		if l.closing {
+			// Lost the race with the idle timeout: the host sees the connection close before
+			// its first answer and starts a new backend.
+			l.mu.Unlock()
+			conn.Close()
+			continue
+		}
+		l.open++
+		l.mu.Unlock()
+		return &countedConn{Conn: conn, l: l}, nil
+	}
+}
+
+// closeIfIdle stops accepting connections and reports true when none is open and the last one
+// closed at least idle ago (or at once when now is set).
+func (l *warmListener) closeIfIdle(idle time.Duration, now bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return true
+	}
+	if l.open > 0 || (!now && time.Since(l.lastActive) < idle) {
+		return false
+	}
+	l.closing = true
+	return true
+}
+
+type countedConn struct {
+	net.Conn
+	l    *warmListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.open--
+		c.l.lastActive = time.Now()
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// serveWarmMain is Serve in warm mode: it logs to stderr (a file the host opened).
+func serveWarmMain(b Backend, path string, level hclog.Level) {
+	log := logging.NewJSON(os.Stderr, level).With("pid", os.Getpid())
+	idle, err := time.ParseDuration(os.Getenv(envWarmIdle))
+	if err != nil || idle <= 0 {
+		log.Error("warm backend needs a positive " + envWarmIdle)
+		return
+	}
+	if err := serveWarm(b, path, idle, log); err != nil {
+		log.Error("warm backend failed", "error", err)
+	}
+}

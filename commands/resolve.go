@@ -332,6 +332,7 @@ func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, op
 		callCtx, cancelCall := f.callContext(ctx)
 		got, err := reg.Instances(callCtx, q)
 		cancelCall()
+		reached := err == nil
 		if err == nil {
 			healthy = got
 			if opts.enough(healthy) {
@@ -350,7 +351,9 @@ func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, op
 			}
 		}
 		if ctx.Err() != nil {
-			if err != nil && errors.Is(err, registry.ErrUnavailable) {
+			// A wait that ends while following changes found too few; one that ends while the
+			// registry cannot be reached reports that.
+			if err != nil && !reached && errors.Is(err, registry.ErrUnavailable) {
 				return nil, fmt.Errorf("after waiting %s: %w", opts.Wait, err)
 			}
 			// The wait is over (the plugin may notice it a moment before we do); the caller

@@ -39,9 +39,8 @@ type contractCase struct {
 	files map[string]string
 	// env adds variables ("KEY=VALUE").
 	env []string
-	// want is the exit code; a map entry in wantOn overrides it for one backend.
-	want   int
-	wantOn map[string]int
+	// want is the exit code.
+	want int
 	// stderr must match (regexp) when set; secret must not appear in stdout or stderr.
 	stderr string
 	secret string
@@ -105,9 +104,6 @@ func runContractCase(t *testing.T, b contractBackend, tc contractCase) {
 		}
 	}
 	want := tc.want
-	if w, ok := tc.wantOn[b.name]; ok {
-		want = w
-	}
 	before := b.fingerprint(t)
 	stdout, stderr, code := runIn(t, dir, tc.stdin, withEnv(b.env, tc.env...), tc.args...)
 	cmdline := "sdctl " + strings.Join(tc.args, " ")

@@ -7,7 +7,7 @@ func TestClosest(t *testing.T) {
 	for _, tc := range []struct{ word, want string }{
 		{"backnd", "backend"},
 		{"timout", "timeout"},
-		{"addres", "address"},
+		{"addres", "address"}, //nolint:misspell // typos are the test
 		{"TIMEOUT", "timeout"},
 		{"tokne", "token"},
 		{"plugin-tiemout", "plugin-timeout"},
@@ -29,7 +29,7 @@ func TestDistance(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string
 		want int
-	}{{"", "", 0}, {"a", "", 1}, {"resovle", "resolve", 1}, {"kitten", "sitting", 3}, {"ab", "ba", 1}} {
+	}{{"", "", 0}, {"a", "", 1}, {"resovle", "resolve", 1}, {"kitten", "sitting", 3}, {"ab", "ba", 1}} { //nolint:misspell // typos are the test
 		if got := distance(tc.a, tc.b); got != tc.want {
 			t.Errorf("distance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}

@@ -164,12 +164,26 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	}
 	if err := gc.configure(ctx, section); err != nil {
 		_ = gconn.Close()
-		if _, fromBackend := fromStatus(err); !fromBackend && ctx.Err() == nil {
+		// The backend's own verdict on the config (invalid, unreachable registry, refused
+		// credentials) is the command's answer; anything else means this process is unusable.
+		if !isDomainError(err) && ctx.Err() == nil {
 			return nil, fmt.Errorf("%w: configure: %v", errWarmUnusable, err)
 		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// isDomainError reports whether err carries one of the registry's sentinels, as the errors a
+// backend returns do once translated from gRPC.
+func isDomainError(err error) bool {
+	for _, kind := range []error{registry.ErrInvalid, registry.ErrUnsupported, registry.ErrPermissionDenied,
+		registry.ErrUnavailable, registry.ErrNotFound, registry.ErrNoLeader, registry.ErrAlreadyExists} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 // dialPeer connects to the Unix socket at sock and checks that the process listening there runs

@@ -4,7 +4,7 @@ import "strings"
 
 // Reusable inputs of the contract cases.
 const (
-	okEntry    = "- {name: batch, address: 10.0.0.9, port: 80}\n" //nolint:misspell // the typo is the test
+	okEntry    = "- {name: batch, address: 10.0.0.9, port: 80}\n"
 	longName   = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc.dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
 	secretPass = "s3cretpw"
 )
@@ -80,8 +80,8 @@ func contractCases() []contractCase {
 		config("config plugin-mtls", "plugin-mtls: maybe\n", `plugin-mtls`),
 		config("config not yaml", "{{{\n", `config`),
 		config("config global used as section", "timeout: {x: 1s}\n", `timeout`),
-		config("config password in URL", "backend: consul\nconsul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500x'}\n", `<redacted>`).noSecret(secretPass).on("file"), //nolint:misspell // the typo is the test
-		c("config view redacts URL password", 0, "--config", "sdctl-test.yaml", "config", "view").file("sdctl-test.yaml", "consul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500'}\nbackend: consul\n").noSecret(secretPass), //nolint:misspell // the typo is the test
+		config("config password in URL", "backend: consul\nconsul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500x'}\n", `<redacted>`).noSecret(secretPass).on("file"),
+		c("config view redacts URL password", 0, "--config", "sdctl-test.yaml", "config", "view").file("sdctl-test.yaml", "consul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500'}\nbackend: consul\n").noSecret(secretPass),
 		c("env password in URL", 2, "--backend", "consul", "resolve", "service-web").withEnv("CONSUL_HTTP_ADDR=http://user:" + secretPass + "@127.0.0.1:8500x").noSecret(secretPass),
 		c("config view unknown format", 2, "config", "view", "-o", "toml"),
 		c("config view template error", 2, "config", "view", "--template", "{{"),
@@ -89,7 +89,7 @@ func contractCases() []contractCase {
 
 		// register, one instance.
 		c("register without arguments", 2, "register").err(`missing NAME`),
-		c("register without address", 2, "register", "web").err(`missing HOST:PORT`), //nolint:misspell // the typo is the test
+		c("register without address", 2, "register", "web").err(`missing HOST:PORT`),
 		c("register without port", 2, "register", "web", "10.0.0.1"),
 		c("register port 0", 2, "register", "web", "10.0.0.1:0").err(`out of range`),
 		c("register port 65536", 2, "register", "web", "10.0.0.1:65536"),
@@ -136,39 +136,39 @@ func contractCases() []contractCase {
 		c("register check interval 0", 2, "register", "web", "10.0.0.1:80", "--check-http", "http://10.0.0.1/", "--check-interval", "0s"),
 		c("register check initial status bogus", 2, "register", "web", "10.0.0.1:80", "--check-http", "http://10.0.0.1/", "--check-initial-status", "fine"),
 		c("register check on a backend without checks", 2, "register", "web", "10.0.0.1:80", "--check-http", "http://10.0.0.1/").on("file", "etcd").err(`runs no http checks`),
-		c("register address twice", 2, "register", "web", "10.0.0.1:80", "--address", "10.0.0.1"), //nolint:misspell // the typo is the test
+		c("register address twice", 2, "register", "web", "10.0.0.1:80", "--address", "10.0.0.1"),
 		c("register --port 0", 2, "register", "web", "--port", "0"),
-		c("register bad --address", 2, "register", "web", "--address", "bad!", "--port", "80"), //nolint:misspell // the typo is the test
+		c("register bad --address", 2, "register", "web", "--address", "bad!", "--port", "80"),
 
 		// register -f.
 		c("batch file missing", 2, "register", "-f", "missing.yaml"),
 		c("batch file a directory", 2, "register", "-f", "."),
 		c("batch empty stdin", 2, "register", "-f", "-").err(`no instances`),
-		batch("batch unknown key addr", "- name: web\n  addr: 10.0.0.1\n  port: 80\n", `b.yaml: entry 1 \(line 1\): unknown key "addr"; did you mean "address"\?`),      //nolint:misspell // the typo is the test
-		batch("batch unknown key foo", "instances:\n  - {name: web, address: 10.0.0.1, port: 80, foo: 1}\n", `unknown key "foo"`),                                       //nolint:misspell // the typo is the test
-		batch("batch unknown check key", "- {name: web, address: 10.0.0.1, port: 80, checks: [{kind: http, target: 'http://x/', every: 5s}]}\n", `unknown key "every"`), //nolint:misspell // the typo is the test
-		batch("batch unknown key in JSON", `[{"name":"web","address":"10.0.0.1","port":80,"foo":1}]`, `unknown key "foo"`),                                              //nolint:misspell // the typo is the test
+		batch("batch unknown key addr", "- name: web\n  addr: 10.0.0.1\n  port: 80\n", `b.yaml: entry 1 \(line 1\): unknown key "addr"; did you mean "address"\?`),     
+		batch("batch unknown key foo", "instances:\n  - {name: web, address: 10.0.0.1, port: 80, foo: 1}\n", `unknown key "foo"`),                                      
+		batch("batch unknown check key", "- {name: web, address: 10.0.0.1, port: 80, checks: [{kind: http, target: 'http://x/', every: 5s}]}\n", `unknown key "every"`),
+		batch("batch unknown key in JSON", `[{"name":"web","address":"10.0.0.1","port":80,"foo":1}]`, `unknown key "foo"`),                                             
 		batch("batch key next to instances", "instances: []\nversion: 2\n", `unknown key "version"`),
-		batch("batch duplicate IDs", okEntry+"- {name: batch, address: 10.0.0.9, port: 80}\n", `entry 2 \(line 2\) has the same ID "batch-10.0.0.9-80" as entry 1`),    //nolint:misspell // the typo is the test
-		batch("batch duplicate explicit IDs", "- {id: a, name: web, address: 10.0.0.1, port: 80}\n- {id: a, name: api, address: 10.0.0.2, port: 81}\n", `same ID "a"`), //nolint:misspell // the typo is the test
-		batch("batch duplicate key", "- {name: web, name: api, address: 10.0.0.1, port: 80}\n", `already defined`),                                                     //nolint:misspell // the typo is the test
-		batch("batch duplicate key in JSON", `[{"name":"web","name":"api","address":"10.0.0.1","port":80}]`, `already defined`),                                        //nolint:misspell // the typo is the test
-		batch("batch port as string", "- {name: web, address: 10.0.0.1, port: '80'}\n", `port: a string where a whole number is expected`),                             //nolint:misspell // the typo is the test
-		batch("batch meta value a number", "- {name: web, address: 10.0.0.1, port: 80, meta: {v: 2}}\n", `meta: a number where a string is expected`),                  //nolint:misspell // the typo is the test
+		batch("batch duplicate IDs", okEntry+"- {name: batch, address: 10.0.0.9, port: 80}\n", `entry 2 \(line 2\) has the same ID "batch-10.0.0.9-80" as entry 1`),   
+		batch("batch duplicate explicit IDs", "- {id: a, name: web, address: 10.0.0.1, port: 80}\n- {id: a, name: api, address: 10.0.0.2, port: 81}\n", `same ID "a"`),
+		batch("batch duplicate key", "- {name: web, name: api, address: 10.0.0.1, port: 80}\n", `already defined`),                                                    
+		batch("batch duplicate key in JSON", `[{"name":"web","name":"api","address":"10.0.0.1","port":80}]`, `already defined`),                                       
+		batch("batch port as string", "- {name: web, address: 10.0.0.1, port: '80'}\n", `port: a string where a whole number is expected`),                            
+		batch("batch meta value a number", "- {name: web, address: 10.0.0.1, port: 80, meta: {v: 2}}\n", `meta: a number where a string is expected`),                 
 		batch("batch entry not a mapping", "- web\n", `must be a mapping`),
 		batch("batch instances not a list", "instances: web\n", `instances must be a list`),
 		batch("batch garbage", "{{{\n", `b.yaml`),
 		batch("batch binary", "\x00\x01\x02\xff", `b.yaml`),
-		batch("batch tab indentation", "- name: web\n\taddress: 10.0.0.1\n", `b.yaml`),                        //nolint:misspell // the typo is the test
-		batch("batch JSON with trailing data", `[{"name":"web","address":"10.0.0.1","port":80}] x`, `b.yaml`), //nolint:misspell // the typo is the test
+		batch("batch tab indentation", "- name: web\n\taddress: 10.0.0.1\n", `b.yaml`),                       
+		batch("batch JSON with trailing data", `[{"name":"web","address":"10.0.0.1","port":80}] x`, `b.yaml`),
 		batch("batch null", "instances:\n", `no instances`),
-		batch("batch ttl garbage", "- {name: web, address: 10.0.0.1, port: 80, ttl: soon}\n", `"soon" is not a duration`),                                                                                                  //nolint:misspell // the typo is the test
-		batch("batch ttl number", "- {name: web, address: 10.0.0.1, port: 80, ttl: 10}\n", `entry 1`),                                                                                                                      //nolint:misspell // the typo is the test
-		batch("batch id dot dot", "- {id: '..', name: web, address: 10.0.0.1, port: 80}\n", `is not allowed`),                                                                                                              //nolint:misspell // the typo is the test
-		batch("batch health bogus", "- {name: web, address: 10.0.0.1, port: 80, health: fine}\n", `health "fine"`),                                                                                                         //nolint:misspell // the typo is the test
-		batch("batch weight too large", "- {name: web, address: 10.0.0.1, port: 80, weight: 70000}\n", `out of range`),                                                                                                     //nolint:misspell // the typo is the test
-		batch("batch invalid third entry writes nothing", okEntry+"- {name: b2, address: 10.0.0.9, port: 81}\n- {name: b3, address: 10.0.0.9, port: 0}\n", `entry 3 \(line 3\)`),                                           //nolint:misspell // the typo is the test
-		batch("batch unsupported check writes nothing", okEntry+"- {name: b2, address: 10.0.0.9, port: 81, checks: [{kind: http, target: 'http://10.0.0.9/', interval: 5s}]}\n", `runs no http checks`).on("file", "etcd"), //nolint:misspell // the typo is the test
+		batch("batch ttl garbage", "- {name: web, address: 10.0.0.1, port: 80, ttl: soon}\n", `"soon" is not a duration`),                                                                                                 
+		batch("batch ttl number", "- {name: web, address: 10.0.0.1, port: 80, ttl: 10}\n", `entry 1`),                                                                                                                     
+		batch("batch id dot dot", "- {id: '..', name: web, address: 10.0.0.1, port: 80}\n", `is not allowed`),                                                                                                             
+		batch("batch health bogus", "- {name: web, address: 10.0.0.1, port: 80, health: fine}\n", `health "fine"`),                                                                                                        
+		batch("batch weight too large", "- {name: web, address: 10.0.0.1, port: 80, weight: 70000}\n", `out of range`),                                                                                                    
+		batch("batch invalid third entry writes nothing", okEntry+"- {name: b2, address: 10.0.0.9, port: 81}\n- {name: b3, address: 10.0.0.9, port: 0}\n", `entry 3 \(line 3\)`),                                          
+		batch("batch unsupported check writes nothing", okEntry+"- {name: b2, address: 10.0.0.9, port: 81, checks: [{kind: http, target: 'http://10.0.0.9/', interval: 5s}]}\n", `runs no http checks`).on("file", "etcd"),
 		batch("batch with --weight", okEntry, `--weight applies to one instance`, "--weight", "2"),
 		batch("batch with --ttl", okEntry, `--ttl applies to one instance`, "--ttl", "5s"),
 		batch("batch with --id", okEntry, `--id applies to one instance`, "--id", "x"),
@@ -186,7 +186,7 @@ func contractCases() []contractCase {
 		c("deregister id dot", 2, "deregister", "."),
 		c("deregister id slash", 2, "deregister", "a/b"),
 		c("deregister id with a space", 2, "deregister", "a b"),
-		c("deregister name and address without port", 2, "deregister", "web", "10.0.0.1"), //nolint:misspell // the typo is the test
+		c("deregister name and address without port", 2, "deregister", "web", "10.0.0.1"),
 		c("deregister name and port 0", 2, "deregister", "web", "10.0.0.1:0"),
 		c("deregister bad name", 2, "deregister", "web server", "10.0.0.1:80"),
 		c("deregister unknown flag", 2, "deregister", "x", "--force"),

@@ -1,0 +1,131 @@
+// Package layering holds no code: its test checks that the layers of DESIGN.md hold, so that
+// they are kept by a check rather than by habit.
+package layering
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/sdctl/sdctl"
+
+type pkg struct {
+	ImportPath string
+	Dir        string
+	Imports    []string
+	GoFiles    []string
+}
+
+// packages lists the module's packages with their direct imports (not those of tests).
+func packages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", module+"/...")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	var pkgs []pkg
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func under(path string, roots ...string) bool {
+	for _, r := range roots {
+		r = module + "/" + r
+		if path == r || strings.HasPrefix(path, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLayers checks who may import what.
+func TestLayers(t *testing.T) {
+	// Imports of internal/ packages by the public plugin SDK and the backends, which third
+	// parties build against and which run as their own processes. Each is a debt to pay by
+	// passing what they need in; the list may only shrink.
+	allowedInternal := map[string][]string{
+		"backends/file":   {"internal/buildinfo", "internal/fsutil", "internal/xdg"},
+		"backends/consul": {"internal/buildinfo"},
+		"backends/etcd":   {"internal/buildinfo"},
+		"plugins":         {"internal/logging", "internal/xdg"},
+	}
+	rules := []struct {
+		what    string
+		imports func(string) bool
+		allowed func(pkg string) bool
+	}{
+		{"viper (configuration) only in internal/config",
+			func(i string) bool { return strings.HasPrefix(i, "github.com/spf13/viper") },
+			func(p string) bool { return under(p, "internal/config") }},
+		{"cobra (the CLI) only in commands/, cmd/ and the docs generator",
+			func(i string) bool { return strings.HasPrefix(i, "github.com/spf13/cobra") },
+			func(p string) bool { return under(p, "commands", "cmd", "internal/docgen") }},
+		{"commands/ only from cmd/ and the docs generator",
+			func(i string) bool { return under(i, "commands") },
+			func(p string) bool { return under(p, "cmd", "internal/docgen") }},
+		{"the domain (registry/) imports no CLI, configuration, transport or backend",
+			func(i string) bool {
+				return strings.HasPrefix(i, "github.com/spf13/") || strings.HasPrefix(i, "google.golang.org/grpc") ||
+					strings.HasPrefix(i, "github.com/hashicorp/go-plugin") || (strings.HasPrefix(i, module+"/") && !under(i, "registry"))
+			},
+			func(p string) bool { return !under(p, "registry") }},
+		{"backends import no other backend, no plugin host and no commands",
+			func(i string) bool { return under(i, "commands", "plugins") },
+			func(p string) bool { return !under(p, "backends") }},
+	}
+	for _, p := range packages(t) {
+		for _, imp := range p.Imports {
+			for _, r := range rules {
+				if r.imports(imp) && !r.allowed(p.ImportPath) {
+					t.Errorf("%s imports %s: %s", p.ImportPath, imp, r.what)
+				}
+			}
+			for _, root := range []string{"backends/file", "backends/consul", "backends/etcd", "plugins"} {
+				if p.ImportPath != module+"/"+root || !under(imp, "internal") {
+					continue
+				}
+				if !slices.Contains(allowedInternal[root], strings.TrimPrefix(imp, module+"/")) {
+					t.Errorf("%s imports %s: the plugin SDK and the backends get what they need passed in, not from internal/", p.ImportPath, imp)
+				}
+			}
+		}
+	}
+}
+
+var osExit = regexp.MustCompile(`\bos\.Exit\(`)
+
+// TestExitOnlyInMain checks that only the programs' main packages end the process.
+func TestExitOnlyInMain(t *testing.T) {
+	for _, p := range packages(t) {
+		if under(p.ImportPath, "cmd", "examples", "internal/bench", "internal/docgen", "internal/testutil") {
+			continue // programs, whose main decides the exit code, and test harnesses for TestMain
+		}
+		for _, f := range p.GoFiles {
+			data, err := os.ReadFile(filepath.Join(p.Dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if osExit.Match(data) {
+				t.Errorf("%s: os.Exit outside a main package: return an error or an exit code instead", filepath.Join(p.Dir, f))
+			}
+		}
+	}
+}

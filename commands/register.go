@@ -158,6 +158,9 @@ func (o *RegisterOptions) checkFlags(changed func(string) bool) error {
 		}
 		o.drain = o.Weight == 0
 	}
+	if changed("id") && o.ID == "" {
+		return registry.ValidateID(o.ID) // --id "" is not the default ID: leave it out for that
+	}
 	if o.File != "" {
 		return nil // the batch rules above name these flags
 	}

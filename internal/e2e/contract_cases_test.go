@@ -108,6 +108,7 @@ func contractCases() []contractCase {
 		c("register id slash", 2, "register", "web", "10.0.0.1:80", "--id", "a/b"),
 		c("register id space", 2, "register", "web", "10.0.0.1:80", "--id", "a b"),
 		c("register id percent", 2, "register", "web", "10.0.0.1:80", "--id", "a%2F"),
+		c("register id empty", 2, "register", "web", "10.0.0.1:80", "--id", "").err(`instance ID is empty`),
 		c("register id too long", 2, "register", "web", "10.0.0.1:80", "--id", strings.Repeat("i", 257)),
 		c("register empty tag", 2, "register", "web", "10.0.0.1:80", "--tag", ""),
 		c("register tag with a space", 2, "register", "web", "10.0.0.1:80", "--tag", "a b"),

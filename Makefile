@@ -36,7 +36,7 @@ test: ## every test, with the race detector (what CI runs)
 	$(GORELEASER) check
 	@./scripts/consul-bin.sh >/dev/null || echo 'make test: no consul binary, see above' >&2
 	@./scripts/etcd-bin.sh >/dev/null || echo 'make test: no etcd binary, see above' >&2
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 consul: ## build (once) the Consul server pinned in tools/consul for the integration tests; prints its path
 	./scripts/consul-bin.sh

@@ -131,7 +131,7 @@ func (w *Watcher) checkView() {
 	}
 	w.mu.Unlock()
 	if request {
-		w.m.Add(mRegistryLost, 1)
+		w.m.registryLost.inc()
 		w.log.Warn("registry differs from what this node registered; reconciling", "missing", lost, "changed", changed, "unknown", extra)
 		w.requestReconcile("registry-changed")
 	}
@@ -140,7 +140,7 @@ func (w *Watcher) checkView() {
 // registryOK records a registry call that worked. The first one after a failure brings the
 // scheduled retries forward and reconciles: the registry may have come back empty.
 func (w *Watcher) registryOK() {
-	w.m.Set(mRegistryUp, 1)
+	w.m.registryUp.set(1)
 	w.mu.Lock()
 	back := w.regDown
 	w.regDown = false
@@ -154,7 +154,7 @@ func (w *Watcher) registryOK() {
 
 // registryFailed records a registry call that failed for want of the registry.
 func (w *Watcher) registryFailed(error) {
-	w.m.Set(mRegistryUp, 0)
+	w.m.registryUp.set(0)
 	w.mu.Lock()
 	w.regDown = true
 	w.mu.Unlock()

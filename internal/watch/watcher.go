@@ -161,6 +161,9 @@ func New(docker Docker, open Opener, opt Options) *Watcher {
 	if opt.Log == nil {
 		opt.Log = hclog.NewNullLogger()
 	}
+	if opt.Metrics == nil {
+		opt.Metrics = NewMetrics() // kept but not served
+	}
 	if opt.Spec.HealthStarting == "" {
 		opt.Spec.HealthStarting = registry.HealthCritical
 	}
@@ -239,7 +242,7 @@ func (w *Watcher) connectOnce(ctx context.Context) error {
 	w.reg = conn
 	w.regErr = nil
 	w.regMu.Unlock()
-	w.m.Set(mRegistryUp, 1)
+	w.m.registryUp.set(1)
 	return nil
 }
 
@@ -274,7 +277,7 @@ func (w *Watcher) registry(ctx context.Context) (registry.Registry, error) {
 	}
 	w.reg = conn
 	w.regErr = nil
-	w.m.Add(mPluginRestarts, 1)
+	w.m.pluginRestarts.inc()
 	w.log.Info("backend plugin restarted; reconciling")
 	w.requestReconcile("plugin-restart")
 	return conn, nil
@@ -295,7 +298,7 @@ func (w *Watcher) Ready() error {
 	if !up {
 		return errors.New("docker event stream not connected")
 	}
-	if w.m != nil && w.m.Value(mRegistryUp) == 0 {
+	if w.m.registryUp.value() == 0 {
 		return errors.New("registry unavailable")
 	}
 	return nil
@@ -348,7 +351,7 @@ func (w *Watcher) eventLoop(ctx context.Context) {
 			return
 		}
 		w.setDockerUp(false)
-		w.m.Add(mFailures, 1, "op", "events")
+		w.m.failures.inc("events")
 		w.log.Error("docker event stream lost; reconnecting", "error", err, "in", backoff)
 		reason = "docker-reconnect"
 		select {
@@ -391,7 +394,7 @@ func (w *Watcher) setDockerUp(up bool) {
 	if up {
 		v = 1
 	}
-	w.m.Set(mDockerUp, v)
+	w.m.dockerUp.set(v)
 }
 
 // handleEvent queues the container an event is about; the worker converges it to its current
@@ -416,7 +419,7 @@ func (w *Watcher) handleEvent(msg events.Message) {
 	if id == "" {
 		return
 	}
-	w.m.Add(mEvents, 1, "action", action)
+	w.m.events.inc(action)
 	at := time.Now()
 	if msg.TimeNano > 0 {
 		at = time.Unix(0, msg.TimeNano)
@@ -524,7 +527,7 @@ func (w *Watcher) retryLater(id string, err error) {
 	} else {
 		r.timer.Reset(d)
 	}
-	w.m.Set(mPending, float64(len(w.retries)))
+	w.m.pending.set(float64(len(w.retries)))
 	w.mu.Unlock()
 	w.log.Warn("retrying container", "container", short(id), "error", err, "in", d)
 }
@@ -537,7 +540,7 @@ func (w *Watcher) fireRetry(id string) {
 		r.timer = nil
 	}
 	w.mu.Unlock()
-	w.m.Add(mRetries, 1)
+	w.m.retries.inc()
 	w.enqueue(id)
 }
 
@@ -553,7 +556,7 @@ func (w *Watcher) retryNow() {
 	}
 	w.mu.Unlock()
 	for _, id := range due {
-		w.m.Add(mRetries, 1)
+		w.m.retries.inc()
 		w.enqueue(id)
 	}
 }
@@ -566,7 +569,7 @@ func (w *Watcher) clearRetry(id string) {
 		}
 		delete(w.retries, id)
 	}
-	w.m.Set(mPending, float64(len(w.retries)))
+	w.m.pending.set(float64(len(w.retries)))
 	w.mu.Unlock()
 }
 
@@ -588,7 +591,7 @@ func (w *Watcher) syncContainer(ctx context.Context, id string) (int, error) {
 	case cerrdefs.IsNotFound(err):
 		gone = true
 	case err != nil:
-		w.m.Add(mFailures, 1, "op", "inspect")
+		w.m.failures.inc("inspect")
 		return 0, fmt.Errorf("inspect: %w", err)
 	}
 
@@ -646,7 +649,7 @@ func (w *Watcher) observeLag(id string) {
 	delete(w.eventAt, id)
 	w.mu.Unlock()
 	if ok {
-		w.m.Observe(mEventLag, seconds(time.Since(at)))
+		w.m.eventLag.observe(time.Since(at).Seconds())
 	}
 }
 
@@ -756,7 +759,7 @@ func (w *Watcher) report(id, name string, spec Spec) {
 	}
 	w.mu.Unlock()
 	for _, p := range fresh {
-		w.m.Add(mSkipped, 1)
+		w.m.skipped.inc()
 		w.log.Warn("skipped: invalid container metadata", "container", name, "key", p.Key, "reason", p.Reason)
 	}
 	if ignored && spec.Ignored != "not running" {
@@ -853,7 +856,7 @@ func (w *Watcher) register(ctx context.Context, container string, inst registry.
 	if err != nil && errors.Is(err, registry.ErrUnsupported) && len(inst.Checks) > 0 {
 		// Registrator ignored checks where the registry runs none: register without them.
 		w.log.Warn("skipped: the backend does not run this check; registering without it", "container", container, "id", inst.ID, "check", string(inst.Checks[0].Kind), "reason", err)
-		w.m.Add(mSkipped, 1)
+		w.m.skipped.inc()
 		inst.Checks = nil
 		cctx, cancel := context.WithTimeout(ctx, w.opt.CallTimeout)
 		err = reg.Register(cctx, inst)
@@ -861,7 +864,7 @@ func (w *Watcher) register(ctx context.Context, container string, inst registry.
 	}
 	hash := inst.Meta[MetaSpec]
 	if err != nil {
-		w.m.Add(mFailures, 1, "op", "register")
+		w.m.failures.inc("register")
 		if permanent(err) {
 			w.mu.Lock()
 			w.failed[inst.ID] = hash
@@ -885,8 +888,8 @@ func (w *Watcher) register(ctx context.Context, container string, inst registry.
 	w.beatAt[inst.ID] = time.Now()
 	n := len(w.owned)
 	w.mu.Unlock()
-	w.m.Set(mInstances, float64(n))
-	w.m.Add(mRegistrations, 1)
+	w.m.instances.set(float64(n))
+	w.m.registrations.inc()
 	verb := "added"
 	if existed {
 		verb = "updated"
@@ -915,7 +918,7 @@ func (w *Watcher) deregisterLocked(ctx context.Context, container, id, why strin
 	err = reg.Deregister(cctx, id)
 	cancel()
 	if err != nil && !errors.Is(err, registry.ErrNotFound) {
-		w.m.Add(mFailures, 1, "op", "deregister")
+		w.m.failures.inc("deregister")
 		w.registryFailed(err)
 		w.log.Warn("failed: deregister", "container", container, "id", id, "error", err)
 		return err
@@ -931,8 +934,8 @@ func (w *Watcher) deregisterLocked(ctx context.Context, container, id, why strin
 	delete(w.beatAt, id)
 	n := len(w.owned)
 	w.mu.Unlock()
-	w.m.Set(mInstances, float64(n))
-	w.m.Add(mDeregistrations, 1)
+	w.m.instances.set(float64(n))
+	w.m.deregistrations.inc()
 	w.log.Info("removed", "id", id, "container", container, "reason", why)
 	return nil
 }
@@ -994,7 +997,7 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	w.reconcileMu.Lock()
 	defer w.reconcileMu.Unlock()
 	start := time.Now()
-	w.m.Add(mReconciles, 1, "reason", reason)
+	w.m.reconciles.inc(reason)
 	w.mu.Lock()
 	w.touched = map[string]bool{}
 	w.lostPending = false
@@ -1006,7 +1009,7 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	}()
 	owned, legacy, err := w.listOwned(ctx)
 	if err != nil {
-		w.m.Add(mFailures, 1, "op", "reconcile")
+		w.m.failures.inc("reconcile")
 		return ReconcileResult{}, err
 	}
 	lctx, cancel := context.WithTimeout(ctx, w.opt.CallTimeout)
@@ -1017,7 +1020,7 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	running, err := w.docker.ContainerList(lctx, container.ListOptions{Filters: lf})
 	cancel()
 	if err != nil {
-		w.m.Add(mFailures, 1, "op", "list")
+		w.m.failures.inc("list")
 		return ReconcileResult{}, fmt.Errorf("docker: list containers: %w", err)
 	}
 
@@ -1040,8 +1043,8 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	}
 	n := len(w.owned)
 	w.mu.Unlock()
-	w.m.Set(mInstances, float64(n))
-	w.m.Set(mContainers, float64(len(running)))
+	w.m.instances.set(float64(n))
+	w.m.containers.set(float64(len(running)))
 
 	var (
 		mu       sync.Mutex
@@ -1083,8 +1086,8 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	w.reconciled = true
 	w.mu.Unlock()
 	res := ReconcileResult{Containers: len(running), Writes: writes, Took: time.Since(start)}
-	w.m.Observe(mReconcile, res.Took.Seconds())
-	w.m.Set(mReconcileWrites, float64(writes))
+	w.m.reconcileTime.observe(res.Took.Seconds())
+	w.m.reconcileWrites.set(float64(writes))
 	w.log.Info("reconciled", "reason", reason, "containers", res.Containers, "writes", writes, "took", res.Took.Round(time.Millisecond))
 	if firstErr != nil {
 		return res, firstErr
@@ -1260,7 +1263,7 @@ func (w *Watcher) heartbeat(ctx context.Context, id string) {
 	w.mu.Unlock()
 	switch {
 	case err == nil:
-		w.m.Add(mHeartbeats, 1)
+		w.m.heartbeats.inc()
 		w.registryOK()
 	case errors.Is(err, registry.ErrNotFound):
 		// Gone from the registry (expired, removed by hand, or a registry that lost its
@@ -1273,7 +1276,7 @@ func (w *Watcher) heartbeat(ctx context.Context, id string) {
 		w.enqueue(o.container)
 		w.requestReconcile("instance-missing")
 	default:
-		w.m.Add(mFailures, 1, "op", "heartbeat")
+		w.m.failures.inc("heartbeat")
 		w.registryFailed(err)
 		w.log.Warn("failed: heartbeat", "id", id, "error", err)
 	}
@@ -1294,7 +1297,7 @@ func (w *Watcher) pluginLoop(ctx context.Context) {
 		dead := w.reg == nil || w.reg.Exited()
 		w.regMu.Unlock()
 		if dead {
-			w.m.Set(mRegistryUp, 0)
+			w.m.registryUp.set(0)
 			if _, err := w.registry(ctx); err != nil && ctx.Err() == nil {
 				w.log.Error("failed: restart backend", "error", err)
 			}

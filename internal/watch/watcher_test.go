@@ -394,7 +394,7 @@ func TestWatchBadMetadataNeverBlocksOthers(t *testing.T) {
 	if !strings.Contains(logs, badName.Name) {
 		t.Errorf("no log line names the container %s", badName.Name)
 	}
-	if n := h.m.Sum("sdctl_watch_metadata_skipped_total"); n < 3 {
+	if n := metricSum(t, h.m, "sdctl_watch_metadata_skipped_total"); n < 3 {
 		t.Errorf("metadata_skipped_total = %v, want at least 3", n)
 	}
 	// Problems are reported once per container, not on every reconcile.
@@ -427,7 +427,7 @@ func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 	// Something changed behind the watcher's back: it is repaired, and only that. The
 	// watcher may notice it by itself first (it follows the registry); either way, two writes.
 	writes := func() float64 {
-		return h.m.Sum("sdctl_watch_registrations_total") + h.m.Sum("sdctl_watch_deregistrations_total")
+		return metricSum(t, h.m, "sdctl_watch_registrations_total") + metricSum(t, h.m, "sdctl_watch_deregistrations_total")
 	}
 	before := writes()
 	if err := h.reg.Deregister(context.Background(), ids[0]); err != nil {
@@ -519,7 +519,7 @@ func TestWatchRestartsADeadBackend(t *testing.T) {
 	})
 	b := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
 	h.waitIDs(15*time.Second, h.id(a, "3000"), h.id(b, "3000"))
-	if n := h.m.Sum("sdctl_watch_plugin_restarts_total"); n < 1 {
+	if n := metricSum(t, h.m, "sdctl_watch_plugin_restarts_total"); n < 1 {
 		t.Errorf("plugin_restarts_total = %v", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sdctl/sdctl/internal/config"
+	"github.com/sdctl/sdctl/internal/hostaddr"
 	"github.com/sdctl/sdctl/internal/watch"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -426,7 +427,7 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 }
 
 // hostAddress guesses the address other hosts reach published ports on: the engine's host when
-// it is remote, else this machine's first global unicast IPv4 address. --ip overrides it.
+// it is remote, else this machine's address (hostaddr.Outbound). --ip overrides it.
 func hostAddress(daemonHost string) string {
 	if u, err := url.Parse(daemonHost); err == nil && (u.Scheme == "tcp" || u.Scheme == "http" || u.Scheme == "https") {
 		if h := u.Hostname(); h != "" {
@@ -438,22 +439,7 @@ func hostAddress(daemonHost string) string {
 			}
 		}
 	}
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return ""
-	}
-	for _, iface := range ifaces {
-		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 || strings.HasPrefix(iface.Name, "docker") || strings.HasPrefix(iface.Name, "br-") || strings.HasPrefix(iface.Name, "veth") {
-			continue
-		}
-		addrs, _ := iface.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
-				return ipn.IP.String()
-			}
-		}
-	}
-	return ""
+	return hostaddr.Outbound()
 }
 
 // inContainer reports whether sdctl runs inside a Docker container.

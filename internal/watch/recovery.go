@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -67,8 +68,8 @@ func (w *Watcher) followRegistry(ctx context.Context) {
 func (w *Watcher) observeView(insts []registry.Instance) {
 	view := map[string]string{}
 	for _, inst := range insts {
-		if inst.Meta[MetaNode] == w.opt.Spec.Node && inst.Meta[MetaScope] == w.scope {
-			view[inst.ID] = inst.Meta[MetaSpec]
+		if inst.Meta[spec.MetaNode] == w.opt.Spec.Node && inst.Meta[spec.MetaScope] == w.scope {
+			view[inst.ID] = inst.Meta[spec.MetaSpec]
 		}
 	}
 	w.mu.Lock()

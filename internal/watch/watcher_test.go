@@ -20,6 +20,7 @@ import (
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 	"github.com/sdctl/sdctl/internal/watch"
+	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -178,7 +179,7 @@ func (h *harness) owned() map[string]registry.Instance {
 			h.t.Fatal(err)
 		}
 		for _, inst := range insts {
-			if inst.Meta[watch.MetaNode] == h.node {
+			if inst.Meta[spec.MetaNode] == h.node {
 				out[inst.ID] = inst
 			}
 		}
@@ -259,7 +260,7 @@ func TestWatchRegistersAndRemovesContainers(t *testing.T) {
 	if n.Name != "service-web" || n.Address != "127.0.0.1" || !slices.Equal(n.Tags, []string{"label", "v2"}) || n.Meta["region"] != "eu" {
 		t.Errorf("named: got %+v; want the label's tags over the env's, the binding's address, meta region=eu", n)
 	}
-	if n.Meta[watch.MetaContainer] != named.ID || n.Meta[watch.MetaSpec] == "" {
+	if n.Meta[spec.MetaContainer] != named.ID || n.Meta[spec.MetaSpec] == "" {
 		t.Errorf("named: ownership marks missing: %v", n.Meta)
 	}
 	if m := got[h.id(multi, "3000")]; m.Name != "service-web-3000" {
@@ -291,7 +292,7 @@ func TestWatchInternalNetworksAndIPv6(t *testing.T) {
 	h := newHarness(t)
 	netA := dockertest.Network(t, h.cli, dockertest.NetworkOptions{})
 	netB := dockertest.Network(t, h.cli, dockertest.NetworkOptions{IPv6: true})
-	h.start(watch.Options{Spec: watch.SpecOptions{Internal: true}}, nil)
+	h.start(watch.Options{Spec: spec.Options{Internal: true}}, nil)
 
 	onA := h.run(dockertest.Spec{Network: netA, Env: []string{"SERVICE_NAME=api"}})
 	onB := h.run(dockertest.Spec{Network: netB, Env: []string{"SERVICE_NAME=api6"}})
@@ -313,7 +314,7 @@ func TestWatchNetworkChoice(t *testing.T) {
 	h := newHarness(t)
 	netA := dockertest.Network(t, h.cli, dockertest.NetworkOptions{})
 	netB := dockertest.Network(t, h.cli, dockertest.NetworkOptions{})
-	h.start(watch.Options{Spec: watch.SpecOptions{Internal: true, Network: netB}}, nil)
+	h.start(watch.Options{Spec: spec.Options{Internal: true, Network: netB}}, nil)
 
 	c := h.run(dockertest.Spec{Network: netA, Env: []string{"SERVICE_NAME=multi"}})
 	connectNetwork(t, h.cli, netB, c.ID)
@@ -434,8 +435,8 @@ func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := h.reg.Register(context.Background(), registry.Instance{ID: h.node + ":gone:3000", Name: "service-web", Address: "10.0.0.1", Port: 1,
-		Meta: map[string]string{watch.MetaNode: h.node, watch.MetaScope: "io.sdctl.test.watch=" + h.node,
-			watch.MetaContainer: "0000000000000000000000000000000000000000000000000000000000000000"}}); err != nil {
+		Meta: map[string]string{spec.MetaNode: h.node, spec.MetaScope: "io.sdctl.test.watch=" + h.node,
+			spec.MetaContainer: "0000000000000000000000000000000000000000000000000000000000000000"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err = h.w.Reconcile(context.Background(), "test"); err != nil {
@@ -607,7 +608,7 @@ func TestWatchScopedWatchersShareANode(t *testing.T) {
 
 	// A second watcher of the same node for the other group.
 	second := watch.New(h.cli, func(context.Context) (watch.Conn, error) { return h.conn, nil }, watch.Options{
-		Spec:   watch.SpecOptions{Node: h.node, DefaultIP: "192.0.2.10"},
+		Spec:   spec.Options{Node: h.node, DefaultIP: "192.0.2.10"},
 		Labels: []string{"io.sdctl.test.watch=" + h.node, "group=b"}, DeregisterOnExit: true,
 		Log: hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Name: "second"}),
 	})
@@ -634,7 +635,7 @@ func TestWatchScopedWatchersShareANode(t *testing.T) {
 	cancel()
 	<-done
 	h.waitIDs(5*time.Second, h.id(a, "3000"))
-	if got := h.owned()[h.id(a, "3000")].Meta[watch.MetaScope]; got != "group=a,io.sdctl.test.watch="+h.node {
+	if got := h.owned()[h.id(a, "3000")].Meta[spec.MetaScope]; got != "group=a,io.sdctl.test.watch="+h.node {
 		t.Errorf("scope mark %q", got)
 	}
 }

@@ -36,7 +36,7 @@ func WaitForNode(ctx context.Context, docker Docker, callTimeout time.Duration, 
 			return node, nil
 		}
 		if ctx.Err() != nil {
-			return "", nil
+			return "", nil //nolint:nilerr // stopped while waiting: not an error
 		}
 		if permissionDenied(err) {
 			return "", fmt.Errorf("docker %s: %w (run as a user in the socket's group, or as root)", docker.DaemonHost(), registry.ErrPermissionDenied)

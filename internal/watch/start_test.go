@@ -31,7 +31,7 @@ func TestPermissionDenied(t *testing.T) {
 	for err, want := range map[error]bool{
 		fmt.Errorf("dial: %w", fs.ErrPermission): true,
 		errors.New("permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock"): true,
-		errors.New("Cannot connect to the Docker daemon at unix:///nope.sock. Is the docker daemon running?"):               false,
+		errors.New("Cannot connect to the Docker daemon at unix:///nope.sock. Is the docker daemon running?"):              false,
 	} {
 		if got := permissionDenied(err); got != want {
 			t.Errorf("permissionDenied(%q) = %v, want %v", err, got, want)

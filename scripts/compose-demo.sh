@@ -156,6 +156,8 @@ show docker exec -t "$client" /sdctl cluster status
 show docker exec -t "$client" /sdctl catalog service-web
 show docker exec "$client" /sdctl resolve --strategy round-robin http://service-web/
 show docker logs "${project}_watcher_1"
+down_cmd="scripts/compose-demo.sh down"
+[[ "$project" == sdctl-demo ]] || down_cmd="SDCTL_DEMO_PROJECT=$project $down_cmd"
 cat <<EOF
 
 The demo is running (project $project). Try:
@@ -163,5 +165,5 @@ The demo is running (project $project). Try:
   docker-compose -p $project -f $compose_file up -d --no-recreate --scale web=3
   docker exec $client /sdctl resolve service-web --all
   docker exec $client /sdctl cluster status
-Remove it with: scripts/compose-demo.sh down
+Remove it with: $down_cmd
 EOF

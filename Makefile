@@ -23,7 +23,7 @@ demo: build ## register, resolve, list and deregister a service on the embedded 
 	./scripts/demo.sh
 
 .PHONY: compose-demo
-compose-demo: ## 3 Consul servers, sdctl watch and service-web x3 in docker-compose: the classic walkthrough, checked
+compose-demo: ## 3 Consul servers, sdctl watch and service-web x3 in docker-compose: the classic walkthrough (checked by TestComposeDemo)
 	./scripts/compose-demo.sh
 
 # The Consul and etcd tests build their servers on demand too; building them first keeps a cold build

@@ -1,17 +1,18 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sdctl/sdctl/internal/hostaddr"
 	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -280,18 +281,10 @@ func (o *RegisterOptions) checks() ([]registry.Check, error) {
 	return out, nil
 }
 
-// outboundAddress is the address other machines most likely reach this one at: the source
-// address of the default route. It sends nothing; without a route it falls back to loopback.
+// outboundAddress is the address an instance registered from this machine gets when no host
+// is given: hostaddr's guess, else loopback.
 func outboundAddress() string {
-	conn, err := net.Dial("udp", "192.0.2.1:9") // TEST-NET-1: never routed on the internet
-	if err != nil {
-		return "127.0.0.1"
-	}
-	defer conn.Close()
-	if addr, ok := conn.LocalAddr().(*net.UDPAddr); ok && !addr.IP.IsUnspecified() {
-		return addr.IP.String()
-	}
-	return "127.0.0.1"
+	return cmp.Or(hostaddr.Outbound(), "127.0.0.1")
 }
 
 func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, changed func(string) bool) error {

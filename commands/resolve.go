@@ -349,6 +349,10 @@ func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, op
 			if errors.Is(err, errEnough) {
 				return healthy, nil
 			}
+			if errors.Is(err, context.DeadlineExceeded) && time.Until(opts.waitUntil) < time.Second {
+				// The backend process saw the wait's deadline a moment before this one did.
+				<-ctx.Done()
+			}
 		}
 		if ctx.Err() != nil {
 			// A wait that ends while following changes found too few; one that ends while the
@@ -420,34 +424,14 @@ func watchResolve(ctx context.Context, f *Factory, reg registry.Registry, opts *
 	return fmt.Errorf("resolve %s --watch: %w", q.Name, err)
 }
 
-// followChanges calls fn with the instances of q.Name now and after every change, using the
-// backend's Watch, or polling every second when the backend has none.
+// followChanges calls fn with the instances of q.Name now and after every change (see
+// registry.Follow).
 func followChanges(ctx context.Context, f *Factory, reg registry.Registry, q registry.Query, fn func([]registry.Instance) error) error {
-	err := reg.Watch(ctx, registry.WatchRequest{Name: q.Name}, func(ev registry.Event) error {
-		return fn(ev.Instances)
-	})
-	if !errors.Is(err, registry.ErrUnsupported) {
-		return err
+	opt := registry.FollowOptions{OnPoll: func() { f.Logger().Debug("backend has no watch; polling", "name", q.Name) }}
+	if cfg, err := f.Config(); err == nil {
+		opt.CallTimeout = cfg.Timeout()
 	}
-	f.Logger().Debug("backend has no watch; polling", "name", q.Name)
-	all := q
-	all.HealthyOnly = false
-	for {
-		callCtx, cancel := f.callContext(ctx)
-		insts, err := reg.Instances(callCtx, all)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if err := fn(insts); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+	return registry.Follow(ctx, reg, q.Name, opt, fn)
 }
 
 func filter(insts []registry.Instance, q registry.Query) []registry.Instance {

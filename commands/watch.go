@@ -4,20 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
 	"github.com/sdctl/sdctl/internal/config"
 	"github.com/sdctl/sdctl/internal/watch"
+	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -361,33 +358,16 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 	}
 
 	node := o.nodeID
-	for node == "" {
-		nctx, cancel := context.WithTimeout(ctx, cfg.Timeout())
-		node, err = watch.NodeName(nctx, docker)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil // stopped before it started: nothing to undo
-		}
-		if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
-			return fmt.Errorf("docker %s: %w (run as a user in the socket's group, or as root)", docker.DaemonHost(), registry.ErrPermissionDenied)
-		}
-		if !client.IsErrConnectionFailed(err) {
-			return err // a bad DOCKER_HOST, TLS files that do not load: waiting cannot help
-		}
-		log.Error("waiting for the Docker engine", "docker", docker.DaemonHost(), "error", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
+	if node == "" {
+		node, err = watch.WaitForNode(ctx, docker, cfg.Timeout(), log)
+		if err != nil || node == "" {
+			return err // node is "" when stopped before it started: nothing to undo
 		}
 	}
 	defaultIP := o.ip
 	if defaultIP == "" {
-		defaultIP = hostAddress(docker.DaemonHost())
-		if !o.internal && inContainer() {
+		defaultIP = watch.AdvertiseAddress(docker.DaemonHost())
+		if !o.internal && watch.InContainer() {
 			log.Warn("running in a container without --ip: published ports are advertised on this container's own address, which other hosts cannot reach; set --ip to the Docker host's address, or use --internal or the host network", "advertise", defaultIP)
 		}
 	}
@@ -396,7 +376,7 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 	w := watch.New(docker, func(ctx context.Context) (watch.Conn, error) {
 		return f.Registry(ctx)
 	}, watch.Options{
-		Spec: watch.SpecOptions{
+		Spec: spec.Options{
 			Node: node, Internal: o.internal, HostIP: o.ip, DefaultIP: defaultIP, ForceTags: o.tags,
 			Explicit: o.explicit, IPFromLabel: o.ipFromLabel, Network: o.network, TTL: o.ttl.d,
 			HealthStarting: registry.Health(o.healthStarting),
@@ -409,9 +389,7 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 	if ln != nil {
 		// Served while the watcher waits for its registry too: /healthz says "not ready"
 		// until it is connected.
-		srv := &http.Server{Handler: metrics.Handler(w.Ready), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed when the watcher stops
-		defer srv.Close()
+		defer watch.Serve(ln, metrics, w.Ready)()
 		log.Info("serving /healthz and /metrics", "address", ln.Addr().String())
 	}
 	if err := w.Connect(ctx); err != nil {
@@ -423,41 +401,4 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 	defer func() { _ = w.Close() }()
 	log.Info("watching", "node", node, "backend", cfg.Backend(), "docker", docker.DaemonHost(), "advertise", defaultIP, "internal", o.internal)
 	return w.Run(ctx)
-}
-
-// hostAddress guesses the address other hosts reach published ports on: the engine's host when
-// it is remote, else this machine's first global unicast IPv4 address. --ip overrides it.
-func hostAddress(daemonHost string) string {
-	if u, err := url.Parse(daemonHost); err == nil && (u.Scheme == "tcp" || u.Scheme == "http" || u.Scheme == "https") {
-		if h := u.Hostname(); h != "" {
-			if ip := net.ParseIP(h); ip != nil && !ip.IsLoopback() {
-				return ip.String()
-			}
-			if addrs, err := net.LookupHost(h); err == nil && len(addrs) > 0 {
-				return addrs[0]
-			}
-		}
-	}
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return ""
-	}
-	for _, iface := range ifaces {
-		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 || strings.HasPrefix(iface.Name, "docker") || strings.HasPrefix(iface.Name, "br-") || strings.HasPrefix(iface.Name, "veth") {
-			continue
-		}
-		addrs, _ := iface.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
-				return ipn.IP.String()
-			}
-		}
-	}
-	return ""
-}
-
-// inContainer reports whether sdctl runs inside a Docker container.
-func inContainer() bool {
-	_, err := os.Stat("/.dockerenv")
-	return err == nil
 }

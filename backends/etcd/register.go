@@ -30,9 +30,6 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 	if err := inst.Validate(); err != nil {
 		return err
 	}
-	if err := validUTF8(inst); err != nil {
-		return err
-	}
 	if len(inst.Checks) > 0 {
 		return fmt.Errorf("the etcd backend runs no health checks; register with --ttl and keep the instance alive with --keepalive (or heartbeats), or use the consul backend: %w", registry.ErrUnsupported)
 	}

@@ -84,7 +84,7 @@ func TestTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		opts := withCert
-		opts.CAFile = other.CertPEM
+		opts.CAFile = other.CertFile
 		failsWith(t, opts, "certificate", registry.ErrUnavailable)
 	})
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -148,36 +147,6 @@ func (md *metadata) instance(name, id string) (registry.Instance, error) {
 	}
 	inst.Health = md.Health.Worse(md.Declared)
 	return inst, inst.Validate()
-}
-
-// validUTF8 rejects strings JSON cannot carry unchanged (encoding/json would replace the
-// invalid bytes, so what was read back would differ from what was registered).
-func validUTF8(inst registry.Instance) error {
-	check := func(field, s string) error {
-		if !utf8.ValidString(s) {
-			return registry.Invalidf(field, "%q is not valid UTF-8", strings.ToValidUTF8(s, "?"))
-		}
-		return nil
-	}
-	for _, f := range []struct{ field, s string }{{"id", inst.ID}, {"name", inst.Name}, {"address", inst.Address}} {
-		if err := check(f.field, f.s); err != nil {
-			return err
-		}
-	}
-	for _, tag := range inst.Tags {
-		if err := check("tags", tag); err != nil {
-			return err
-		}
-	}
-	for k, v := range inst.Meta {
-		if err := check("meta", k); err != nil {
-			return err
-		}
-		if err := check("meta", v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // keys maps between instances and their etcd keys under one prefix.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -143,9 +142,6 @@ func newRecord(inst registry.Instance, now time.Time) (record, error) {
 	if err := inst.Validate(); err != nil {
 		return record{}, err
 	}
-	if err := validUTF8(inst); err != nil {
-		return record{}, err
-	}
 	var ttlCheck registry.Check
 	for _, c := range inst.Checks {
 		if c.Kind != registry.CheckTTL {
@@ -186,20 +182,6 @@ func sameRecord(a, b *record) bool {
 		a.Weight == b.Weight && a.Drain == b.Drain && a.TTL == b.TTL && a.Health == b.Health && a.Declared == b.Declared &&
 		a.Initial == b.Initial && a.DeregisterAfter == b.DeregisterAfter &&
 		slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Meta, b.Meta)
-}
-
-// validUTF8 rejects strings that could not be written to the file unchanged.
-func validUTF8(inst registry.Instance) error {
-	strs := append([]string{inst.ID, inst.Name, inst.Address}, inst.Tags...)
-	for k, v := range inst.Meta {
-		strs = append(strs, k, v)
-	}
-	for _, s := range strs {
-		if !utf8.ValidString(s) {
-			return registry.Invalidf("instance", "%q is not valid UTF-8", abbreviate(s))
-		}
-	}
-	return nil
 }
 
 // Deregister removes the instance with the given ID.

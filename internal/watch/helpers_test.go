@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/prometheus/common/expfmt"
+	"github.com/sdctl/sdctl/internal/watch"
 )
 
 func httpPost(url string) (int, error) {
@@ -49,4 +50,35 @@ func checkExposition(t *testing.T, body string) {
 	if len(fams) < 10 {
 		t.Errorf("/metrics has %d families", len(fams))
 	}
+}
+
+// metricSum reads a counter or gauge from the exposition, added over its label values; a name
+// the watcher does not serve fails the test.
+func metricSum(t *testing.T, m *watch.Metrics, name string) float64 {
+	t.Helper()
+	var body strings.Builder
+	if _, err := m.WriteTo(&body); err != nil {
+		t.Fatal(err)
+	}
+	var p expfmt.TextParser
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body.String()))
+	if err != nil {
+		t.Fatalf("metrics are not valid Prometheus text format: %v", err)
+	}
+	fam, ok := fams[name]
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+	var sum float64
+	for _, m := range fam.GetMetric() {
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		default:
+			t.Fatalf("metric %s is neither a counter nor a gauge", name)
+		}
+	}
+	return sum
 }

@@ -9,180 +9,145 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Metrics are the watcher's counters and gauges, served in the Prometheus text format (0.0.4)
 // by Handler. They are written by hand rather than with a metrics library: a dozen series do not
-// justify the start-up cost a library adds to every sdctl process.
+// justify the start-up cost a library adds to every sdctl process. Tests parse the output with
+// Prometheus's own parser.
+//
+// Each series is a typed handle declared in NewMetrics, so a misspelt metric is a compile
+// error rather than a series that is silently never written.
 type Metrics struct {
-	mu     sync.Mutex
-	series map[string]*family
-	order  []string
+	mu       sync.Mutex
+	families []*family
+
+	registrations   counter
+	deregistrations counter
+	failures        counterVec // by op
+	skipped         counter
+	events          counterVec // by action
+	instances       gauge
+	containers      gauge
+	pending         gauge
+	reconcileTime   histogram
+	reconcileWrites gauge
+	reconciles      counterVec // by reason
+	eventLag        histogram
+	dockerUp        gauge
+	registryUp      gauge
+	pluginRestarts  counter
+	heartbeats      counter
+	registryLost    counter
+	retries         counter
 }
 
+// family is one metric name with its values per label value ("" when it has no label).
 type family struct {
+	mu               *sync.Mutex
 	name, help, kind string
-	values           map[string]float64 // label set ("" or `k="v",...`) → value
-	hist             map[string]*histogram
+	label            string
+	values           map[string]float64
+	hist             map[string]*buckets
 }
 
-type histogram struct {
-	bounds []float64
+type buckets struct {
 	counts []uint64
 	sum    float64
 	count  uint64
 }
 
-// Metric names. Each is documented in docs/watch.md.
-const (
-	mRegistrations   = "sdctl_watch_registrations_total"
-	mDeregistrations = "sdctl_watch_deregistrations_total"
-	mFailures        = "sdctl_watch_failures_total"
-	mSkipped         = "sdctl_watch_metadata_skipped_total"
-	mEvents          = "sdctl_watch_docker_events_total"
-	mInstances       = "sdctl_watch_instances"
-	mContainers      = "sdctl_watch_containers"
-	mPending         = "sdctl_watch_pending_containers"
-	mReconcile       = "sdctl_watch_reconcile_duration_seconds"
-	mReconcileWrites = "sdctl_watch_reconcile_writes"
-	mReconciles      = "sdctl_watch_reconciles_total"
-	mEventLag        = "sdctl_watch_event_lag_seconds"
-	mDockerUp        = "sdctl_watch_docker_connected"
-	mRegistryUp      = "sdctl_watch_registry_up"
-	mPluginRestarts  = "sdctl_watch_plugin_restarts_total"
-	mHeartbeats      = "sdctl_watch_heartbeats_total"
-	mRegistryLost    = "sdctl_watch_registry_changed_total"
-	mRetries         = "sdctl_watch_retries_total"
-)
-
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-// NewMetrics declares every series, so a scrape shows them all from the start.
+// NewMetrics declares every series, so a scrape shows them all from the start. Each is
+// documented in docs/watch.md.
 func NewMetrics() *Metrics {
-	m := &Metrics{series: map[string]*family{}}
-	m.declare(mRegistrations, "counter", "Instances registered (added or updated) in the registry.")
-	m.declare(mDeregistrations, "counter", "Instances removed from the registry.")
-	m.declare(mFailures, "counter", "Failed operations, by operation (register, deregister, heartbeat, inspect, list, events, reconcile).")
-	m.declare(mSkipped, "counter", "Container metadata (SERVICE_* keys, or checks the backend does not run) skipped because it was invalid.")
-	m.declare(mEvents, "counter", "Docker events received, by action.")
-	m.declare(mInstances, "gauge", "Instances this node has registered.")
-	m.declare(mContainers, "gauge", "Running containers seen at the last reconcile.")
-	m.declare(mPending, "gauge", "Containers whose registry changes wait for a retry.")
-	m.declare(mReconcile, "histogram", "Time a full reconcile took.")
-	m.declare(mReconcileWrites, "gauge", "Registry writes made by the last reconcile.")
-	m.declare(mReconciles, "counter", "Reconciles run, by reason (start, resync, docker-reconnect, plugin-restart, retry, queue-overflow, registry-back, registry-changed, instance-missing).")
-	m.declare(mEventLag, "histogram", "Time from a Docker event to the registry reflecting it.")
-	m.declare(mDockerUp, "gauge", "1 while the Docker event stream is connected.")
-	m.declare(mRegistryUp, "gauge", "1 while the last registry call succeeded.")
-	m.declare(mPluginRestarts, "counter", "Times the backend plugin process was restarted.")
-	m.declare(mHeartbeats, "counter", "TTL heartbeats sent.")
-	m.declare(mRegistryLost, "counter", "Times the registry's change stream showed this node's instances missing, changed or unknown to the watcher (each starts a reconcile).")
-	m.declare(mRetries, "counter", "Retries of a container's sync run after a failure.")
-	m.Set(mFailures, 0)
-	m.Set(mRegistrations, 0)
-	m.Set(mDeregistrations, 0)
-	m.Set(mSkipped, 0)
-	m.Set(mRegistryLost, 0)
-	m.Set(mRetries, 0)
+	m := &Metrics{}
+	m.registrations = counter{m.declare("sdctl_watch_registrations_total", "counter", "", "Instances registered (added or updated) in the registry.")}
+	m.deregistrations = counter{m.declare("sdctl_watch_deregistrations_total", "counter", "", "Instances removed from the registry.")}
+	m.failures = counterVec{m.declare("sdctl_watch_failures_total", "counter", "op", "Failed operations, by operation (register, deregister, heartbeat, inspect, list, events, reconcile).")}
+	m.skipped = counter{m.declare("sdctl_watch_metadata_skipped_total", "counter", "", "Container metadata (SERVICE_* keys, or checks the backend does not run) skipped because it was invalid.")}
+	m.events = counterVec{m.declare("sdctl_watch_docker_events_total", "counter", "action", "Docker events received, by action.")}
+	m.instances = gauge{m.declare("sdctl_watch_instances", "gauge", "", "Instances this node has registered.")}
+	m.containers = gauge{m.declare("sdctl_watch_containers", "gauge", "", "Running containers seen at the last reconcile.")}
+	m.pending = gauge{m.declare("sdctl_watch_pending_containers", "gauge", "", "Containers whose registry changes wait for a retry.")}
+	m.reconcileTime = histogram{m.declare("sdctl_watch_reconcile_duration_seconds", "histogram", "", "Time a full reconcile took.")}
+	m.reconcileWrites = gauge{m.declare("sdctl_watch_reconcile_writes", "gauge", "", "Registry writes made by the last reconcile.")}
+	m.reconciles = counterVec{m.declare("sdctl_watch_reconciles_total", "counter", "reason", "Reconciles run, by reason (start, resync, docker-reconnect, plugin-restart, retry, queue-overflow, registry-back, registry-changed, instance-missing).")}
+	m.eventLag = histogram{m.declare("sdctl_watch_event_lag_seconds", "histogram", "", "Time from a Docker event to the registry reflecting it.")}
+	m.dockerUp = gauge{m.declare("sdctl_watch_docker_connected", "gauge", "", "1 while the Docker event stream is connected.")}
+	m.registryUp = gauge{m.declare("sdctl_watch_registry_up", "gauge", "", "1 while the last registry call succeeded.")}
+	m.pluginRestarts = counter{m.declare("sdctl_watch_plugin_restarts_total", "counter", "", "Times the backend plugin process was restarted.")}
+	m.heartbeats = counter{m.declare("sdctl_watch_heartbeats_total", "counter", "", "TTL heartbeats sent.")}
+	m.registryLost = counter{m.declare("sdctl_watch_registry_changed_total", "counter", "", "Times the registry's change stream showed this node's instances missing, changed or unknown to the watcher (each starts a reconcile).")}
+	m.retries = counter{m.declare("sdctl_watch_retries_total", "counter", "", "Retries of a container's sync run after a failure.")}
+	// Counters without labels read 0 from the start rather than being absent.
+	for _, c := range []counter{m.registrations, m.deregistrations, m.skipped, m.registryLost, m.retries} {
+		c.add(0)
+	}
+	m.failures.f.set("", 0)
 	return m
 }
 
-func (m *Metrics) declare(name, kind, help string) {
-	m.series[name] = &family{name: name, help: help, kind: kind, values: map[string]float64{}, hist: map[string]*histogram{}}
-	m.order = append(m.order, name)
+func (m *Metrics) declare(name, kind, label, help string) *family {
+	f := &family{mu: &m.mu, name: name, help: help, kind: kind, label: label,
+		values: map[string]float64{}, hist: map[string]*buckets{}}
+	m.families = append(m.families, f)
+	return f
 }
 
-// labels renders label pairs ("k", "v", ...) in the exposition syntax.
-func labels(kv ...string) string {
-	var b strings.Builder
-	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(kv[i])
-		b.WriteString(`="`)
-		b.WriteString(escapeLabel(kv[i+1]))
-		b.WriteByte('"')
-	}
-	return b.String()
+func (f *family) set(labelValue string, v float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.values[labelValue] = v
 }
 
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+func (f *family) add(labelValue string, delta float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.values[labelValue] += delta
 }
 
-// Add increases a counter (or gauge) by delta.
-func (m *Metrics) Add(name string, delta float64, kv ...string) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if f := m.series[name]; f != nil {
-		f.values[labels(kv...)] += delta
-	}
+// counter is a series that only goes up.
+type counter struct{ f *family }
+
+func (c counter) inc()              { c.f.add("", 1) }
+func (c counter) add(delta float64) { c.f.add("", delta) }
+
+// counterVec is a counter with one label.
+type counterVec struct{ f *family }
+
+func (c counterVec) inc(labelValue string) { c.f.add(labelValue, 1) }
+
+// gauge is a series that is set.
+type gauge struct{ f *family }
+
+func (g gauge) set(v float64) { g.f.set("", v) }
+
+func (g gauge) value() float64 {
+	g.f.mu.Lock()
+	defer g.f.mu.Unlock()
+	return g.f.values[""]
 }
 
-// Set sets a gauge.
-func (m *Metrics) Set(name string, v float64, kv ...string) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if f := m.series[name]; f != nil {
-		f.values[labels(kv...)] = v
-	}
-}
+// histogram counts observations in latencyBuckets.
+type histogram struct{ f *family }
 
-// Observe records one value in a histogram.
-func (m *Metrics) Observe(name string, v float64, kv ...string) {
-	if m == nil {
-		return
+func (h histogram) observe(v float64) {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	b := h.f.hist[""]
+	if b == nil {
+		b = &buckets{counts: make([]uint64, len(latencyBuckets))}
+		h.f.hist[""] = b
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	f := m.series[name]
-	if f == nil {
-		return
-	}
-	key := labels(kv...)
-	h := f.hist[key]
-	if h == nil {
-		h = &histogram{bounds: latencyBuckets, counts: make([]uint64, len(latencyBuckets))}
-		f.hist[key] = h
-	}
-	for i, b := range h.bounds {
-		if v <= b {
-			h.counts[i]++
+	for i, bound := range latencyBuckets {
+		if v <= bound {
+			b.counts[i]++
 		}
 	}
-	h.sum += v
-	h.count++
-}
-
-// Value reads a counter or gauge (for tests and logs).
-func (m *Metrics) Value(name string, kv ...string) float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if f := m.series[name]; f != nil {
-		return f.values[labels(kv...)]
-	}
-	return 0
-}
-
-// Sum adds a counter over all its label sets.
-func (m *Metrics) Sum(name string) float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var s float64
-	if f := m.series[name]; f != nil {
-		for _, v := range f.values {
-			s += v
-		}
-	}
-	return s
+	b.sum += v
+	b.count++
 }
 
 // WriteTo writes every series in the Prometheus text format.
@@ -190,28 +155,38 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var b strings.Builder
-	for _, name := range m.order {
-		f := m.series[name]
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, f.help, name, f.kind)
+	for _, f := range m.families {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.kind)
 		if f.kind == "histogram" {
-			keys := sortedKeys(f.hist)
-			for _, k := range keys {
+			for _, k := range sortedKeys(f.hist) {
 				h := f.hist[k]
-				for i, bound := range h.bounds {
-					fmt.Fprintf(&b, "%s_bucket{%s} %d\n", name, joinLabels(k, `le="`+formatFloat(bound)+`"`), h.counts[i])
+				for i, bound := range latencyBuckets {
+					fmt.Fprintf(&b, "%s_bucket{%s} %d\n", f.name, f.labels(k, `le="`+formatFloat(bound)+`"`), h.counts[i])
 				}
-				fmt.Fprintf(&b, "%s_bucket{%s} %d\n", name, joinLabels(k, `le="+Inf"`), h.count)
-				fmt.Fprintf(&b, "%s_sum%s %s\n", name, braces(k), formatFloat(h.sum))
-				fmt.Fprintf(&b, "%s_count%s %d\n", name, braces(k), h.count)
+				fmt.Fprintf(&b, "%s_bucket{%s} %d\n", f.name, f.labels(k, `le="+Inf"`), h.count)
+				fmt.Fprintf(&b, "%s_sum%s %s\n", f.name, braces(f.labels(k, "")), formatFloat(h.sum))
+				fmt.Fprintf(&b, "%s_count%s %d\n", f.name, braces(f.labels(k, "")), h.count)
 			}
 			continue
 		}
 		for _, k := range sortedKeys(f.values) {
-			fmt.Fprintf(&b, "%s%s %s\n", name, braces(k), formatFloat(f.values[k]))
+			fmt.Fprintf(&b, "%s%s %s\n", f.name, braces(f.labels(k, "")), formatFloat(f.values[k]))
 		}
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
+}
+
+// labels renders the family's label with value v (none when v is empty) followed by extra.
+func (f *family) labels(v, extra string) string {
+	var parts []string
+	if f.label != "" && v != "" {
+		parts = append(parts, f.label+`="`+strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)+`"`)
+	}
+	if extra != "" {
+		parts = append(parts, extra)
+	}
+	return strings.Join(parts, ",")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -221,13 +196,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-func joinLabels(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "," + b
 }
 
 func braces(k string) string {
@@ -266,5 +234,3 @@ func (m *Metrics) Handler(ready func() error) http.Handler {
 	})
 	return mux
 }
-
-func seconds(d time.Duration) float64 { return d.Seconds() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -67,8 +68,8 @@ func (w *Watcher) followRegistry(ctx context.Context) {
 func (w *Watcher) observeView(insts []registry.Instance) {
 	view := map[string]string{}
 	for _, inst := range insts {
-		if inst.Meta[MetaNode] == w.opt.Spec.Node && inst.Meta[MetaScope] == w.scope {
-			view[inst.ID] = inst.Meta[MetaSpec]
+		if inst.Meta[spec.MetaNode] == w.opt.Spec.Node && inst.Meta[spec.MetaScope] == w.scope {
+			view[inst.ID] = inst.Meta[spec.MetaSpec]
 		}
 	}
 	w.mu.Lock()
@@ -131,7 +132,7 @@ func (w *Watcher) checkView() {
 	}
 	w.mu.Unlock()
 	if request {
-		w.m.Add(mRegistryLost, 1)
+		w.m.registryLost.inc()
 		w.log.Warn("registry differs from what this node registered; reconciling", "missing", lost, "changed", changed, "unknown", extra)
 		w.requestReconcile("registry-changed")
 	}
@@ -140,7 +141,7 @@ func (w *Watcher) checkView() {
 // registryOK records a registry call that worked. The first one after a failure brings the
 // scheduled retries forward and reconciles: the registry may have come back empty.
 func (w *Watcher) registryOK() {
-	w.m.Set(mRegistryUp, 1)
+	w.m.registryUp.set(1)
 	w.mu.Lock()
 	back := w.regDown
 	w.regDown = false
@@ -154,7 +155,7 @@ func (w *Watcher) registryOK() {
 
 // registryFailed records a registry call that failed for want of the registry.
 func (w *Watcher) registryFailed(error) {
-	w.m.Set(mRegistryUp, 0)
+	w.m.registryUp.set(0)
 	w.mu.Lock()
 	w.regDown = true
 	w.mu.Unlock()

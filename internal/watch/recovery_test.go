@@ -36,7 +36,7 @@ func TestWatchRetriesOneSchedulePerContainer(t *testing.T) {
 		})
 	}
 	h.eventually(10*time.Second, "the 40 events received", func() (bool, string) {
-		n := h.m.Sum("sdctl_watch_docker_events_total")
+		n := metricSum(t, h.m, "sdctl_watch_docker_events_total")
 		return n >= 41, h.logs.String()
 	})
 	tries := h.conn.tries.Load()
@@ -66,7 +66,7 @@ func TestWatchRefillsARemovedRegistryFile(t *testing.T) {
 	h.waitIDs(15*time.Second, h.id(a, "3000"), h.id(b, "3000"))
 	b.Stop(t, time.Second)
 	h.waitIDs(15*time.Second, h.id(a, "3000"))
-	reconciles := h.m.Sum("sdctl_watch_reconciles_total")
+	reconciles := metricSum(t, h.m, "sdctl_watch_reconciles_total")
 
 	if err := os.Remove(h.path); err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestWatchRefillsARemovedRegistryFile(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "registry differs from what this node registered") {
 		t.Errorf("the loss was not logged")
 	}
-	if n := h.m.Sum("sdctl_watch_reconciles_total"); n <= reconciles {
+	if n := metricSum(t, h.m, "sdctl_watch_reconciles_total"); n <= reconciles {
 		t.Errorf("reconciles_total %v, want more than %v", n, reconciles)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 	"github.com/sdctl/sdctl/internal/watch"
+	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -178,7 +179,7 @@ func (h *harness) owned() map[string]registry.Instance {
 			h.t.Fatal(err)
 		}
 		for _, inst := range insts {
-			if inst.Meta[watch.MetaNode] == h.node {
+			if inst.Meta[spec.MetaNode] == h.node {
 				out[inst.ID] = inst
 			}
 		}
@@ -259,7 +260,7 @@ func TestWatchRegistersAndRemovesContainers(t *testing.T) {
 	if n.Name != "service-web" || n.Address != "127.0.0.1" || !slices.Equal(n.Tags, []string{"label", "v2"}) || n.Meta["region"] != "eu" {
 		t.Errorf("named: got %+v; want the label's tags over the env's, the binding's address, meta region=eu", n)
 	}
-	if n.Meta[watch.MetaContainer] != named.ID || n.Meta[watch.MetaSpec] == "" {
+	if n.Meta[spec.MetaContainer] != named.ID || n.Meta[spec.MetaSpec] == "" {
 		t.Errorf("named: ownership marks missing: %v", n.Meta)
 	}
 	if m := got[h.id(multi, "3000")]; m.Name != "service-web-3000" {
@@ -291,7 +292,7 @@ func TestWatchInternalNetworksAndIPv6(t *testing.T) {
 	h := newHarness(t)
 	netA := dockertest.Network(t, h.cli, dockertest.NetworkOptions{})
 	netB := dockertest.Network(t, h.cli, dockertest.NetworkOptions{IPv6: true})
-	h.start(watch.Options{Spec: watch.SpecOptions{Internal: true}}, nil)
+	h.start(watch.Options{Spec: spec.Options{Internal: true}}, nil)
 
 	onA := h.run(dockertest.Spec{Network: netA, Env: []string{"SERVICE_NAME=api"}})
 	onB := h.run(dockertest.Spec{Network: netB, Env: []string{"SERVICE_NAME=api6"}})
@@ -313,7 +314,7 @@ func TestWatchNetworkChoice(t *testing.T) {
 	h := newHarness(t)
 	netA := dockertest.Network(t, h.cli, dockertest.NetworkOptions{})
 	netB := dockertest.Network(t, h.cli, dockertest.NetworkOptions{})
-	h.start(watch.Options{Spec: watch.SpecOptions{Internal: true, Network: netB}}, nil)
+	h.start(watch.Options{Spec: spec.Options{Internal: true, Network: netB}}, nil)
 
 	c := h.run(dockertest.Spec{Network: netA, Env: []string{"SERVICE_NAME=multi"}})
 	connectNetwork(t, h.cli, netB, c.ID)
@@ -394,7 +395,7 @@ func TestWatchBadMetadataNeverBlocksOthers(t *testing.T) {
 	if !strings.Contains(logs, badName.Name) {
 		t.Errorf("no log line names the container %s", badName.Name)
 	}
-	if n := h.m.Sum("sdctl_watch_metadata_skipped_total"); n < 3 {
+	if n := metricSum(t, h.m, "sdctl_watch_metadata_skipped_total"); n < 3 {
 		t.Errorf("metadata_skipped_total = %v, want at least 3", n)
 	}
 	// Problems are reported once per container, not on every reconcile.
@@ -427,15 +428,15 @@ func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 	// Something changed behind the watcher's back: it is repaired, and only that. The
 	// watcher may notice it by itself first (it follows the registry); either way, two writes.
 	writes := func() float64 {
-		return h.m.Sum("sdctl_watch_registrations_total") + h.m.Sum("sdctl_watch_deregistrations_total")
+		return metricSum(t, h.m, "sdctl_watch_registrations_total") + metricSum(t, h.m, "sdctl_watch_deregistrations_total")
 	}
 	before := writes()
 	if err := h.reg.Deregister(context.Background(), ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.reg.Register(context.Background(), registry.Instance{ID: h.node + ":gone:3000", Name: "service-web", Address: "10.0.0.1", Port: 1,
-		Meta: map[string]string{watch.MetaNode: h.node, watch.MetaScope: "io.sdctl.test.watch=" + h.node,
-			watch.MetaContainer: "0000000000000000000000000000000000000000000000000000000000000000"}}); err != nil {
+		Meta: map[string]string{spec.MetaNode: h.node, spec.MetaScope: "io.sdctl.test.watch=" + h.node,
+			spec.MetaContainer: "0000000000000000000000000000000000000000000000000000000000000000"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err = h.w.Reconcile(context.Background(), "test"); err != nil {
@@ -478,11 +479,13 @@ func TestWatchFastStopStartKeepsTheContainerRegistered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(time.Second)
-	got := h.waitIDs(10*time.Second, h.id(c, "3000"))
-	if want := hostPort(t, c); fmt.Sprint(got[h.id(c, "3000")].Port) != want {
-		t.Errorf("after restarts: port %d, want the current published port %s", got[h.id(c, "3000")].Port, want)
-	}
+	// Each restart may publish another port: the registration converges on the current one.
+	want := hostPort(t, c)
+	h.eventually(10*time.Second, "registered on the current published port "+want, func() (bool, string) {
+		got := h.owned()[h.id(c, "3000")]
+		return fmt.Sprint(got.Port) == want, fmt.Sprint(got)
+	})
+	h.waitIDs(10*time.Second, h.id(c, "3000"))
 }
 
 func TestWatchRegistryOutageConverges(t *testing.T) {
@@ -499,10 +502,9 @@ func TestWatchRegistryOutageConverges(t *testing.T) {
 		c := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
 		started = append(started, h.id(c, "3000"))
 	}
-	time.Sleep(2 * time.Second)
-	if !strings.Contains(h.logs.String(), "failed: register") {
-		t.Errorf("no failed register logged while the registry was down")
-	}
+	h.eventually(10*time.Second, "a failed register logged while the registry is down", func() (bool, string) {
+		return strings.Contains(h.logs.String(), "failed: register"), h.logs.String()
+	})
 	h.conn.down.Store(false)
 	h.waitIDs(15*time.Second, append(started, h.id(keep, "3000"))...)
 }
@@ -519,7 +521,7 @@ func TestWatchRestartsADeadBackend(t *testing.T) {
 	})
 	b := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
 	h.waitIDs(15*time.Second, h.id(a, "3000"), h.id(b, "3000"))
-	if n := h.m.Sum("sdctl_watch_plugin_restarts_total"); n < 1 {
+	if n := metricSum(t, h.m, "sdctl_watch_plugin_restarts_total"); n < 1 {
 		t.Errorf("plugin_restarts_total = %v", n)
 	}
 }
@@ -607,7 +609,7 @@ func TestWatchScopedWatchersShareANode(t *testing.T) {
 
 	// A second watcher of the same node for the other group.
 	second := watch.New(h.cli, func(context.Context) (watch.Conn, error) { return h.conn, nil }, watch.Options{
-		Spec:   watch.SpecOptions{Node: h.node, DefaultIP: "192.0.2.10"},
+		Spec:   spec.Options{Node: h.node, DefaultIP: "192.0.2.10"},
 		Labels: []string{"io.sdctl.test.watch=" + h.node, "group=b"}, DeregisterOnExit: true,
 		Log: hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Name: "second"}),
 	})
@@ -634,7 +636,7 @@ func TestWatchScopedWatchersShareANode(t *testing.T) {
 	cancel()
 	<-done
 	h.waitIDs(5*time.Second, h.id(a, "3000"))
-	if got := h.owned()[h.id(a, "3000")].Meta[watch.MetaScope]; got != "group=a,io.sdctl.test.watch="+h.node {
+	if got := h.owned()[h.id(a, "3000")].Meta[spec.MetaScope]; got != "group=a,io.sdctl.test.watch="+h.node {
 		t.Errorf("scope mark %q", got)
 	}
 }

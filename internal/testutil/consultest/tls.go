@@ -1,19 +1,12 @@
 package consultest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
-	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/sdctl/sdctl/internal/testutil"
 )
 
 // TLSFiles are PEM files made by GenerateTLS: a CA, a server certificate signed by it and a
@@ -33,63 +26,22 @@ type TLSFiles struct {
 func GenerateTLS(t testing.TB) TLSFiles {
 	t.Helper()
 	dir := t.TempDir()
-	now := time.Now()
-
-	caKey := newKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: "sdctl test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(48 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, err := testutil.NewCA(dir, "sdctl test CA")
 	if err != nil {
-		t.Fatalf("consultest: create CA: %v", err)
+		t.Fatalf("consultest: %v", err)
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	server, err := ca.Issue(dir, "server.dc1.consul", "server.dc1.consul", "localhost", "127.0.0.1", "::1")
 	if err != nil {
-		t.Fatalf("consultest: parse CA: %v", err)
+		t.Fatalf("consultest: %v", err)
 	}
-
-	leaf := func(tmpl *x509.Certificate) ([]byte, *ecdsa.PrivateKey) {
-		key := newKey(t)
-		tmpl.SerialNumber = serial(t)
-		tmpl.NotBefore = now.Add(-time.Hour)
-		tmpl.NotAfter = now.Add(48 * time.Hour)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatalf("consultest: create certificate %s: %v", tmpl.Subject.CommonName, err)
-		}
-		return der, key
+	client, err := ca.Issue(dir, "sdctl-test-client")
+	if err != nil {
+		t.Fatalf("consultest: %v", err)
 	}
-	serverDER, serverKey := leaf(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "server.dc1.consul"},
-		DNSNames:    []string{"server.dc1.consul", "localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	})
-	clientDER, clientKey := leaf(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "sdctl-test-client"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-
-	f := TLSFiles{
-		CAFile:         filepath.Join(dir, "ca.pem"),
-		CertFile:       filepath.Join(dir, "server.pem"),
-		KeyFile:        filepath.Join(dir, "server-key.pem"),
-		ClientCertFile: filepath.Join(dir, "client.pem"),
-		ClientKeyFile:  filepath.Join(dir, "client-key.pem"),
+	return TLSFiles{
+		CAFile: ca.CertFile, CertFile: server.CertFile, KeyFile: server.KeyFile,
+		ClientCertFile: client.CertFile, ClientKeyFile: client.KeyFile,
 	}
-	writePEM(t, f.CAFile, "CERTIFICATE", caDER)
-	writePEM(t, f.CertFile, "CERTIFICATE", serverDER)
-	writePEM(t, f.KeyFile, "EC PRIVATE KEY", marshalKey(t, serverKey))
-	writePEM(t, f.ClientCertFile, "CERTIFICATE", clientDER)
-	writePEM(t, f.ClientKeyFile, "EC PRIVATE KEY", marshalKey(t, clientKey))
-	return f
 }
 
 // ClientConfig returns a TLS client configuration that trusts the CA and, when withCert is
@@ -121,38 +73,4 @@ func (f TLSFiles) clientConfig(withCert bool) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("consultest: generate key: %v", err)
-	}
-	return key
-}
-
-func marshalKey(t testing.TB, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatalf("consultest: marshal key: %v", err)
-	}
-	return der
-}
-
-func serial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatalf("consultest: serial number: %v", err)
-	}
-	return n
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatalf("consultest: %v", err)
-	}
 }

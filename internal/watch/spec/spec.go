@@ -1,4 +1,4 @@
-package watch
+package spec
 
 import (
 	"cmp"
@@ -26,11 +26,11 @@ import (
 // reserved: a container's own SERVICE_* key that maps onto one (or onto any other key starting
 // with "sdctl-") is reported as a Problem and dropped.
 const (
-	// MetaNode holds SpecOptions.Node: which watcher owns the instance.
+	// MetaNode holds Options.Node: which watcher owns the instance.
 	MetaNode = "sdctl-node"
 	// MetaContainer holds the full ID of the container the instance was built from.
 	MetaContainer = "sdctl-container"
-	// MetaSpec holds SpecHash of the instance: equal hashes mean nothing registered changed.
+	// MetaSpec holds Hash of the instance: equal hashes mean nothing registered changed.
 	MetaSpec = "sdctl-spec"
 	// MetaScope holds the watcher's --label selection, when it has one: watchers of one node
 	// that watch different containers own different instances.
@@ -38,13 +38,13 @@ const (
 	// metaReserved is how many metadata pairs sdctl's own marks can take.
 	metaReserved = 4
 
-	specReservedPrefix  = "sdctl-"
-	specComposeLabel    = "com.docker.compose.service"
-	specDefaultInterval = 10 * time.Second
+	reservedPrefix  = "sdctl-"
+	composeLabel    = "com.docker.compose.service"
+	defaultInterval = 10 * time.Second
 )
 
-// SpecOptions are the watcher's settings that shape registrations.
-type SpecOptions struct {
+// Options are the watcher's settings that shape registrations.
+type Options struct {
 	// Node is the watcher's identity: the first part of generated IDs and the MetaNode mark.
 	Node string
 	// Internal registers the container's IP and exposed port; unpublished exposed ports are
@@ -115,11 +115,11 @@ type Spec struct {
 	Problems []Problem
 }
 
-// BuildSpec turns one inspected container into the instances to register for it. It is a pure
+// Build turns one inspected container into the instances to register for it. It is a pure
 // function of its arguments: the same input gives the same Spec. docs/watch-metadata.md
 // describes the rules.
-func BuildSpec(c container.InspectResponse, o SpecOptions) Spec {
-	b := &specBuilder{o: o, labels: map[string]string{}}
+func Build(c container.InspectResponse, o Options) Spec {
+	b := &builder{o: o, labels: map[string]string{}}
 	if c.ContainerJSONBase != nil {
 		b.id = c.ID
 		b.name = strings.TrimPrefix(c.Name, "/")
@@ -127,11 +127,11 @@ func BuildSpec(c container.InspectResponse, o SpecOptions) Spec {
 			b.mode = c.HostConfig.NetworkMode
 		}
 		if c.State != nil {
-			b.health = specDockerHealth(c.State.Health, o.HealthStarting)
+			b.health = dockerHealth(c.State.Health, o.HealthStarting)
 		}
 	}
 	if b.name == "" {
-		b.name = specShortID(b.id)
+		b.name = shortID(b.id)
 	}
 	b.net = c.NetworkSettings
 	spec := Spec{ContainerID: b.id, ContainerName: b.name}
@@ -165,7 +165,7 @@ func BuildSpec(c container.InspectResponse, o SpecOptions) Spec {
 	spec.Ignored = b.buildAll(ports, &skipped)
 	spec.Instances = b.instances
 	slices.SortFunc(spec.Instances, func(a, b registry.Instance) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(skipped, func(a, b specPortSkip) int {
+	slices.SortFunc(skipped, func(a, b portSkip) int {
 		return cmp.Or(cmp.Compare(a.number, b.number), strings.Compare(a.PortSkip.Port, b.PortSkip.Port))
 	})
 	for _, s := range skipped {
@@ -175,9 +175,9 @@ func BuildSpec(c container.InspectResponse, o SpecOptions) Spec {
 	return spec
 }
 
-// specBuilder holds one BuildSpec call's state.
-type specBuilder struct {
-	o      SpecOptions
+// builder holds one Build call's state.
+type builder struct {
+	o      Options
 	id     string
 	name   string
 	image  string
@@ -186,39 +186,39 @@ type specBuilder struct {
 	labels map[string]string
 	health registry.Health
 
-	generic map[string]specMetaValue            // lower-cased key without SERVICE_ → value
-	perPort map[string]map[string]specMetaValue // port number → lower-cased key → value
+	generic map[string]metaValue            // lower-cased key without SERVICE_ → value
+	perPort map[string]map[string]metaValue // port number → lower-cased key → value
 
 	instances []registry.Instance
 	problems  []Problem
 }
 
-// specMetaValue is one SERVICE_* setting and the key it was written as.
-type specMetaValue struct {
+// metaValue is one SERVICE_* setting and the key it was written as.
+type metaValue struct {
 	value string
 	key   string
 }
 
-// specPort is one candidate port of a container.
-type specPort struct {
+// portKey is one candidate port of a container.
+type portKey struct {
 	number   int
 	proto    string // tcp or udp
 	hostIP   string
 	hostPort int // 0: not published
 }
 
-func (p specPort) String() string { return strconv.Itoa(p.number) + "/" + p.proto }
+func (p portKey) String() string { return strconv.Itoa(p.number) + "/" + p.proto }
 
-type specPortSkip struct {
+type portSkip struct {
 	PortSkip
 	number int
 }
 
-func (b *specBuilder) problem(key, format string, args ...any) {
+func (b *builder) problem(key, format string, args ...any) {
 	b.problems = append(b.problems, Problem{Container: b.name, Key: key, Reason: fmt.Sprintf(format, args...)})
 }
 
-func (b *specBuilder) sortedProblems() []Problem {
+func (b *builder) sortedProblems() []Problem {
 	out := slices.Clone(b.problems)
 	slices.SortFunc(out, func(x, y Problem) int {
 		return cmp.Or(strings.Compare(x.Key, y.Key), strings.Compare(x.Reason, y.Reason))
@@ -226,31 +226,31 @@ func (b *specBuilder) sortedProblems() []Problem {
 	return slices.Compact(out)
 }
 
-func (b *specBuilder) hostNetwork() bool { return b.mode.IsHost() }
+func (b *builder) hostNetwork() bool { return b.mode.IsHost() }
 
 // candidatePorts lists the container's ports: its exposed ports, overridden by the runtime port
 // bindings. Host-network containers publish their exposed ports on the same number.
-func (b *specBuilder) candidatePorts(cfg *container.Config) ([]specPort, []specPortSkip) {
-	byKey := map[string]specPort{}
-	var skipped []specPortSkip
+func (b *builder) candidatePorts(cfg *container.Config) ([]portKey, []portSkip) {
+	byKey := map[string]portKey{}
+	var skipped []portSkip
 	seenBad := map[string]bool{}
-	add := func(raw string, bindings []specBinding, fromBindings bool) {
-		p, why := specParsePort(raw)
+	add := func(raw string, bindings []binding, fromBindings bool) {
+		p, why := parsePort(raw)
 		if why != "" {
 			if !seenBad[raw] {
 				seenBad[raw] = true
-				skipped = append(skipped, specPortSkip{PortSkip{Port: specAbbrev(raw), Reason: why}, p.number})
+				skipped = append(skipped, portSkip{PortSkip{Port: abbrev(raw), Reason: why}, p.number})
 			}
 			return
 		}
 		if fromBindings {
-			if bd, ok := specPickBinding(bindings); ok {
+			if bd, ok := pickBinding(bindings); ok {
 				p.hostIP = bd.HostIP
 				port, err := strconv.Atoi(bd.HostPort)
 				if err == nil && port >= 1 && port <= 65535 {
 					p.hostPort = port
 				} else if bd.HostPort != "" {
-					b.problem("NetworkSettings.Ports", "port %s: host port %s is not a port number", p, specQuote(bd.HostPort))
+					b.problem("NetworkSettings.Ports", "port %s: host port %s is not a port number", p, quote(bd.HostPort))
 				}
 			}
 		}
@@ -264,27 +264,27 @@ func (b *specBuilder) candidatePorts(cfg *container.Config) ([]specPort, []specP
 	}
 	if b.net != nil {
 		for raw, list := range b.net.Ports {
-			bindings := make([]specBinding, len(list))
+			bindings := make([]binding, len(list))
 			for i, bd := range list {
-				bindings[i] = specBinding{HostIP: bd.HostIP, HostPort: bd.HostPort}
+				bindings[i] = binding{HostIP: bd.HostIP, HostPort: bd.HostPort}
 			}
 			add(string(raw), bindings, true)
 		}
 	}
-	ports := make([]specPort, 0, len(byKey))
+	ports := make([]portKey, 0, len(byKey))
 	for _, p := range byKey {
 		ports = append(ports, p)
 	}
-	slices.SortFunc(ports, func(a, b specPort) int {
+	slices.SortFunc(ports, func(a, b portKey) int {
 		return cmp.Or(cmp.Compare(a.number, b.number), strings.Compare(a.proto, b.proto))
 	})
 	return ports, skipped
 }
 
-type specBinding struct{ HostIP, HostPort string }
+type binding struct{ HostIP, HostPort string }
 
-// specPickBinding prefers the first IPv4 (or unspecified-address) binding, else the first one.
-func specPickBinding(list []specBinding) (specBinding, bool) {
+// pickBinding prefers the first IPv4 (or unspecified-address) binding, else the first one.
+func pickBinding(list []binding) (binding, bool) {
 	for _, bd := range list {
 		if bd.HostIP == "" {
 			return bd, true
@@ -296,50 +296,50 @@ func specPickBinding(list []specBinding) (specBinding, bool) {
 	if len(list) > 0 {
 		return list[0], true
 	}
-	return specBinding{}, false
+	return binding{}, false
 }
 
-// specParsePort parses Docker's "80/tcp" ("80" means tcp).
-func specParsePort(raw string) (specPort, string) {
+// parsePort parses Docker's "80/tcp" ("80" means tcp).
+func parsePort(raw string) (portKey, string) {
 	num, proto, _ := strings.Cut(raw, "/")
 	if proto == "" {
 		proto = "tcp"
 	}
 	n, err := strconv.Atoi(num)
-	if err != nil || !specAllDigits(num) || n < 1 || n > 65535 {
-		return specPort{}, "invalid port"
+	if err != nil || !allDigits(num) || n < 1 || n > 65535 {
+		return portKey{}, "invalid port"
 	}
-	p := specPort{number: n, proto: strings.ToLower(proto)}
+	p := portKey{number: n, proto: strings.ToLower(proto)}
 	if p.proto != "tcp" && p.proto != "udp" {
-		return specPort{number: n}, "protocol " + specQuote(proto) + " is not registered (tcp and udp only)"
+		return portKey{number: n}, "protocol " + quote(proto) + " is not registered (tcp and udp only)"
 	}
 	return p, ""
 }
 
 // collectMeta reads the SERVICE_* keys of the environment, then of the labels (so labels win),
 // into generic and per-port settings. Keys of ports the container does not have are Problems.
-func (b *specBuilder) collectMeta(env []string, have map[string]bool) {
-	b.generic = map[string]specMetaValue{}
-	b.perPort = map[string]map[string]specMetaValue{}
+func (b *builder) collectMeta(env []string, have map[string]bool) {
+	b.generic = map[string]metaValue{}
+	b.perPort = map[string]map[string]metaValue{}
 	set := func(key, value string, label bool) {
 		if !strings.HasPrefix(key, "SERVICE_") {
 			return
 		}
 		if value == "" {
 			if label {
-				b.problem(specAbbrev(key), "empty value ignored")
+				b.problem(abbrev(key), "empty value ignored")
 			}
 			return
 		}
 		rest := strings.ToLower(strings.TrimPrefix(key, "SERVICE_"))
-		mv := specMetaValue{value: value, key: specAbbrev(key)}
-		if port, sub, ok := strings.Cut(rest, "_"); ok && specAllDigits(port) {
+		mv := metaValue{value: value, key: abbrev(key)}
+		if port, sub, ok := strings.Cut(rest, "_"); ok && allDigits(port) {
 			if !have[port] {
-				b.problem(mv.key, "port %s is not exposed", specAbbrev(port))
+				b.problem(mv.key, "port %s is not exposed", abbrev(port))
 				return
 			}
 			if b.perPort[port] == nil {
-				b.perPort[port] = map[string]specMetaValue{}
+				b.perPort[port] = map[string]metaValue{}
 			}
 			b.perPort[port][sub] = mv
 			return
@@ -361,13 +361,13 @@ func (b *specBuilder) collectMeta(env []string, have map[string]bool) {
 	}
 }
 
-// specPortMeta is the view of the settings for one port: per-port keys beat generic ones.
-type specPortMeta struct {
-	port    map[string]specMetaValue
-	generic map[string]specMetaValue
+// portMeta is the view of the settings for one port: per-port keys beat generic ones.
+type portMeta struct {
+	port    map[string]metaValue
+	generic map[string]metaValue
 }
 
-func (m specPortMeta) get(key string) (specMetaValue, bool) {
+func (m portMeta) get(key string) (metaValue, bool) {
 	if v, ok := m.port[key]; ok {
 		return v, true
 	}
@@ -375,7 +375,7 @@ func (m specPortMeta) get(key string) (specMetaValue, bool) {
 	return v, ok
 }
 
-func (m specPortMeta) keys() []string {
+func (m portMeta) keys() []string {
 	var out []string
 	for k := range m.generic {
 		out = append(out, k)
@@ -390,16 +390,16 @@ func (m specPortMeta) keys() []string {
 }
 
 // buildAll registers the eligible ports; it returns why the container is ignored, if it is.
-func (b *specBuilder) buildAll(ports []specPort, skipped *[]specPortSkip) string {
-	skip := func(p specPort, format string, args ...any) {
-		*skipped = append(*skipped, specPortSkip{PortSkip{Port: p.String(), Reason: fmt.Sprintf(format, args...)}, p.number})
+func (b *builder) buildAll(ports []portKey, skipped *[]portSkip) string {
+	skip := func(p portKey, format string, args ...any) {
+		*skipped = append(*skipped, portSkip{PortSkip{Port: p.String(), Reason: fmt.Sprintf(format, args...)}, p.number})
 	}
 	if b.o.Internal && b.mode.IsContainer() {
-		why := "shares another container's network (" + specQuote(string(b.mode)) + "); not supported with --internal"
+		why := "shares another container's network (" + quote(string(b.mode)) + "); not supported with --internal"
 		b.problem("HostConfig.NetworkMode", "%s", why)
 		return why
 	}
-	var eligible []specPort
+	var eligible []portKey
 	for _, p := range ports {
 		if !b.o.Internal && p.hostPort == 0 {
 			skip(p, "not published")
@@ -443,7 +443,7 @@ func (b *specBuilder) buildAll(ports []specPort, skipped *[]specPortSkip) string
 			continue
 		}
 		if other, dup := usedIDs[inst.ID]; dup {
-			b.problem("", "port %s: ID %s is already used by port %s; port skipped", p, specQuote(inst.ID), other)
+			b.problem("", "port %s: ID %s is already used by port %s; port skipped", p, quote(inst.ID), other)
 			skip(p, "duplicate ID")
 			continue
 		}
@@ -454,30 +454,30 @@ func (b *specBuilder) buildAll(ports []specPort, skipped *[]specPortSkip) string
 }
 
 // defaultName is the service name derived from the image, or why there is none.
-func (b *specBuilder) defaultName() (name, noName string) {
+func (b *builder) defaultName() (name, noName string) {
 	img := b.image
-	if img == "" || specIsImageID(img) {
-		if svc := b.labels[specComposeLabel]; svc != "" {
+	if img == "" || isImageID(img) {
+		if svc := b.labels[composeLabel]; svc != "" {
 			return svc, ""
 		}
 		if img == "" {
-			return "", "the container has no image name and no " + specComposeLabel + " label; set SERVICE_NAME"
+			return "", "the container has no image name and no " + composeLabel + " label; set SERVICE_NAME"
 		}
-		return "", "the image is referenced by ID (" + specQuote(img) + ") and there is no " + specComposeLabel + " label; set SERVICE_NAME"
+		return "", "the image is referenced by ID (" + quote(img) + ") and there is no " + composeLabel + " label; set SERVICE_NAME"
 	}
-	return specImageName(img), ""
+	return imageName(img), ""
 }
 
-// specImageName is Registrator's default name: the part after the last '/', cut at the first
+// imageName is Registrator's default name: the part after the last '/', cut at the first
 // ':', and also at '@' (digest references).
-func specImageName(img string) string {
+func imageName(img string) string {
 	base := img[strings.LastIndex(img, "/")+1:]
 	base, _, _ = strings.Cut(base, ":")
 	base, _, _ = strings.Cut(base, "@")
 	return base
 }
 
-func specIsImageID(img string) bool {
+func isImageID(img string) bool {
 	if strings.HasPrefix(img, "sha256:") {
 		return true
 	}
@@ -493,9 +493,9 @@ func specIsImageID(img string) bool {
 }
 
 // buildPort builds the instance of one eligible port, or says why the port is skipped.
-func (b *specBuilder) buildPort(p specPort, group, bothProtos bool, defaultName, noName string) (registry.Instance, string) {
+func (b *builder) buildPort(p portKey, group, bothProtos bool, defaultName, noName string) (registry.Instance, string) {
 	portStr := strconv.Itoa(p.number)
-	m := specPortMeta{port: b.perPort[portStr], generic: b.generic}
+	m := portMeta{port: b.perPort[portStr], generic: b.generic}
 	udp := p.proto == "udp"
 
 	if v, ok := m.get("ignore"); ok {
@@ -523,7 +523,7 @@ func (b *specBuilder) buildPort(p specPort, group, bothProtos bool, defaultName,
 		}
 	}
 	if err := registry.ValidateName(name); err != nil {
-		b.problem(nameKey, "port %s: %s; port skipped", p, specReason(err))
+		b.problem(nameKey, "port %s: %s; port skipped", p, errReason(err))
 		return registry.Instance{}, "invalid service name"
 	}
 
@@ -548,8 +548,8 @@ func (b *specBuilder) buildPort(p specPort, group, bothProtos bool, defaultName,
 			id += ":udp"
 		}
 	}
-	if err := specValidID(id); err != nil {
-		b.problem(idKey, "port %s: %s; port skipped", p, specReason(err))
+	if err := validID(id); err != nil {
+		b.problem(idKey, "port %s: %s; port skipped", p, errReason(err))
 		return registry.Instance{}, "invalid ID"
 	}
 
@@ -565,21 +565,21 @@ func (b *specBuilder) buildPort(p specPort, group, bothProtos bool, defaultName,
 	if v, ok := m.get("weight"); ok {
 		w, err := strconv.Atoi(v.value)
 		if err != nil || w < 1 {
-			b.problem(v.key, "weight %s is not a positive integer; ignored", specQuote(v.value))
+			b.problem(v.key, "weight %s is not a positive integer; ignored", quote(v.value))
 		} else {
 			inst.Weight = w
 		}
 	}
 	b.checks(&inst, m)
-	inst.Meta[MetaSpec] = SpecHash(inst)
+	inst.Meta[MetaSpec] = Hash(inst)
 	if err := inst.Validate(); err != nil { // a safety net: every field was checked above
-		b.problem("", "port %s: %s; port skipped", p, specReason(err))
+		b.problem("", "port %s: %s; port skipped", p, errReason(err))
 		return registry.Instance{}, "invalid registration"
 	}
 	return inst, ""
 }
 
-func specValidID(id string) error {
+func validID(id string) error {
 	if !utf8.ValidString(id) {
 		return errors.New("the ID is not valid UTF-8")
 	}
@@ -587,7 +587,7 @@ func specValidID(id string) error {
 }
 
 // address picks the registered address and port; why is set when the port is skipped.
-func (b *specBuilder) address(p specPort, m specPortMeta) (addr string, port int, why string) {
+func (b *builder) address(p portKey, m portMeta) (addr string, port int, why string) {
 	port = p.hostPort
 	if b.o.Internal {
 		port = p.number
@@ -597,9 +597,9 @@ func (b *specBuilder) address(p specPort, m specPortMeta) (addr string, port int
 		v := b.labels[b.o.IPFromLabel]
 		v, _, _ = strings.Cut(v, "/")
 		if v != "" {
-			addr, source = v, specAbbrev(b.o.IPFromLabel)
+			addr, source = v, abbrev(b.o.IPFromLabel)
 		} else {
-			b.problem(specAbbrev(b.o.IPFromLabel), "label is not set; using the usual address")
+			b.problem(abbrev(b.o.IPFromLabel), "label is not set; using the usual address")
 		}
 	}
 	if addr == "" {
@@ -624,7 +624,7 @@ func (b *specBuilder) address(p specPort, m specPortMeta) (addr string, port int
 		}
 	}
 	if err := registry.ValidateAddress(addr); err != nil {
-		b.problem(source, "port %s: %s; port skipped", p, specReason(err))
+		b.problem(source, "port %s: %s; port skipped", p, errReason(err))
 		return "", 0, "invalid address"
 	}
 	return addr, port, ""
@@ -632,7 +632,7 @@ func (b *specBuilder) address(p specPort, m specPortMeta) (addr string, port int
 
 // publishedAddress is the host address of a published port: --ip, else the binding's own
 // address when it names one, else the default address.
-func (b *specBuilder) publishedAddress(p specPort) (addr, source string) {
+func (b *builder) publishedAddress(p portKey) (addr, source string) {
 	if b.o.HostIP != "" {
 		return b.o.HostIP, "--ip"
 	}
@@ -645,7 +645,7 @@ func (b *specBuilder) publishedAddress(p specPort) (addr, source string) {
 }
 
 // containerAddress is the container's IP on the chosen network (internal mode).
-func (b *specBuilder) containerAddress(m specPortMeta) (addr, source, problemKey, why string) {
+func (b *builder) containerAddress(m portMeta) (addr, source, problemKey, why string) {
 	networks := b.endpoints()
 	named, key := "", ""
 	if v, ok := m.get("network"); ok {
@@ -656,12 +656,12 @@ func (b *specBuilder) containerAddress(m specPortMeta) (addr, source, problemKey
 	if named != "" {
 		ep, ok := networks[named]
 		if !ok {
-			return "", "", key, "the container is not attached to network " + specQuote(named)
+			return "", "", key, "the container is not attached to network " + quote(named)
 		}
 		if a := ep.address(); a != "" {
 			return a, key, "", ""
 		}
-		return "", "", key, "the container has no IP address on network " + specQuote(named)
+		return "", "", key, "the container has no IP address on network " + quote(named)
 	}
 	modeNet := string(b.mode)
 	if b.mode.IsDefault() || modeNet == "" {
@@ -692,18 +692,18 @@ func (b *specBuilder) containerAddress(m specPortMeta) (addr, source, problemKey
 	return "", "", "NetworkSettings.Networks", "the container has no IP address on any network"
 }
 
-type specEndpoint struct{ ipv4, ipv6 string }
+type endpoint struct{ ipv4, ipv6 string }
 
 // address prefers the IPv4 address and falls back to the global IPv6 one.
-func (e *specEndpoint) address() string { return cmp.Or(e.ipv4, e.ipv6) }
+func (e *endpoint) address() string { return cmp.Or(e.ipv4, e.ipv6) }
 
-func (b *specBuilder) endpoints() map[string]*specEndpoint {
-	out := map[string]*specEndpoint{}
+func (b *builder) endpoints() map[string]*endpoint {
+	out := map[string]*endpoint{}
 	if b.net == nil {
 		return out
 	}
 	for name, ep := range b.net.Networks {
-		e := &specEndpoint{}
+		e := &endpoint{}
 		if ep != nil {
 			e.ipv4, e.ipv6 = ep.IPAddress, ep.GlobalIPv6Address
 		}
@@ -713,7 +713,7 @@ func (b *specBuilder) endpoints() map[string]*specEndpoint {
 }
 
 // tags are SERVICE_TAGS, then the forced tags, then "udp" for UDP ports, without duplicates.
-func (b *specBuilder) tags(m specPortMeta, udp bool) []string {
+func (b *builder) tags(m portMeta, udp bool) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(key, t string) {
@@ -721,14 +721,14 @@ func (b *specBuilder) tags(m specPortMeta, udp bool) []string {
 			return
 		}
 		seen[t] = true
-		if err := specValidTag(t); err != nil {
-			b.problem(key, "%s; tag dropped", specReason(err))
+		if err := validTag(t); err != nil {
+			b.problem(key, "%s; tag dropped", errReason(err))
 			return
 		}
 		out = append(out, t)
 	}
 	if v, ok := m.get("tags"); ok {
-		for _, t := range specSplitTags(v.value) {
+		for _, t := range splitTags(v.value) {
 			add(v.key, t)
 		}
 	}
@@ -743,16 +743,16 @@ func (b *specBuilder) tags(m specPortMeta, udp bool) []string {
 	return out
 }
 
-func specValidTag(t string) error {
+func validTag(t string) error {
 	if !utf8.ValidString(t) {
-		return fmt.Errorf("tag %s is not valid UTF-8", specQuote(t))
+		return fmt.Errorf("tag %s is not valid UTF-8", quote(t))
 	}
 	return registry.ValidateTags([]string{t})
 }
 
-// specSplitTags splits a comma-separated list in order; "\," is a literal comma, spaces around
+// splitTags splits a comma-separated list in order; "\," is a literal comma, spaces around
 // items are trimmed and empty items dropped.
-func specSplitTags(s string) []string {
+func splitTags(s string) []string {
 	var out []string
 	var cur strings.Builder
 	flush := func() {
@@ -777,25 +777,25 @@ func specSplitTags(s string) []string {
 }
 
 // recognised keys never become metadata; check_* keys do not either.
-var specRecognisedKeys = map[string]bool{"name": true, "id": true, "tags": true, "ignore": true, "network": true, "weight": true}
+var recognisedKeys = map[string]bool{"name": true, "id": true, "tags": true, "ignore": true, "network": true, "weight": true}
 
 // meta turns the unrecognised keys into metadata and adds the ownership marks (the spec hash
 // is added by the caller once the instance is complete).
-func (b *specBuilder) meta(m specPortMeta) map[string]string {
+func (b *builder) meta(m portMeta) map[string]string {
 	meta := map[string]string{MetaNode: b.o.Node, MetaContainer: b.id}
 	room := registry.MaxMetaPairs - metaReserved
 	for _, k := range m.keys() {
-		if specRecognisedKeys[k] || strings.HasPrefix(k, "check_") {
+		if recognisedKeys[k] || strings.HasPrefix(k, "check_") {
 			continue
 		}
 		v, _ := m.get(k)
 		switch {
-		case strings.HasPrefix(strings.ToLower(k), specReservedPrefix):
-			b.problem(v.key, "metadata key %s is reserved for sdctl's ownership marks; ignored", specQuote(k))
+		case strings.HasPrefix(strings.ToLower(k), reservedPrefix):
+			b.problem(v.key, "metadata key %s is reserved for sdctl's ownership marks; ignored", quote(k))
 		case !utf8.ValidString(v.value):
 			b.problem(v.key, "value is not valid UTF-8; ignored")
 		case registry.ValidateMeta(map[string]string{k: v.value}) != nil:
-			b.problem(v.key, "%s; ignored", specReason(registry.ValidateMeta(map[string]string{k: v.value})))
+			b.problem(v.key, "%s; ignored", errReason(registry.ValidateMeta(map[string]string{k: v.value})))
 		case room == 0:
 			b.problem(v.key, "too many metadata keys (at most %d besides sdctl's own); ignored", registry.MaxMetaPairs-metaReserved)
 		default:
@@ -806,20 +806,20 @@ func (b *specBuilder) meta(m specPortMeta) map[string]string {
 	return meta
 }
 
-// specCheckKinds are the check keys in Registrator's order of precedence: the first one set wins.
-var specCheckKinds = []string{"check_http", "check_https", "check_script", "check_ttl", "check_tcp", "check_grpc"}
+// checkKinds are the check keys in Registrator's order of precedence: the first one set wins.
+var checkKinds = []string{"check_http", "check_https", "check_script", "check_ttl", "check_tcp", "check_grpc"}
 
-// specCheckSettings are the other check keys.
-var specCheckSettings = map[string]bool{
+// checkSettings are the other check keys.
+var checkSettings = map[string]bool{
 	"check_http_method": true, "check_https_method": true, "check_tls_skip_verify": true,
 	"check_grpc_use_tls": true, "check_interval": true, "check_timeout": true,
 	"check_initial_status": true, "check_deregister_after": true, "check_cmd": true,
 }
 
 // checks adds the port's health check (or, for SERVICE_CHECK_TTL, its TTL) to inst.
-func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
+func (b *builder) checks(inst *registry.Instance, m portMeta) {
 	for _, k := range m.keys() {
-		if strings.HasPrefix(k, "check_") && !specCheckSettings[k] && !slices.Contains(specCheckKinds, k) {
+		if strings.HasPrefix(k, "check_") && !checkSettings[k] && !slices.Contains(checkKinds, k) {
 			v, _ := m.get(k)
 			b.problem(v.key, "unknown check setting; ignored")
 		}
@@ -828,8 +828,8 @@ func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
 		b.problem(v.key, "not supported (use SERVICE_CHECK_SCRIPT); ignored")
 	}
 	var kind string
-	var kv specMetaValue
-	for _, k := range specCheckKinds {
+	var kv metaValue
+	for _, k := range checkKinds {
 		v, ok := m.get(k)
 		if !ok {
 			continue
@@ -847,19 +847,19 @@ func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
 		b.problem(key, format+"; check dropped", args...)
 	}
 	if kind == "check_ttl" {
-		d, err := parseSpecDuration(kv.value)
+		d, err := parseDuration(kv.value)
 		if err == nil && d <= 0 {
 			err = errors.New("must be positive")
 		}
 		if err != nil {
-			b.problem(kv.key, "TTL %s: %s; ignored", specQuote(kv.value), err)
+			b.problem(kv.key, "TTL %s: %s; ignored", quote(kv.value), err)
 			return
 		}
 		inst.TTL = d
 		return
 	}
 
-	c := registry.Check{Interval: specDefaultInterval}
+	c := registry.Check{Interval: defaultInterval}
 	if (kind == "check_http" || kind == "check_https" || kind == "check_script") && !utf8.ValidString(kv.value) {
 		drop(kv.key, "value is not valid UTF-8")
 		return
@@ -874,13 +874,13 @@ func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
 		}
 		c.Kind, c.Target = registry.CheckHTTP, scheme+"://"+hostport+path
 		if u, err := url.Parse(c.Target); err != nil || u.Host == "" {
-			drop(kv.key, "path %s does not make a valid URL", specQuote(kv.value))
+			drop(kv.key, "path %s does not make a valid URL", quote(kv.value))
 			return
 		}
 		if v, ok := m.get(kind + "_method"); ok {
 			method := strings.ToUpper(v.value)
-			if !specIsToken(method) {
-				drop(v.key, "method %s is not an HTTP method", specQuote(v.value))
+			if !isToken(method) {
+				drop(v.key, "method %s is not an HTTP method", quote(v.value))
 				return
 			}
 			c.Method = method
@@ -900,7 +900,7 @@ func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
 			// Registrator turns TLS on for any value; sdctl reads the usual true/false spellings.
 			useTLS, err := strconv.ParseBool(strings.TrimSpace(v.value))
 			if err != nil {
-				drop(v.key, "%s is not true or false", specQuote(v.value))
+				drop(v.key, "%s is not true or false", quote(v.value))
 				return
 			}
 			c.GRPCUseTLS = useTLS
@@ -915,9 +915,9 @@ func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
 		if !ok {
 			continue
 		}
-		dur, err := parseSpecDuration(v.value)
+		dur, err := parseDuration(v.value)
 		if err != nil {
-			drop(v.key, "%s: %s", specQuote(v.value), err)
+			drop(v.key, "%s: %s", quote(v.value), err)
 			return
 		}
 		if dur > 0 {
@@ -929,21 +929,21 @@ func (b *specBuilder) checks(inst *registry.Instance, m specPortMeta) {
 		case registry.HealthPassing, registry.HealthWarning, registry.HealthCritical:
 			c.InitialStatus = s
 		default:
-			drop(v.key, "initial status %s is not passing, warning or critical", specQuote(v.value))
+			drop(v.key, "initial status %s is not passing, warning or critical", quote(v.value))
 			return
 		}
 	}
 	if err := registry.ValidateCheck(c); err != nil {
-		drop(kv.key, "%s", specReason(err))
+		drop(kv.key, "%s", errReason(err))
 		return
 	}
 	inst.Checks = append(inst.Checks, c)
 }
 
-// parseSpecDuration reads a Go duration ("1m30s") or a bare number of seconds ("15"), as
+// parseDuration reads a Go duration ("1m30s") or a bare number of seconds ("15"), as
 // Consul does. Negative durations are refused.
-func parseSpecDuration(s string) (time.Duration, error) {
-	if specAllDigits(s) {
+func parseDuration(s string) (time.Duration, error) {
+	if allDigits(s) {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n > int64(time.Duration(1<<63-1)/time.Second) {
 			return 0, errors.New("too large")
@@ -960,7 +960,7 @@ func parseSpecDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func specIsToken(s string) bool {
+func isToken(s string) bool {
 	if s == "" || len(s) > 32 {
 		return false
 	}
@@ -972,8 +972,8 @@ func specIsToken(s string) bool {
 	return true
 }
 
-// specDockerHealth maps Docker's HEALTHCHECK state onto instance health; empty without one.
-func specDockerHealth(h *container.Health, starting registry.Health) registry.Health {
+// dockerHealth maps Docker's HEALTHCHECK state onto instance health; empty without one.
+func dockerHealth(h *container.Health, starting registry.Health) registry.Health {
 	if h == nil {
 		return ""
 	}
@@ -991,13 +991,13 @@ func specDockerHealth(h *container.Health, starting registry.Health) registry.He
 	return ""
 }
 
-// SpecHash is a short, stable digest of everything registered for inst except the MetaSpec mark
+// Hash is a short, stable digest of everything registered for inst except the MetaSpec mark
 // itself (and the fields a registry reports: Node, Expires): name, ID, address, port, tags in
 // order, metadata, weight, TTL, checks and health. Two instances with the same hash register the
 // same thing.
-func SpecHash(inst registry.Instance) string {
+func Hash(inst registry.Instance) string {
 	h := sha256.New()
-	w := specHashWriter{h: h}
+	w := hashWriter{h: h}
 	w.str("sdctl-spec/1")
 	w.str(inst.Name)
 	w.str(inst.ID)
@@ -1056,21 +1056,21 @@ func SpecHash(inst registry.Instance) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// specHashWriter writes length-prefixed fields, so no two field sequences encode alike.
-type specHashWriter struct{ h hash.Hash }
+// hashWriter writes length-prefixed fields, so no two field sequences encode alike.
+type hashWriter struct{ h hash.Hash }
 
-func (w specHashWriter) num(n int64) {
+func (w hashWriter) num(n int64) {
 	var buf [binary.MaxVarintLen64]byte
 	w.h.Write(buf[:binary.PutVarint(buf[:], n)])
 }
 
-func (w specHashWriter) str(s string) {
+func (w hashWriter) str(s string) {
 	w.num(int64(len(s)))
 	w.h.Write([]byte(s))
 }
 
-// specReason is an error's message without the registry's field prefix.
-func specReason(err error) string {
+// errReason is an error's message without the registry's field prefix.
+func errReason(err error) string {
 	var fe *registry.FieldError
 	if errors.As(err, &fe) {
 		return fe.Reason
@@ -1078,7 +1078,7 @@ func specReason(err error) string {
 	return err.Error()
 }
 
-func specAllDigits(s string) bool {
+func allDigits(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -1090,19 +1090,19 @@ func specAllDigits(s string) bool {
 	return true
 }
 
-func specShortID(id string) string {
+func shortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}
 	return id
 }
 
-// specQuote quotes a value for a message, shortened and on one line whatever it holds.
-func specQuote(s string) string { return strconv.Quote(specAbbrev(s)) }
+// quote quotes a value for a message, shortened and on one line whatever it holds.
+func quote(s string) string { return strconv.Quote(abbrev(s)) }
 
-// specAbbrev makes hostile input fit a one-line message: valid UTF-8, control characters
+// abbrev makes hostile input fit a one-line message: valid UTF-8, control characters
 // replaced by '?', at most 80 bytes.
-func specAbbrev(s string) string {
+func abbrev(s string) string {
 	const limit = 80
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {

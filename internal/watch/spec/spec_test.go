@@ -1,4 +1,4 @@
-package watch
+package spec
 
 import (
 	"fmt"
@@ -15,17 +15,17 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// specCtrID is the full ID of the test container.
-var specCtrID = strings.Repeat("ab", 32)
+// ctrID is the full ID of the test container.
+var ctrID = strings.Repeat("ab", 32)
 
-type specMod func(*container.InspectResponse)
+type mod func(*container.InspectResponse)
 
-// specCtr is a running container named web-1, image registry:5000/team/app:1.2, on the default
+// ctr is a running container named web-1, image registry:5000/team/app:1.2, on the default
 // bridge (172.17.0.2), with no ports; mods add the rest.
-func specCtr(mods ...specMod) container.InspectResponse {
+func ctr(mods ...mod) container.InspectResponse {
 	c := container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{
-			ID:         specCtrID,
+			ID:         ctrID,
 			Name:       "/web-1",
 			State:      &container.State{Status: "running", Running: true},
 			HostConfig: &container.HostConfig{NetworkMode: "bridge"},
@@ -46,12 +46,12 @@ func specCtr(mods ...specMod) container.InspectResponse {
 	return c
 }
 
-func specEnv(kv ...string) specMod {
+func env(kv ...string) mod {
 	return func(c *container.InspectResponse) { c.Config.Env = append(c.Config.Env, kv...) }
 }
 
-// specLabels sets labels given as "KEY=VALUE".
-func specLabels(kv ...string) specMod {
+// labels sets labels given as "KEY=VALUE".
+func labels(kv ...string) mod {
 	return func(c *container.InspectResponse) {
 		for _, s := range kv {
 			k, v, _ := strings.Cut(s, "=")
@@ -60,8 +60,8 @@ func specLabels(kv ...string) specMod {
 	}
 }
 
-// specExpose exposes ports without publishing them.
-func specExpose(ports ...string) specMod {
+// expose exposes ports without publishing them.
+func expose(ports ...string) mod {
 	return func(c *container.InspectResponse) {
 		for _, p := range ports {
 			c.Config.ExposedPorts[nat.Port(p)] = struct{}{}
@@ -72,8 +72,8 @@ func specExpose(ports ...string) specMod {
 	}
 }
 
-// specPublish exposes port and adds a host binding "hostIP:hostPort".
-func specPublish(port, hostIP, hostPort string) specMod {
+// publish exposes port and adds a host binding "hostIP:hostPort".
+func publish(port, hostIP, hostPort string) mod {
 	return func(c *container.InspectResponse) {
 		c.Config.ExposedPorts[nat.Port(port)] = struct{}{}
 		c.NetworkSettings.Ports[nat.Port(port)] = append(c.NetworkSettings.Ports[nat.Port(port)],
@@ -81,13 +81,13 @@ func specPublish(port, hostIP, hostPort string) specMod {
 	}
 }
 
-func specImage(img string) specMod {
+func image(img string) mod {
 	return func(c *container.InspectResponse) { c.Config.Image = img }
 }
 
-// specNetMode sets the network mode; host and container modes get no networks and no port map,
+// netMode sets the network mode; host and container modes get no networks and no port map,
 // as Docker reports them.
-func specNetMode(mode string) specMod {
+func netMode(mode string) mod {
 	return func(c *container.InspectResponse) {
 		c.HostConfig.NetworkMode = container.NetworkMode(mode)
 		if mode == "host" || strings.HasPrefix(mode, "container:") {
@@ -97,8 +97,8 @@ func specNetMode(mode string) specMod {
 	}
 }
 
-// specNetworks replaces the attached networks: "name=ipv4" or "name=ipv4,ipv6".
-func specNetworks(nets ...string) specMod {
+// networks replaces the attached networks: "name=ipv4" or "name=ipv4,ipv6".
+func networks(nets ...string) mod {
 	return func(c *container.InspectResponse) {
 		c.NetworkSettings.Networks = map[string]*network.EndpointSettings{}
 		for _, n := range nets {
@@ -109,21 +109,21 @@ func specNetworks(nets ...string) specMod {
 	}
 }
 
-func specHealth(status string) specMod {
+func health(status string) mod {
 	return func(c *container.InspectResponse) { c.State.Health = &container.Health{Status: status} }
 }
 
-var specOpts = SpecOptions{Node: "node1", DefaultIP: "192.0.2.10"}
+var baseOpts = Options{Node: "node1", DefaultIP: "192.0.2.10"}
 
-// specWith returns specOpts changed by f.
-func specWith(f func(*SpecOptions)) SpecOptions {
-	o := specOpts
+// with returns baseOpts changed by f.
+func with(f func(*Options)) Options {
+	o := baseOpts
 	f(&o)
 	return o
 }
 
-// specSummary is "ID NAME HOST:PORT [tags]" for each instance.
-func specSummary(insts []registry.Instance) []string {
+// summary is "ID NAME HOST:PORT [tags]" for each instance.
+func summary(insts []registry.Instance) []string {
 	var out []string
 	for _, in := range insts {
 		out = append(out, fmt.Sprintf("%s %s %s [%s]", in.ID, in.Name, registry.HostPort(in.Address, in.Port), strings.Join(in.Tags, " ")))
@@ -131,22 +131,22 @@ func specSummary(insts []registry.Instance) []string {
 	return out
 }
 
-func specInst(t *testing.T, s Spec, id string) registry.Instance {
+func instByID(t *testing.T, s Spec, id string) registry.Instance {
 	t.Helper()
 	for _, in := range s.Instances {
 		if in.ID == id {
 			return in
 		}
 	}
-	t.Fatalf("no instance %q in %v", id, specSummary(s.Instances))
+	t.Fatalf("no instance %q in %v", id, summary(s.Instances))
 	return registry.Instance{}
 }
 
-type specCase struct {
+type testCase struct {
 	name string
 	c    container.InspectResponse
-	o    *SpecOptions // nil: specOpts
-	// want lists the instances as specSummary prints them.
+	o    *Options // nil: baseOpts
+	// want lists the instances as summary prints them.
 	want    []string
 	ignored string
 	// problems are "KEY|reason substring"; the list must be complete.
@@ -156,29 +156,29 @@ type specCase struct {
 	check   func(t *testing.T, s Spec)
 }
 
-func specRun(t *testing.T, cases []specCase) {
+func runCases(t *testing.T, cases []testCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := specOpts
+			o := baseOpts
 			if tc.o != nil {
 				o = *tc.o
 			}
-			s := BuildSpec(tc.c, o)
-			if got := specSummary(s.Instances); !slices.Equal(got, tc.want) {
+			s := Build(tc.c, o)
+			if got := summary(s.Instances); !slices.Equal(got, tc.want) {
 				t.Errorf("instances\n got %q\nwant %q", got, tc.want)
 			}
 			if s.Ignored != tc.ignored {
 				t.Errorf("Ignored = %q, want %q", s.Ignored, tc.ignored)
 			}
-			specMatch(t, "problem", s.Problems, tc.problems, func(p Problem) (string, string) { return p.Key, p.Reason }, "|")
-			specMatch(t, "skipped port", s.Skipped, tc.skipped, func(p PortSkip) (string, string) { return p.Port, p.Reason }, ": ")
+			match(t, "problem", s.Problems, tc.problems, func(p Problem) (string, string) { return p.Key, p.Reason }, "|")
+			match(t, "skipped port", s.Skipped, tc.skipped, func(p PortSkip) (string, string) { return p.Port, p.Reason }, ": ")
 			for _, in := range s.Instances {
 				if err := in.Validate(); err != nil {
 					t.Errorf("instance %s does not validate: %v", in.ID, err)
 				}
-				if in.Meta[MetaSpec] != SpecHash(in) {
-					t.Errorf("instance %s: %s = %q, SpecHash = %q", in.ID, MetaSpec, in.Meta[MetaSpec], SpecHash(in))
+				if in.Meta[MetaSpec] != Hash(in) {
+					t.Errorf("instance %s: %s = %q, Hash = %q", in.ID, MetaSpec, in.Meta[MetaSpec], Hash(in))
 				}
 			}
 			if tc.check != nil {
@@ -192,9 +192,9 @@ func specRun(t *testing.T, cases []specCase) {
 	}
 }
 
-// specMatch checks that every expected "key<sep>substring" matches one distinct item and that
+// match checks that every expected "key<sep>substring" matches one distinct item and that
 // nothing else is there.
-func specMatch[T any](t *testing.T, what string, got []T, want []string, kv func(T) (string, string), sep string) {
+func match[T any](t *testing.T, what string, got []T, want []string, kv func(T) (string, string), sep string) {
 	t.Helper()
 	used := make([]bool, len(got))
 	for _, w := range want {
@@ -219,108 +219,108 @@ func specMatch[T any](t *testing.T, what string, got []T, want []string, kv func
 	}
 }
 
-func specOptsPtr(f func(*SpecOptions)) *SpecOptions {
-	o := specWith(f)
+func optsPtr(f func(*Options)) *Options {
+	o := with(f)
 	return &o
 }
 
-func TestBuildSpecNaming(t *testing.T) {
-	specRun(t, []specCase{
+func TestBuildNaming(t *testing.T) {
+	runCases(t, []testCase{
 		{
 			name: "one published port: image base name, generated ID, default address",
-			c:    specCtr(specPublish("80/tcp", "0.0.0.0", "8080")),
+			c:    ctr(publish("80/tcp", "0.0.0.0", "8080")),
 			want: []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 		},
 		{
 			name: "several ports get the -port suffix",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443")),
+			c:    ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443")),
 			want: []string{"node1:web-1:443 app-443 192.0.2.10:8443 []", "node1:web-1:80 app-80 192.0.2.10:8080 []"},
 		},
 		{
 			name: "generic SERVICE_NAME is suffixed, a per-port name is not",
-			c: specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443"),
-				specEnv("SERVICE_NAME=db", "SERVICE_443_NAME=secure")),
+			c: ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443"),
+				env("SERVICE_NAME=db", "SERVICE_443_NAME=secure")),
 			want: []string{"node1:web-1:443 secure 192.0.2.10:8443 []", "node1:web-1:80 db-80 192.0.2.10:8080 []"},
 		},
 		{
 			name: "single port with SERVICE_NAME",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specEnv("SERVICE_NAME=db")),
+			c:    ctr(publish("80/tcp", "", "8080"), env("SERVICE_NAME=db")),
 			want: []string{"node1:web-1:80 db 192.0.2.10:8080 []"},
 		},
 		{
 			name: "image digest is cut at @",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specImage("registry:5000/team/app@sha256:"+strings.Repeat("0", 64))),
+			c:    ctr(publish("80/tcp", "", "8080"), image("registry:5000/team/app@sha256:"+strings.Repeat("0", 64))),
 			want: []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 		},
 		{
 			name: "image name and tag",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specImage("nginx:1.27-alpine")),
+			c:    ctr(publish("80/tcp", "", "8080"), image("nginx:1.27-alpine")),
 			want: []string{"node1:web-1:80 nginx 192.0.2.10:8080 []"},
 		},
 		{
 			name: "image ID falls back to the compose service label",
-			c: specCtr(specPublish("80/tcp", "", "8080"), specImage("sha256:"+strings.Repeat("f", 64)),
-				specLabels("com.docker.compose.service=api")),
+			c: ctr(publish("80/tcp", "", "8080"), image("sha256:"+strings.Repeat("f", 64)),
+				labels("com.docker.compose.service=api")),
 			want: []string{"node1:web-1:80 api 192.0.2.10:8080 []"},
 		},
 		{
 			name:     "image ID without compose label ignores the container",
-			c:        specCtr(specPublish("80/tcp", "", "8080"), specImage("sha256:"+strings.Repeat("f", 64))),
+			c:        ctr(publish("80/tcp", "", "8080"), image("sha256:"+strings.Repeat("f", 64))),
 			ignored:  `the image is referenced by ID ("sha256:` + strings.Repeat("f", 64) + `") and there is no com.docker.compose.service label; set SERVICE_NAME`,
 			problems: []string{"Config.Image|referenced by ID"},
 		},
 		{
 			name:     "bare 64-hex image ID",
-			c:        specCtr(specPublish("80/tcp", "", "8080"), specImage(strings.Repeat("0a", 32))),
+			c:        ctr(publish("80/tcp", "", "8080"), image(strings.Repeat("0a", 32))),
 			ignored:  `the image is referenced by ID ("` + strings.Repeat("0a", 32) + `") and there is no com.docker.compose.service label; set SERVICE_NAME`,
 			problems: []string{"Config.Image|set SERVICE_NAME"},
 		},
 		{
 			name: "image ID with SERVICE_NAME is fine",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specImage("sha256:"+strings.Repeat("f", 64)), specEnv("SERVICE_NAME=api")),
+			c:    ctr(publish("80/tcp", "", "8080"), image("sha256:"+strings.Repeat("f", 64)), env("SERVICE_NAME=api")),
 			want: []string{"node1:web-1:80 api 192.0.2.10:8080 []"},
 		},
 		{
 			name: "image ID: ports with their own name register, the others are skipped",
-			c: specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443"),
-				specImage("sha256:"+strings.Repeat("f", 64)), specEnv("SERVICE_443_NAME=secure")),
+			c: ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443"),
+				image("sha256:"+strings.Repeat("f", 64)), env("SERVICE_443_NAME=secure")),
 			want:     []string{"node1:web-1:443 secure 192.0.2.10:8443 []"},
 			problems: []string{"Config.Image|referenced by ID"},
 			skipped:  []string{"80/tcp: no service name"},
 		},
 		{
 			name: "invalid name skips that port only",
-			c: specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443"),
-				specEnv("SERVICE_80_NAME=bad name")),
+			c: ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443"),
+				env("SERVICE_80_NAME=bad name")),
 			want:     []string{"node1:web-1:443 app-443 192.0.2.10:8443 []"},
 			problems: []string{`SERVICE_80_NAME|port 80/tcp: service name "bad name": character ' ' is not allowed`},
 			skipped:  []string{"80/tcp: invalid service name"},
 		},
 		{
 			name: "label beats env",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specEnv("SERVICE_NAME=fromenv"), specLabels("SERVICE_NAME=fromlabel")),
+			c:    ctr(publish("80/tcp", "", "8080"), env("SERVICE_NAME=fromenv"), labels("SERVICE_NAME=fromlabel")),
 			want: []string{"node1:web-1:80 fromlabel 192.0.2.10:8080 []"},
 		},
 		{
 			name: "per-port env beats generic label",
-			c: specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443"),
-				specEnv("SERVICE_80_NAME=portenv"), specLabels("SERVICE_NAME=generic")),
+			c: ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443"),
+				env("SERVICE_80_NAME=portenv"), labels("SERVICE_NAME=generic")),
 			want: []string{"node1:web-1:443 generic-443 192.0.2.10:8443 []", "node1:web-1:80 portenv 192.0.2.10:8080 []"},
 		},
 		{
 			name: "per-port label beats per-port env",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specEnv("SERVICE_80_NAME=env"), specLabels("SERVICE_80_NAME=label")),
+			c:    ctr(publish("80/tcp", "", "8080"), env("SERVICE_80_NAME=env"), labels("SERVICE_80_NAME=label")),
 			want: []string{"node1:web-1:80 label 192.0.2.10:8080 []"},
 		},
 		{
 			name:     "empty values are absent; empty labels are reported",
-			c:        specCtr(specPublish("80/tcp", "", "8080"), specEnv("SERVICE_NAME=env", "SERVICE_TAGS="), specLabels("SERVICE_NAME=")),
+			c:        ctr(publish("80/tcp", "", "8080"), env("SERVICE_NAME=env", "SERVICE_TAGS="), labels("SERVICE_NAME=")),
 			want:     []string{"node1:web-1:80 env 192.0.2.10:8080 []"},
 			problems: []string{"SERVICE_NAME|empty value ignored"},
 		},
 		{
 			name: "keys are case-insensitive after the exact SERVICE_ prefix",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specEnv("SERVICE_Name=mixed", "service_tags=nope", "Service_Region=nope")),
+			c:    ctr(publish("80/tcp", "", "8080"), env("SERVICE_Name=mixed", "service_tags=nope", "Service_Region=nope")),
 			want: []string{"node1:web-1:80 mixed 192.0.2.10:8080 []"},
 			check: func(t *testing.T, s Spec) {
 				if m := s.Instances[0].Meta; len(m) != 3 {
@@ -330,70 +330,70 @@ func TestBuildSpecNaming(t *testing.T) {
 		},
 		{
 			name:     "per-port key for a port the container lacks",
-			c:        specCtr(specPublish("80/tcp", "", "8080"), specEnv("SERVICE_8080_NAME=x"), specLabels("SERVICE_9090_TAGS=y")),
+			c:        ctr(publish("80/tcp", "", "8080"), env("SERVICE_8080_NAME=x"), labels("SERVICE_9090_TAGS=y")),
 			want:     []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 			problems: []string{"SERVICE_8080_NAME|port 8080 is not exposed", "SERVICE_9090_TAGS|port 9090 is not exposed"},
 		},
 		{
 			name: "per-port keys apply to tcp and udp",
-			c: specCtr(specPublish("53/tcp", "", "53"), specPublish("53/udp", "", "53"),
-				specEnv("SERVICE_53_NAME=dns")),
+			c: ctr(publish("53/tcp", "", "53"), publish("53/udp", "", "53"),
+				env("SERVICE_53_NAME=dns")),
 			want: []string{"node1:web-1:53 dns 192.0.2.10:53 []", "node1:web-1:53:udp dns 192.0.2.10:53 [udp]"},
 		},
 	})
 }
 
-func TestBuildSpecIgnoreAndExplicit(t *testing.T) {
-	specRun(t, []specCase{
+func TestBuildIgnoreAndExplicit(t *testing.T) {
+	runCases(t, []testCase{
 		{
 			name:    "SERVICE_IGNORE, any value",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), specEnv("SERVICE_IGNORE=false")),
+			c:       ctr(publish("80/tcp", "", "8080"), env("SERVICE_IGNORE=false")),
 			ignored: "SERVICE_IGNORE is set",
 		},
 		{
 			name:    "SERVICE_IGNORE as a label",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), specLabels("SERVICE_IGNORE=1")),
+			c:       ctr(publish("80/tcp", "", "8080"), labels("SERVICE_IGNORE=1")),
 			ignored: "SERVICE_IGNORE is set",
 		},
 		{
 			name: "per-port ignore; the ignored port still counts for the suffix",
-			c: specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443"),
-				specEnv("SERVICE_443_IGNORE=yes")),
+			c: ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443"),
+				env("SERVICE_443_IGNORE=yes")),
 			want:    []string{"node1:web-1:80 app-80 192.0.2.10:8080 []"},
 			skipped: []string{"443/tcp: SERVICE_443_IGNORE is set"},
 		},
 		{
 			name:    "explicit: unnamed ports skipped",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443"), specEnv("SERVICE_443_NAME=secure")),
-			o:       specOptsPtr(func(o *SpecOptions) { o.Explicit = true }),
+			c:       ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443"), env("SERVICE_443_NAME=secure")),
+			o:       optsPtr(func(o *Options) { o.Explicit = true }),
 			want:    []string{"node1:web-1:443 secure 192.0.2.10:8443 []"},
 			skipped: []string{"80/tcp: no name"},
 		},
 		{
 			name: "explicit: a generic name names every port",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specPublish("443/tcp", "", "8443"), specEnv("SERVICE_NAME=db")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.Explicit = true }),
+			c:    ctr(publish("80/tcp", "", "8080"), publish("443/tcp", "", "8443"), env("SERVICE_NAME=db")),
+			o:    optsPtr(func(o *Options) { o.Explicit = true }),
 			want: []string{"node1:web-1:443 db-443 192.0.2.10:8443 []", "node1:web-1:80 db-80 192.0.2.10:8080 []"},
 		},
 		{
 			name:    "explicit with an image ID skips rather than ignores",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), specImage("sha256:"+strings.Repeat("f", 64))),
-			o:       specOptsPtr(func(o *SpecOptions) { o.Explicit = true }),
+			c:       ctr(publish("80/tcp", "", "8080"), image("sha256:"+strings.Repeat("f", 64))),
+			o:       optsPtr(func(o *Options) { o.Explicit = true }),
 			skipped: []string{"80/tcp: no name"},
 		},
 		{
 			name:    "not running",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), func(c *container.InspectResponse) { c.State.Running = false }),
+			c:       ctr(publish("80/tcp", "", "8080"), func(c *container.InspectResponse) { c.State.Running = false }),
 			ignored: "not running",
 		},
 		{
 			name:    "no state",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), func(c *container.InspectResponse) { c.State = nil }),
+			c:       ctr(publish("80/tcp", "", "8080"), func(c *container.InspectResponse) { c.State = nil }),
 			ignored: "not running",
 		},
 		{
 			name:    "no config",
-			c:       specCtr(func(c *container.InspectResponse) { c.Config = nil }),
+			c:       ctr(func(c *container.InspectResponse) { c.Config = nil }),
 			ignored: "incomplete inspect data",
 		},
 		{
@@ -404,100 +404,100 @@ func TestBuildSpecIgnoreAndExplicit(t *testing.T) {
 	})
 }
 
-func TestBuildSpecPorts(t *testing.T) {
-	specRun(t, []specCase{
+func TestBuildPorts(t *testing.T) {
+	runCases(t, []testCase{
 		{
 			name:    "unpublished port skipped",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), specExpose("9000/tcp")),
+			c:       ctr(publish("80/tcp", "", "8080"), expose("9000/tcp")),
 			want:    []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 			skipped: []string{"9000/tcp: not published"},
 		},
 		{
 			name:    "nothing published",
-			c:       specCtr(specExpose("9000/tcp", "9001/tcp")),
+			c:       ctr(expose("9000/tcp", "9001/tcp")),
 			ignored: "no published ports",
 			skipped: []string{"9000/tcp: not published", "9001/tcp: not published"},
 		},
 		{
 			name:    "no ports at all",
-			c:       specCtr(),
+			c:       ctr(),
 			ignored: "no published ports",
 		},
 		{
 			name:    "internal, no ports",
-			c:       specCtr(),
-			o:       specOptsPtr(func(o *SpecOptions) { o.Internal = true }),
+			c:       ctr(),
+			o:       optsPtr(func(o *Options) { o.Internal = true }),
 			ignored: "no exposed ports",
 		},
 		{
 			name: "internal: container IP and exposed port; unpublished ports eligible",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specExpose("9000/tcp")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.Internal = true }),
+			c:    ctr(publish("80/tcp", "", "8080"), expose("9000/tcp")),
+			o:    optsPtr(func(o *Options) { o.Internal = true }),
 			want: []string{"node1:web-1:80 app-80 172.17.0.2:80 []", "node1:web-1:9000 app-9000 172.17.0.2:9000 []"},
 		},
 		{
 			name: "host network: exposed ports on the same number, default address",
-			c:    specCtr(specNetMode("host"), func(c *container.InspectResponse) { c.Config.ExposedPorts["8500/tcp"] = struct{}{} }),
+			c:    ctr(netMode("host"), func(c *container.InspectResponse) { c.Config.ExposedPorts["8500/tcp"] = struct{}{} }),
 			want: []string{"node1:web-1:8500 app 192.0.2.10:8500 []"},
 		},
 		{
 			name: "host network: --ip wins",
-			c:    specCtr(specNetMode("host"), func(c *container.InspectResponse) { c.Config.ExposedPorts["8500/tcp"] = struct{}{} }),
-			o:    specOptsPtr(func(o *SpecOptions) { o.HostIP = "198.51.100.7" }),
+			c:    ctr(netMode("host"), func(c *container.InspectResponse) { c.Config.ExposedPorts["8500/tcp"] = struct{}{} }),
+			o:    optsPtr(func(o *Options) { o.HostIP = "198.51.100.7" }),
 			want: []string{"node1:web-1:8500 app 198.51.100.7:8500 []"},
 		},
 		{
 			name: "host network in internal mode uses the host address",
-			c:    specCtr(specNetMode("host"), func(c *container.InspectResponse) { c.Config.ExposedPorts["8500/tcp"] = struct{}{} }),
-			o:    specOptsPtr(func(o *SpecOptions) { o.Internal = true }),
+			c:    ctr(netMode("host"), func(c *container.InspectResponse) { c.Config.ExposedPorts["8500/tcp"] = struct{}{} }),
+			o:    optsPtr(func(o *Options) { o.Internal = true }),
 			want: []string{"node1:web-1:8500 app 192.0.2.10:8500 []"},
 		},
 		{
 			name: "binding with a specific host IP",
-			c:    specCtr(specPublish("80/tcp", "10.0.0.5", "8080")),
+			c:    ctr(publish("80/tcp", "10.0.0.5", "8080")),
 			want: []string{"node1:web-1:80 app 10.0.0.5:8080 []"},
 		},
 		{
 			name: "--ip beats the binding's IP",
-			c:    specCtr(specPublish("80/tcp", "10.0.0.5", "8080")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.HostIP = "198.51.100.7" }),
+			c:    ctr(publish("80/tcp", "10.0.0.5", "8080")),
+			o:    optsPtr(func(o *Options) { o.HostIP = "198.51.100.7" }),
 			want: []string{"node1:web-1:80 app 198.51.100.7:8080 []"},
 		},
 		{
 			name: "IPv4 binding preferred over an earlier IPv6 one",
-			c:    specCtr(specPublish("80/tcp", "::1", "9000"), specPublish("80/tcp", "127.0.0.1", "9001")),
+			c:    ctr(publish("80/tcp", "::1", "9000"), publish("80/tcp", "127.0.0.1", "9001")),
 			want: []string{"node1:web-1:80 app 127.0.0.1:9001 []"},
 		},
 		{
 			name: "dual-stack bindings to every interface",
-			c:    specCtr(specPublish("80/tcp", "::", "8080"), specPublish("80/tcp", "0.0.0.0", "8080")),
+			c:    ctr(publish("80/tcp", "::", "8080"), publish("80/tcp", "0.0.0.0", "8080")),
 			want: []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 		},
 		{
 			name: "only IPv6 bindings: the first one",
-			c:    specCtr(specPublish("80/tcp", "2001:db8::5", "8080"), specPublish("80/tcp", "2001:db8::6", "8081")),
+			c:    ctr(publish("80/tcp", "2001:db8::5", "8080"), publish("80/tcp", "2001:db8::6", "8081")),
 			want: []string{"node1:web-1:80 app [2001:db8::5]:8080 []"},
 		},
 		{
 			name: "udp: ID suffix and tag",
-			c:    specCtr(specPublish("53/udp", "", "5353")),
+			c:    ctr(publish("53/udp", "", "5353")),
 			want: []string{"node1:web-1:53:udp app 192.0.2.10:5353 [udp]"},
 		},
 		{
 			name: "tcp and udp on the same number",
-			c:    specCtr(specPublish("53/tcp", "", "53"), specPublish("53/udp", "", "53")),
+			c:    ctr(publish("53/tcp", "", "53"), publish("53/udp", "", "53")),
 			want: []string{"node1:web-1:53 app-53 192.0.2.10:53 []", "node1:web-1:53:udp app-53 192.0.2.10:53 [udp]"},
 		},
 		{
 			name:    "sctp ports are not registered",
-			c:       specCtr(specPublish("80/tcp", "", "8080"), specPublish("9999/sctp", "", "9999"), specEnv("SERVICE_9999_NAME=x")),
+			c:       ctr(publish("80/tcp", "", "8080"), publish("9999/sctp", "", "9999"), env("SERVICE_9999_NAME=x")),
 			want:    []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 			skipped: []string{`9999/sctp: protocol "sctp" is not registered`},
 		},
 		{
 			name: "published port with no known host address",
-			c:    specCtr(specPublish("80/tcp", "0.0.0.0", "8080")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.DefaultIP = "" }),
+			c:    ctr(publish("80/tcp", "0.0.0.0", "8080")),
+			o:    optsPtr(func(o *Options) { o.DefaultIP = "" }),
 			problems: []string{
 				"--ip|port 80/tcp is bound to every interface and no host address is known",
 			},
@@ -505,78 +505,78 @@ func TestBuildSpecPorts(t *testing.T) {
 		},
 		{
 			name:     "invalid --ip",
-			c:        specCtr(specPublish("80/tcp", "", "8080")),
-			o:        specOptsPtr(func(o *SpecOptions) { o.HostIP = "300.1.1.1" }),
+			c:        ctr(publish("80/tcp", "", "8080")),
+			o:        optsPtr(func(o *Options) { o.HostIP = "300.1.1.1" }),
 			problems: []string{`--ip|port 80/tcp: "300.1.1.1" is not a valid IPv4 address`},
 			skipped:  []string{"80/tcp: invalid address"},
 		},
 		{
 			name:     "shared network namespace in internal mode",
-			c:        specCtr(specNetMode("container:abc"), func(c *container.InspectResponse) { c.Config.ExposedPorts["80/tcp"] = struct{}{} }),
-			o:        specOptsPtr(func(o *SpecOptions) { o.Internal = true }),
+			c:        ctr(netMode("container:abc"), func(c *container.InspectResponse) { c.Config.ExposedPorts["80/tcp"] = struct{}{} }),
+			o:        optsPtr(func(o *Options) { o.Internal = true }),
 			ignored:  `shares another container's network ("container:abc"); not supported with --internal`,
 			problems: []string{"HostConfig.NetworkMode|shares another container's network"},
 		},
 		{
 			name:    "shared network namespace in published mode: nothing is published",
-			c:       specCtr(specNetMode("container:abc"), func(c *container.InspectResponse) { c.Config.ExposedPorts["80/tcp"] = struct{}{} }),
+			c:       ctr(netMode("container:abc"), func(c *container.InspectResponse) { c.Config.ExposedPorts["80/tcp"] = struct{}{} }),
 			ignored: "no published ports",
 			skipped: []string{"80/tcp: not published"},
 		},
 	})
 }
 
-func TestBuildSpecNetworks(t *testing.T) {
-	internal := specOptsPtr(func(o *SpecOptions) { o.Internal = true })
-	specRun(t, []specCase{
+func TestBuildNetworks(t *testing.T) {
+	internal := optsPtr(func(o *Options) { o.Internal = true })
+	runCases(t, []testCase{
 		{
 			name: "user-defined network mode",
-			c:    specCtr(specExpose("80/tcp"), specNetMode("mynet"), specNetworks("mynet=10.1.0.5", "other=10.2.0.5")),
+			c:    ctr(expose("80/tcp"), netMode("mynet"), networks("mynet=10.1.0.5", "other=10.2.0.5")),
 			o:    internal,
 			want: []string{"node1:web-1:80 app 10.1.0.5:80 []"},
 		},
 		{
 			name: "SERVICE_NETWORK",
-			c:    specCtr(specExpose("80/tcp"), specNetMode("mynet"), specNetworks("mynet=10.1.0.5", "other=10.2.0.5"), specEnv("SERVICE_NETWORK=other")),
+			c:    ctr(expose("80/tcp"), netMode("mynet"), networks("mynet=10.1.0.5", "other=10.2.0.5"), env("SERVICE_NETWORK=other")),
 			o:    internal,
 			want: []string{"node1:web-1:80 app 10.2.0.5:80 []"},
 		},
 		{
 			name: "per-port SERVICE_<n>_NETWORK",
-			c: specCtr(specExpose("80/tcp", "81/tcp"), specNetMode("mynet"), specNetworks("mynet=10.1.0.5", "other=10.2.0.5"),
-				specEnv("SERVICE_81_NETWORK=other")),
+			c: ctr(expose("80/tcp", "81/tcp"), netMode("mynet"), networks("mynet=10.1.0.5", "other=10.2.0.5"),
+				env("SERVICE_81_NETWORK=other")),
 			o:    internal,
 			want: []string{"node1:web-1:80 app-80 10.1.0.5:80 []", "node1:web-1:81 app-81 10.2.0.5:81 []"},
 		},
 		{
 			name: "--network option",
-			c:    specCtr(specExpose("80/tcp"), specNetMode("mynet"), specNetworks("mynet=10.1.0.5", "other=10.2.0.5")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.Internal, o.Network = true, "other" }),
+			c:    ctr(expose("80/tcp"), netMode("mynet"), networks("mynet=10.1.0.5", "other=10.2.0.5")),
+			o:    optsPtr(func(o *Options) { o.Internal, o.Network = true, "other" }),
 			want: []string{"node1:web-1:80 app 10.2.0.5:80 []"},
 		},
 		{
 			name: "SERVICE_NETWORK beats --network",
-			c:    specCtr(specExpose("80/tcp"), specNetworks("a=10.1.0.5", "b=10.2.0.5"), specLabels("SERVICE_NETWORK=a")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.Internal, o.Network = true, "b" }),
+			c:    ctr(expose("80/tcp"), networks("a=10.1.0.5", "b=10.2.0.5"), labels("SERVICE_NETWORK=a")),
+			o:    optsPtr(func(o *Options) { o.Internal, o.Network = true, "b" }),
 			want: []string{"node1:web-1:80 app 10.1.0.5:80 []"},
 		},
 		{
 			name:     "named network not attached",
-			c:        specCtr(specExpose("80/tcp"), specEnv("SERVICE_NETWORK=nope")),
+			c:        ctr(expose("80/tcp"), env("SERVICE_NETWORK=nope")),
 			o:        internal,
 			problems: []string{`SERVICE_NETWORK|the container is not attached to network "nope"`},
 			skipped:  []string{`80/tcp: the container is not attached to network "nope"`},
 		},
 		{
 			name:     "--network not attached",
-			c:        specCtr(specExpose("80/tcp")),
-			o:        specOptsPtr(func(o *SpecOptions) { o.Internal, o.Network = true, "backend" }),
+			c:        ctr(expose("80/tcp")),
+			o:        optsPtr(func(o *Options) { o.Internal, o.Network = true, "backend" }),
 			problems: []string{`--network|the container is not attached to network "backend"`},
 			skipped:  []string{`80/tcp: the container is not attached to network "backend"`},
 		},
 		{
 			name: "default bridge mode, legacy IPAddress field",
-			c: specCtr(specExpose("80/tcp"), specNetMode("default"), specNetworks(), func(c *container.InspectResponse) {
+			c: ctr(expose("80/tcp"), netMode("default"), networks(), func(c *container.InspectResponse) {
 				c.NetworkSettings.IPAddress = "172.17.0.9"
 			}),
 			o:    internal,
@@ -584,151 +584,151 @@ func TestBuildSpecNetworks(t *testing.T) {
 		},
 		{
 			name: "bridge mode with another network connected uses the bridge",
-			c:    specCtr(specExpose("80/tcp"), specNetworks("bridge=172.17.0.3", "app_default=172.20.0.3")),
+			c:    ctr(expose("80/tcp"), networks("bridge=172.17.0.3", "app_default=172.20.0.3")),
 			o:    internal,
 			want: []string{"node1:web-1:80 app 172.17.0.3:80 []"},
 		},
 		{
 			name: "several networks, none chosen: the alphabetically first",
-			c:    specCtr(specExpose("80/tcp"), specNetMode("gone"), specNetworks("zeta=10.9.0.1", "alpha=10.1.0.1", "mid=10.5.0.1")),
+			c:    ctr(expose("80/tcp"), netMode("gone"), networks("zeta=10.9.0.1", "alpha=10.1.0.1", "mid=10.5.0.1")),
 			o:    internal,
 			want: []string{"node1:web-1:80 app 10.1.0.1:80 []"},
 		},
 		{
 			name: "IPv6-only network",
-			c:    specCtr(specExpose("80/tcp"), specNetMode("v6net"), specNetworks("v6net=,2001:db8::2")),
+			c:    ctr(expose("80/tcp"), netMode("v6net"), networks("v6net=,2001:db8::2")),
 			o:    internal,
 			want: []string{"node1:web-1:80 app [2001:db8::2]:80 []"},
 		},
 		{
 			name: "dual-stack network prefers IPv4",
-			c:    specCtr(specExpose("80/tcp"), specNetMode("ds"), specNetworks("ds=10.3.0.2,2001:db8::2")),
+			c:    ctr(expose("80/tcp"), netMode("ds"), networks("ds=10.3.0.2,2001:db8::2")),
 			o:    internal,
 			want: []string{"node1:web-1:80 app 10.3.0.2:80 []"},
 		},
 		{
 			name:     "no address on any network",
-			c:        specCtr(specExpose("80/tcp"), specNetMode("none"), specNetworks()),
+			c:        ctr(expose("80/tcp"), netMode("none"), networks()),
 			o:        internal,
 			problems: []string{"NetworkSettings.Networks|no IP address on any network"},
 			skipped:  []string{"80/tcp: the container has no IP address on any network"},
 		},
 		{
 			name: "published mode on a user network keeps the host address",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specNetMode("mynet"), specNetworks("mynet=10.1.0.5")),
+			c:    ctr(publish("80/tcp", "", "8080"), netMode("mynet"), networks("mynet=10.1.0.5")),
 			want: []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 		},
 		{
 			name: "ip from label, published mode",
-			c:    specCtr(specPublish("80/tcp", "", "8080"), specLabels("ip=10.9.9.9/24")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.IPFromLabel = "ip" }),
+			c:    ctr(publish("80/tcp", "", "8080"), labels("ip=10.9.9.9/24")),
+			o:    optsPtr(func(o *Options) { o.IPFromLabel = "ip" }),
 			want: []string{"node1:web-1:80 app 10.9.9.9:8080 []"},
 		},
 		{
 			name: "ip from label, internal mode, even with an unattached network named",
-			c:    specCtr(specExpose("80/tcp"), specLabels("ip=10.9.9.9", "SERVICE_NETWORK=nope")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.IPFromLabel, o.Internal = "ip", true }),
+			c:    ctr(expose("80/tcp"), labels("ip=10.9.9.9", "SERVICE_NETWORK=nope")),
+			o:    optsPtr(func(o *Options) { o.IPFromLabel, o.Internal = "ip", true }),
 			want: []string{"node1:web-1:80 app 10.9.9.9:80 []"},
 		},
 		{
 			name:     "ip label missing keeps the normal address",
-			c:        specCtr(specPublish("80/tcp", "", "8080")),
-			o:        specOptsPtr(func(o *SpecOptions) { o.IPFromLabel = "ip" }),
+			c:        ctr(publish("80/tcp", "", "8080")),
+			o:        optsPtr(func(o *Options) { o.IPFromLabel = "ip" }),
 			want:     []string{"node1:web-1:80 app 192.0.2.10:8080 []"},
 			problems: []string{"ip|label is not set"},
 		},
 		{
 			name:     "ip label invalid",
-			c:        specCtr(specPublish("80/tcp", "", "8080"), specLabels("ip=not an address")),
-			o:        specOptsPtr(func(o *SpecOptions) { o.IPFromLabel = "ip" }),
+			c:        ctr(publish("80/tcp", "", "8080"), labels("ip=not an address")),
+			o:        optsPtr(func(o *Options) { o.IPFromLabel = "ip" }),
 			problems: []string{`ip|port 80/tcp: host name "not an address"`},
 			skipped:  []string{"80/tcp: invalid address"},
 		},
 	})
 }
 
-func TestBuildSpecIDs(t *testing.T) {
-	specRun(t, []specCase{
+func TestBuildIDs(t *testing.T) {
+	runCases(t, []testCase{
 		{
 			name: "SERVICE_ID on one port is used as is",
-			c:    specCtr(specPublish("53/udp", "", "53"), specEnv("SERVICE_ID=dns-1")),
+			c:    ctr(publish("53/udp", "", "53"), env("SERVICE_ID=dns-1")),
 			want: []string{"dns-1 app 192.0.2.10:53 [udp]"},
 		},
 		{
 			name: "generic SERVICE_ID on several ports gets the port (and udp)",
-			c:    specCtr(specPublish("53/udp", "", "53"), specPublish("53/tcp", "", "53"), specPublish("80/tcp", "", "80"), specEnv("SERVICE_ID=x")),
+			c:    ctr(publish("53/udp", "", "53"), publish("53/tcp", "", "53"), publish("80/tcp", "", "80"), env("SERVICE_ID=x")),
 			want: []string{"x:53 app-53 192.0.2.10:53 []", "x:53:udp app-53 192.0.2.10:53 [udp]", "x:80 app-80 192.0.2.10:80 []"},
 		},
 		{
 			name: "per-port ID is used as is",
-			c:    specCtr(specPublish("80/tcp", "", "80"), specPublish("443/tcp", "", "443"), specEnv("SERVICE_ID=gen", "SERVICE_443_ID=tls")),
+			c:    ctr(publish("80/tcp", "", "80"), publish("443/tcp", "", "443"), env("SERVICE_ID=gen", "SERVICE_443_ID=tls")),
 			want: []string{"gen:80 app-80 192.0.2.10:80 []", "tls app-443 192.0.2.10:443 []"},
 		},
 		{
 			name: "per-port ID on tcp and udp of one number keeps them apart",
-			c:    specCtr(specPublish("53/tcp", "", "53"), specPublish("53/udp", "", "53"), specEnv("SERVICE_53_ID=dns")),
+			c:    ctr(publish("53/tcp", "", "53"), publish("53/udp", "", "53"), env("SERVICE_53_ID=dns")),
 			want: []string{"dns app-53 192.0.2.10:53 []", "dns:udp app-53 192.0.2.10:53 [udp]"},
 		},
 		{
 			name:     "the same per-port ID on two ports",
-			c:        specCtr(specPublish("80/tcp", "", "80"), specPublish("81/tcp", "", "81"), specEnv("SERVICE_80_ID=same", "SERVICE_81_ID=same")),
+			c:        ctr(publish("80/tcp", "", "80"), publish("81/tcp", "", "81"), env("SERVICE_80_ID=same", "SERVICE_81_ID=same")),
 			want:     []string{"same app-80 192.0.2.10:80 []"},
 			problems: []string{`|port 81/tcp: ID "same" is already used by port 80/tcp`},
 			skipped:  []string{"81/tcp: duplicate ID"},
 		},
 		{
 			name:     "invalid ID",
-			c:        specCtr(specPublish("80/tcp", "", "80"), specPublish("81/tcp", "", "81"), specEnv("SERVICE_80_ID=a/b")),
+			c:        ctr(publish("80/tcp", "", "80"), publish("81/tcp", "", "81"), env("SERVICE_80_ID=a/b")),
 			want:     []string{"node1:web-1:81 app-81 192.0.2.10:81 []"},
 			problems: []string{`SERVICE_80_ID|port 80/tcp: instance ID "a/b": character '/' is not allowed`},
 			skipped:  []string{"80/tcp: invalid ID"},
 		},
 		{
 			name: "container without a name uses its short ID",
-			c:    specCtr(specPublish("80/tcp", "", "80"), func(c *container.InspectResponse) { c.Name = "" }),
+			c:    ctr(publish("80/tcp", "", "80"), func(c *container.InspectResponse) { c.Name = "" }),
 			want: []string{"node1:abababababab:80 app 192.0.2.10:80 []"},
 		},
 		{
 			name: "instances are sorted by ID",
-			c: specCtr(specPublish("9000/tcp", "", "9000"), specPublish("10/tcp", "", "10"), specPublish("200/tcp", "", "200"),
-				specEnv("SERVICE_9000_ID=a", "SERVICE_10_ID=c", "SERVICE_200_ID=b")),
+			c: ctr(publish("9000/tcp", "", "9000"), publish("10/tcp", "", "10"), publish("200/tcp", "", "200"),
+				env("SERVICE_9000_ID=a", "SERVICE_10_ID=c", "SERVICE_200_ID=b")),
 			want: []string{"a app-9000 192.0.2.10:9000 []", "b app-200 192.0.2.10:200 []", "c app-10 192.0.2.10:10 []"},
 		},
 	})
 }
 
-func TestBuildSpecTagsMetaWeight(t *testing.T) {
-	specRun(t, []specCase{
+func TestBuildTagsMetaWeight(t *testing.T) {
+	runCases(t, []testCase{
 		{
 			name: "tags keep their order; escaped commas; empty items and duplicates dropped",
-			c:    specCtr(specPublish("80/tcp", "", "80"), specEnv(`SERVICE_TAGS=zeta, alpha,,a\,b,zeta`)),
+			c:    ctr(publish("80/tcp", "", "80"), env(`SERVICE_TAGS=zeta, alpha,,a\,b,zeta`)),
 			want: []string{"node1:web-1:80 app 192.0.2.10:80 [zeta alpha a,b]"},
 		},
 		{
 			name: "per-port tags replace generic ones; forced tags and udp follow",
-			c: specCtr(specPublish("80/tcp", "", "80"), specPublish("53/udp", "", "53"),
-				specEnv("SERVICE_TAGS=gen", "SERVICE_53_TAGS=dns,prod")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.ForceTags = []string{"prod", "dc1"} }),
+			c: ctr(publish("80/tcp", "", "80"), publish("53/udp", "", "53"),
+				env("SERVICE_TAGS=gen", "SERVICE_53_TAGS=dns,prod")),
+			o:    optsPtr(func(o *Options) { o.ForceTags = []string{"prod", "dc1"} }),
 			want: []string{"node1:web-1:53:udp app-53 192.0.2.10:53 [dns prod dc1 udp]", "node1:web-1:80 app-80 192.0.2.10:80 [gen prod dc1]"},
 		},
 		{
 			name:     "invalid tag dropped, the rest kept",
-			c:        specCtr(specPublish("80/tcp", "", "80"), specEnv("SERVICE_TAGS=ok,bad tag")),
-			o:        specOptsPtr(func(o *SpecOptions) { o.ForceTags = []string{"also bad"} }),
+			c:        ctr(publish("80/tcp", "", "80"), env("SERVICE_TAGS=ok,bad tag")),
+			o:        optsPtr(func(o *Options) { o.ForceTags = []string{"also bad"} }),
 			want:     []string{"node1:web-1:80 app 192.0.2.10:80 [ok]"},
 			problems: []string{`SERVICE_TAGS|tag "bad tag"`, `--tags|tag "also bad"`},
 		},
 		{
 			name: "other keys become lower-cased metadata; per-port beats generic",
-			c: specCtr(specPublish("80/tcp", "", "80"), specPublish("81/tcp", "", "81"),
-				specEnv("SERVICE_REGION=eu", "SERVICE_81_REGION=us", "SERVICE_Team_Name=core", "SERVICE_CHECK_TCP=1", "SERVICE_81_CHECK_INTERVAL=5s")),
+			c: ctr(publish("80/tcp", "", "80"), publish("81/tcp", "", "81"),
+				env("SERVICE_REGION=eu", "SERVICE_81_REGION=us", "SERVICE_Team_Name=core", "SERVICE_CHECK_TCP=1", "SERVICE_81_CHECK_INTERVAL=5s")),
 			want: []string{"node1:web-1:80 app-80 192.0.2.10:80 []", "node1:web-1:81 app-81 192.0.2.10:81 []"},
 			check: func(t *testing.T, s Spec) {
 				for id, want := range map[string]map[string]string{
 					"node1:web-1:80": {"region": "eu", "team_name": "core"},
 					"node1:web-1:81": {"region": "us", "team_name": "core"},
 				} {
-					in := specInst(t, s, id)
+					in := instByID(t, s, id)
 					got := map[string]string{}
 					for k, v := range in.Meta {
 						if !strings.HasPrefix(k, "sdctl-") {
@@ -738,7 +738,7 @@ func TestBuildSpecTagsMetaWeight(t *testing.T) {
 					if !reflect.DeepEqual(got, want) {
 						t.Errorf("%s meta = %v, want %v", id, got, want)
 					}
-					if in.Meta[MetaNode] != "node1" || in.Meta[MetaContainer] != specCtrID || len(in.Meta[MetaSpec]) != 16 {
+					if in.Meta[MetaNode] != "node1" || in.Meta[MetaContainer] != ctrID || len(in.Meta[MetaSpec]) != 16 {
 						t.Errorf("%s marks = %v", id, in.Meta)
 					}
 				}
@@ -746,8 +746,8 @@ func TestBuildSpecTagsMetaWeight(t *testing.T) {
 		},
 		{
 			name: "bad metadata keys and reserved keys",
-			c: specCtr(specPublish("80/tcp", "", "80"),
-				specEnv("SERVICE_MY.KEY=x", "SERVICE_SDCTL-NODE=evil", "SERVICE_sdctl-spec=evil", "SERVICE_SDCTL-OTHER=x", "SERVICE_OK=1", "SERVICE_=x")),
+			c: ctr(publish("80/tcp", "", "80"),
+				env("SERVICE_MY.KEY=x", "SERVICE_SDCTL-NODE=evil", "SERVICE_sdctl-spec=evil", "SERVICE_SDCTL-OTHER=x", "SERVICE_OK=1", "SERVICE_=x")),
 			want: []string{"node1:web-1:80 app 192.0.2.10:80 []"},
 			problems: []string{
 				"SERVICE_MY.KEY|character '.' is not allowed",
@@ -765,7 +765,7 @@ func TestBuildSpecTagsMetaWeight(t *testing.T) {
 		},
 		{
 			name: "too many metadata keys",
-			c: specCtr(specPublish("80/tcp", "", "80"), func(c *container.InspectResponse) {
+			c: ctr(publish("80/tcp", "", "80"), func(c *container.InspectResponse) {
 				for i := range 63 {
 					c.Config.Env = append(c.Config.Env, fmt.Sprintf("SERVICE_K%02d=v", i))
 				}
@@ -781,24 +781,24 @@ func TestBuildSpecTagsMetaWeight(t *testing.T) {
 		},
 		{
 			name: "weight",
-			c:    specCtr(specPublish("80/tcp", "", "80"), specPublish("81/tcp", "", "81"), specEnv("SERVICE_WEIGHT=5", "SERVICE_81_WEIGHT=0")),
+			c:    ctr(publish("80/tcp", "", "80"), publish("81/tcp", "", "81"), env("SERVICE_WEIGHT=5", "SERVICE_81_WEIGHT=0")),
 			want: []string{"node1:web-1:80 app-80 192.0.2.10:80 []", "node1:web-1:81 app-81 192.0.2.10:81 []"},
 			problems: []string{
 				`SERVICE_81_WEIGHT|weight "0" is not a positive integer; ignored`,
 			},
 			check: func(t *testing.T, s Spec) {
-				if w := specInst(t, s, "node1:web-1:80").Weight; w != 5 {
+				if w := instByID(t, s, "node1:web-1:80").Weight; w != 5 {
 					t.Errorf("weight 80 = %d", w)
 				}
-				if w := specInst(t, s, "node1:web-1:81").Weight; w != 0 {
+				if w := instByID(t, s, "node1:web-1:81").Weight; w != 0 {
 					t.Errorf("weight 81 = %d", w)
 				}
 			},
 		},
 		{
 			name:     "TTL option and bad weight",
-			c:        specCtr(specPublish("80/tcp", "", "80"), specLabels("SERVICE_WEIGHT=heavy")),
-			o:        specOptsPtr(func(o *SpecOptions) { o.TTL = 30 * time.Second }),
+			c:        ctr(publish("80/tcp", "", "80"), labels("SERVICE_WEIGHT=heavy")),
+			o:        optsPtr(func(o *Options) { o.TTL = 30 * time.Second }),
 			want:     []string{"node1:web-1:80 app 192.0.2.10:80 []"},
 			problems: []string{`SERVICE_WEIGHT|weight "heavy"`},
 			check: func(t *testing.T, s Spec) {
@@ -810,8 +810,8 @@ func TestBuildSpecTagsMetaWeight(t *testing.T) {
 	})
 }
 
-func TestBuildSpecChecks(t *testing.T) {
-	pub := specPublish("80/tcp", "", "8080")
+func TestBuildChecks(t *testing.T) {
+	pub := publish("80/tcp", "", "8080")
 	one := []string{"node1:web-1:80 app 192.0.2.10:8080 []"}
 	checks := func(want ...registry.Check) func(t *testing.T, s Spec) {
 		return func(t *testing.T, s Spec) {
@@ -822,22 +822,22 @@ func TestBuildSpecChecks(t *testing.T) {
 		}
 	}
 	const iv = 10 * time.Second
-	specRun(t, []specCase{
+	runCases(t, []testCase{
 		{
 			name:  "http",
-			c:     specCtr(pub, specEnv("SERVICE_CHECK_HTTP=/health", "SERVICE_CHECK_HTTP_METHOD=head", "SERVICE_CHECK_TIMEOUT=5", "SERVICE_CHECK_INTERVAL=15s")),
+			c:     ctr(pub, env("SERVICE_CHECK_HTTP=/health", "SERVICE_CHECK_HTTP_METHOD=head", "SERVICE_CHECK_TIMEOUT=5", "SERVICE_CHECK_INTERVAL=15s")),
 			want:  one,
 			check: checks(registry.Check{Kind: registry.CheckHTTP, Target: "http://192.0.2.10:8080/health", Method: "HEAD", Interval: 15 * time.Second, Timeout: 5 * time.Second}),
 		},
 		{
 			name:  "http path without a slash",
-			c:     specCtr(pub, specEnv("SERVICE_CHECK_HTTP=health?full=1")),
+			c:     ctr(pub, env("SERVICE_CHECK_HTTP=health?full=1")),
 			want:  one,
 			check: checks(registry.Check{Kind: registry.CheckHTTP, Target: "http://192.0.2.10:8080/health?full=1", Interval: iv}),
 		},
 		{
 			name: "https honours skip-verify and its own method",
-			c: specCtr(pub, specEnv("SERVICE_CHECK_HTTPS=/", "SERVICE_CHECK_HTTPS_METHOD=POST", "SERVICE_CHECK_HTTP_METHOD=PUT",
+			c: ctr(pub, env("SERVICE_CHECK_HTTPS=/", "SERVICE_CHECK_HTTPS_METHOD=POST", "SERVICE_CHECK_HTTP_METHOD=PUT",
 				"SERVICE_CHECK_TLS_SKIP_VERIFY=true", "SERVICE_CHECK_INITIAL_STATUS=Passing", "SERVICE_CHECK_DEREGISTER_AFTER=1m")),
 			want: one,
 			check: checks(registry.Check{Kind: registry.CheckHTTP, Target: "https://192.0.2.10:8080/", Method: "POST", Interval: iv,
@@ -845,14 +845,14 @@ func TestBuildSpecChecks(t *testing.T) {
 		},
 		{
 			name:  "script with substitutions",
-			c:     specCtr(pub, specEnv("SERVICE_CHECK_SCRIPT=check.sh $SERVICE_IP:$SERVICE_PORT", "SERVICE_CHECK_TIMEOUT=2s")),
+			c:     ctr(pub, env("SERVICE_CHECK_SCRIPT=check.sh $SERVICE_IP:$SERVICE_PORT", "SERVICE_CHECK_TIMEOUT=2s")),
 			want:  one,
 			check: checks(registry.Check{Kind: registry.CheckScript, Target: "check.sh 192.0.2.10:8080", Interval: iv, Timeout: 2 * time.Second}),
 		},
 		{
 			name: "ttl is the instance's TTL, not a check",
-			c:    specCtr(pub, specEnv("SERVICE_CHECK_TTL=45s")),
-			o:    specOptsPtr(func(o *SpecOptions) { o.TTL = time.Minute }),
+			c:    ctr(pub, env("SERVICE_CHECK_TTL=45s")),
+			o:    optsPtr(func(o *Options) { o.TTL = time.Minute }),
 			want: one,
 			check: func(t *testing.T, s Spec) {
 				if in := s.Instances[0]; in.TTL != 45*time.Second || len(in.Checks) != 0 {
@@ -862,8 +862,8 @@ func TestBuildSpecChecks(t *testing.T) {
 		},
 		{
 			name:     "bad ttl",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_TTL=0")),
-			o:        specOptsPtr(func(o *SpecOptions) { o.TTL = time.Minute }),
+			c:        ctr(pub, env("SERVICE_CHECK_TTL=0")),
+			o:        optsPtr(func(o *Options) { o.TTL = time.Minute }),
 			want:     one,
 			problems: []string{`SERVICE_CHECK_TTL|TTL "0": must be positive; ignored`},
 			check: func(t *testing.T, s Spec) {
@@ -874,118 +874,118 @@ func TestBuildSpecChecks(t *testing.T) {
 		},
 		{
 			name:  "tcp",
-			c:     specCtr(pub, specEnv("SERVICE_CHECK_TCP=true")),
+			c:     ctr(pub, env("SERVICE_CHECK_TCP=true")),
 			want:  one,
 			check: checks(registry.Check{Kind: registry.CheckTCP, Target: "192.0.2.10:8080", Interval: iv}),
 		},
 		{
 			name:  "grpc",
-			c:     specCtr(pub, specLabels("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_INTERVAL=3")),
+			c:     ctr(pub, labels("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_INTERVAL=3")),
 			want:  one,
 			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: 3 * time.Second}),
 		},
 		{
 			name:  "grpc with TLS",
-			c:     specCtr(pub, specEnv("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=true")),
+			c:     ctr(pub, env("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=true")),
 			want:  one,
 			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: iv, GRPCUseTLS: true}),
 		},
 		{
 			name:  "grpc with TLS off",
-			c:     specCtr(pub, specEnv("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=false")),
+			c:     ctr(pub, env("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=false")),
 			want:  one,
 			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: iv}),
 		},
 		{
 			name:     "grpc with TLS neither true nor false",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=maybe")),
+			c:        ctr(pub, env("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=maybe")),
 			want:     one,
 			problems: []string{"SERVICE_CHECK_GRPC_USE_TLS|not true or false"},
 			check:    checks(),
 		},
 		{
 			name:     "legacy CHECK_CMD",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_CMD=/bin/true")),
+			c:        ctr(pub, env("SERVICE_CHECK_CMD=/bin/true")),
 			want:     one,
 			problems: []string{"SERVICE_CHECK_CMD|not supported (use SERVICE_CHECK_SCRIPT)"},
 			check:    checks(),
 		},
 		{
 			name:     "precedence: http beats tcp and ttl",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_TTL=5s")),
+			c:        ctr(pub, env("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_TTL=5s")),
 			want:     one,
 			problems: []string{"SERVICE_CHECK_TCP|SERVICE_CHECK_HTTP takes precedence", "SERVICE_CHECK_TTL|SERVICE_CHECK_HTTP takes precedence"},
 			check:    checks(registry.Check{Kind: registry.CheckHTTP, Target: "http://192.0.2.10:8080/h", Interval: iv}),
 		},
 		{
 			name:     "unparsable interval drops the check, the port registers",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_INTERVAL=abc")),
+			c:        ctr(pub, env("SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_INTERVAL=abc")),
 			want:     one,
 			problems: []string{`SERVICE_CHECK_INTERVAL|"abc": not a duration`},
 			check:    checks(),
 		},
 		{
 			name:     "negative timeout",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_TIMEOUT=-5s")),
+			c:        ctr(pub, env("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_TIMEOUT=-5s")),
 			want:     one,
 			problems: []string{`SERVICE_CHECK_TIMEOUT|negative duration; check dropped`},
 			check:    checks(),
 		},
 		{
 			name:     "bad initial status",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INITIAL_STATUS=ok")),
+			c:        ctr(pub, env("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INITIAL_STATUS=ok")),
 			want:     one,
 			problems: []string{`SERVICE_CHECK_INITIAL_STATUS|initial status "ok" is not passing, warning or critical`},
 			check:    checks(),
 		},
 		{
 			name:     "bad http method",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_HTTP=/", "SERVICE_CHECK_HTTP_METHOD=GET /x")),
+			c:        ctr(pub, env("SERVICE_CHECK_HTTP=/", "SERVICE_CHECK_HTTP_METHOD=GET /x")),
 			want:     one,
 			problems: []string{`SERVICE_CHECK_HTTP_METHOD|method "GET /x" is not an HTTP method`},
 			check:    checks(),
 		},
 		{
 			name:     "bad http path",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_HTTP=/a\x7fb")),
+			c:        ctr(pub, env("SERVICE_CHECK_HTTP=/a\x7fb")),
 			want:     one,
 			problems: []string{`SERVICE_CHECK_HTTP|does not make a valid URL`},
 			check:    checks(),
 		},
 		{
 			name:     "unknown check setting",
-			c:        specCtr(pub, specEnv("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INTERVALL=5s")),
+			c:        ctr(pub, env("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INTERVALL=5s")),
 			want:     one,
 			problems: []string{"SERVICE_CHECK_INTERVALL|unknown check setting"},
 			check:    checks(registry.Check{Kind: registry.CheckTCP, Target: "192.0.2.10:8080", Interval: iv}),
 		},
 		{
 			name: "per-port check keys; generic problems reported once",
-			c: specCtr(specPublish("80/tcp", "", "80"), specPublish("81/tcp", "", "81"),
-				specEnv("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_TIMEOUT=x", "SERVICE_81_CHECK_TIMEOUT=1s")),
+			c: ctr(publish("80/tcp", "", "80"), publish("81/tcp", "", "81"),
+				env("SERVICE_CHECK_TCP=1", "SERVICE_CHECK_TIMEOUT=x", "SERVICE_81_CHECK_TIMEOUT=1s")),
 			want:     []string{"node1:web-1:80 app-80 192.0.2.10:80 []", "node1:web-1:81 app-81 192.0.2.10:81 []"},
 			problems: []string{`SERVICE_CHECK_TIMEOUT|"x": not a duration`},
 			check: func(t *testing.T, s Spec) {
-				if c := specInst(t, s, "node1:web-1:80").Checks; len(c) != 0 {
+				if c := instByID(t, s, "node1:web-1:80").Checks; len(c) != 0 {
 					t.Errorf("80 checks %v", c)
 				}
 				want := []registry.Check{{Kind: registry.CheckTCP, Target: "192.0.2.10:81", Interval: iv, Timeout: time.Second}}
-				if c := specInst(t, s, "node1:web-1:81").Checks; !reflect.DeepEqual(c, want) {
+				if c := instByID(t, s, "node1:web-1:81").Checks; !reflect.DeepEqual(c, want) {
 					t.Errorf("81 checks %v", c)
 				}
 			},
 		},
 		{
 			name:  "checks target the internal IPv6 address",
-			c:     specCtr(specExpose("80/tcp"), specNetMode("v6"), specNetworks("v6=,2001:db8::2"), specEnv("SERVICE_CHECK_HTTP=/h")),
-			o:     specOptsPtr(func(o *SpecOptions) { o.Internal = true }),
+			c:     ctr(expose("80/tcp"), netMode("v6"), networks("v6=,2001:db8::2"), env("SERVICE_CHECK_HTTP=/h")),
+			o:     optsPtr(func(o *Options) { o.Internal = true }),
 			want:  []string{"node1:web-1:80 app [2001:db8::2]:80 []"},
 			check: checks(registry.Check{Kind: registry.CheckHTTP, Target: "http://[2001:db8::2]:80/h", Interval: iv}),
 		},
 	})
 }
 
-func TestBuildSpecHealth(t *testing.T) {
+func TestBuildHealth(t *testing.T) {
 	for _, tc := range []struct {
 		status   string // "" for no HEALTHCHECK
 		starting registry.Health
@@ -999,11 +999,11 @@ func TestBuildSpecHealth(t *testing.T) {
 		{container.NoHealthcheck, "", ""},
 	} {
 		t.Run(tc.status+"/"+string(tc.starting), func(t *testing.T) {
-			c := specCtr(specPublish("80/tcp", "", "80"))
+			c := ctr(publish("80/tcp", "", "80"))
 			if tc.status != "" {
-				specHealth(tc.status)(&c)
+				health(tc.status)(&c)
 			}
-			s := BuildSpec(c, specWith(func(o *SpecOptions) { o.HealthStarting = tc.starting }))
+			s := Build(c, with(func(o *Options) { o.HealthStarting = tc.starting }))
 			if len(s.Instances) != 1 || s.Instances[0].Health != tc.want {
 				t.Fatalf("instances %+v, want health %q", s.Instances, tc.want)
 			}
@@ -1011,14 +1011,14 @@ func TestBuildSpecHealth(t *testing.T) {
 	}
 }
 
-func TestBuildSpecDeterministic(t *testing.T) {
-	c := specCtr(specPublish("80/tcp", "", "80"), specPublish("81/tcp", "", "81"), specExpose("82/tcp"),
-		specNetworks("b=10.0.0.2", "a=10.0.0.1", "c=10.0.0.3"),
-		specLabels("SERVICE_A.B=1", "SERVICE_C.D=2", "SERVICE_E=", "SERVICE_F=", "SERVICE_9_X=1", "SERVICE_TAGS=x,y,z"),
-		specEnv("SERVICE_G.H=3", "SERVICE_CHECK_TCP=1", "SERVICE_CHECK_HTTP=/"))
-	first := BuildSpec(c, specOpts)
+func TestBuildDeterministic(t *testing.T) {
+	c := ctr(publish("80/tcp", "", "80"), publish("81/tcp", "", "81"), expose("82/tcp"),
+		networks("b=10.0.0.2", "a=10.0.0.1", "c=10.0.0.3"),
+		labels("SERVICE_A.B=1", "SERVICE_C.D=2", "SERVICE_E=", "SERVICE_F=", "SERVICE_9_X=1", "SERVICE_TAGS=x,y,z"),
+		env("SERVICE_G.H=3", "SERVICE_CHECK_TCP=1", "SERVICE_CHECK_HTTP=/"))
+	first := Build(c, baseOpts)
 	for range 50 {
-		if got := BuildSpec(c, specOpts); !reflect.DeepEqual(got, first) {
+		if got := Build(c, baseOpts); !reflect.DeepEqual(got, first) {
 			t.Fatalf("BuildSpec is not deterministic:\n%+v\n%+v", first, got)
 		}
 	}
@@ -1033,15 +1033,15 @@ func TestBuildSpecDeterministic(t *testing.T) {
 }
 
 func TestSpecHash(t *testing.T) {
-	base := BuildSpec(specCtr(specPublish("80/tcp", "", "80"),
-		specEnv("SERVICE_TAGS=a,b", "SERVICE_REGION=eu", "SERVICE_CHECK_HTTP=/h", "SERVICE_WEIGHT=2"), specHealth(container.Healthy)),
-		specOpts).Instances[0]
-	if again := BuildSpec(specCtr(specPublish("80/tcp", "", "80"),
-		specEnv("SERVICE_TAGS=a,b", "SERVICE_REGION=eu", "SERVICE_CHECK_HTTP=/h", "SERVICE_WEIGHT=2"), specHealth(container.Healthy)),
-		specOpts).Instances[0]; again.Meta[MetaSpec] != base.Meta[MetaSpec] {
+	base := Build(ctr(publish("80/tcp", "", "80"),
+		env("SERVICE_TAGS=a,b", "SERVICE_REGION=eu", "SERVICE_CHECK_HTTP=/h", "SERVICE_WEIGHT=2"), health(container.Healthy)),
+		baseOpts).Instances[0]
+	if again := Build(ctr(publish("80/tcp", "", "80"),
+		env("SERVICE_TAGS=a,b", "SERVICE_REGION=eu", "SERVICE_CHECK_HTTP=/h", "SERVICE_WEIGHT=2"), health(container.Healthy)),
+		baseOpts).Instances[0]; again.Meta[MetaSpec] != base.Meta[MetaSpec] {
 		t.Fatalf("same input, different hash: %s %s", again.Meta[MetaSpec], base.Meta[MetaSpec])
 	}
-	h := SpecHash(base)
+	h := Hash(base)
 	if h != base.Meta[MetaSpec] || len(h) != 16 {
 		t.Fatalf("SpecHash = %q, mark %q", h, base.Meta[MetaSpec])
 	}
@@ -1064,7 +1064,7 @@ func TestSpecHash(t *testing.T) {
 	for name, f := range same {
 		in := clone(base)
 		f(&in)
-		if SpecHash(in) != h {
+		if Hash(in) != h {
 			t.Errorf("%s changes the hash", name)
 		}
 	}
@@ -1098,13 +1098,13 @@ func TestSpecHash(t *testing.T) {
 	for name, f := range differ {
 		in := clone(base)
 		f(&in)
-		got := SpecHash(in)
+		got := Hash(in)
 		if prev, dup := seen[got]; dup {
 			t.Errorf("%s: hash %s equals that of %s", name, got, prev)
 		}
 		seen[got] = name
 	}
-	if SpecHash(base) != h {
+	if Hash(base) != h {
 		t.Fatal("the differ cases modified base")
 	}
 }
@@ -1124,7 +1124,7 @@ func TestSpecSplitTags(t *testing.T) {
 		"x,,y,":        {"x", "y"},
 		`one\,two\,3,`: {"one,two,3"},
 	} {
-		if got := specSplitTags(in); !slices.Equal(got, want) {
+		if got := splitTags(in); !slices.Equal(got, want) {
 			t.Errorf("specSplitTags(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -1148,7 +1148,7 @@ func TestSpecParseDuration(t *testing.T) {
 		{"9223372037", 0, false},
 		{"9223372036", 9223372036 * time.Second, true},
 	} {
-		got, err := parseSpecDuration(tc.in)
+		got, err := parseDuration(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("parseSpecDuration(%q) = %v, %v; want %v, ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
@@ -1165,15 +1165,15 @@ func TestSpecImageName(t *testing.T) {
 		"ghcr.io/o/app:v1@sha256:abc":   "app",
 		"docker.io/library/redis:7.2.4": "redis",
 	} {
-		if got := specImageName(in); got != want {
+		if got := imageName(in); got != want {
 			t.Errorf("specImageName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
-func TestBuildSpecHealthStartingInvalid(t *testing.T) {
-	s := BuildSpec(specCtr(specPublish("80/tcp", "", "80"), specHealth(container.Starting)),
-		specWith(func(o *SpecOptions) { o.HealthStarting = "bogus" }))
+func TestBuildHealthStartingInvalid(t *testing.T) {
+	s := Build(ctr(publish("80/tcp", "", "80"), health(container.Starting)),
+		with(func(o *Options) { o.HealthStarting = "bogus" }))
 	if len(s.Instances) != 1 || s.Instances[0].Health != registry.HealthCritical {
 		t.Fatalf("instances %+v", s.Instances)
 	}

@@ -1,4 +1,4 @@
-package watch
+package spec
 
 import (
 	"reflect"
@@ -14,7 +14,7 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// FuzzBuildSpec feeds BuildSpec arbitrary metadata, images, network modes, ports and networks.
+// FuzzBuildSpec feeds Build arbitrary metadata, images, network modes, ports and networks.
 // Seeds live in testdata/fuzz/FuzzBuildSpec/.
 //
 //	env:    environment entries, one per line
@@ -33,8 +33,8 @@ func FuzzBuildSpec(f *testing.F) {
 	f.Add("SERVICE_IGNORE=1", "", "x", "container:abc", "1/udp", "", uint8(1))
 	f.Fuzz(func(t *testing.T, env, labels, image, mode, ports, nets string, flags uint8) {
 		c, o := fuzzSpecInput(env, labels, image, mode, ports, nets, flags)
-		s := BuildSpec(c, o)
-		if again := BuildSpec(c, o); !reflect.DeepEqual(s, again) {
+		s := Build(c, o)
+		if again := Build(c, o); !reflect.DeepEqual(s, again) {
 			t.Fatalf("not deterministic:\n%+v\n%+v", s, again)
 		}
 		if s.Ignored != "" && len(s.Instances) > 0 {
@@ -47,7 +47,7 @@ func FuzzBuildSpec(f *testing.F) {
 			if i > 0 && s.Instances[i-1].ID >= in.ID {
 				t.Fatalf("instances not sorted by unique ID: %q then %q", s.Instances[i-1].ID, in.ID)
 			}
-			if in.Meta[MetaSpec] != SpecHash(in) || in.Meta[MetaNode] != o.Node || in.Meta[MetaContainer] != c.ID {
+			if in.Meta[MetaSpec] != Hash(in) || in.Meta[MetaNode] != o.Node || in.Meta[MetaContainer] != c.ID {
 				t.Fatalf("ownership marks wrong: %v", in.Meta)
 			}
 		}
@@ -69,7 +69,7 @@ func FuzzBuildSpec(f *testing.F) {
 	})
 }
 
-func fuzzSpecInput(env, labels, image, mode, ports, nets string, flags uint8) (container.InspectResponse, SpecOptions) {
+func fuzzSpecInput(env, labels, image, mode, ports, nets string, flags uint8) (container.InspectResponse, Options) {
 	c := container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{
 			ID:         strings.Repeat("cd", 32),
@@ -122,7 +122,7 @@ func fuzzSpecInput(env, labels, image, mode, ports, nets string, flags uint8) (c
 	case flags&(1<<7) != 0:
 		c.State.Health = &container.Health{Status: container.Starting}
 	}
-	o := SpecOptions{
+	o := Options{
 		Node:      "fuzz-node",
 		Internal:  flags&1 != 0,
 		Explicit:  flags&2 != 0,
@@ -149,7 +149,7 @@ func fuzzSpecInput(env, labels, image, mode, ports, nets string, flags uint8) (c
 func TestFuzzSpecSeeds(t *testing.T) {
 	c, o := fuzzSpecInput("SERVICE_NAME=web\nSERVICE_TAGS=a,b\\,c", "SERVICE_80_CHECK_HTTP=/health", "nginx:1.27", "bridge",
 		"80/tcp=0.0.0.0|8080,443/tcp", "bridge=172.17.0.2,", 0)
-	s := BuildSpec(c, o)
+	s := Build(c, o)
 	want := registry.Instance{ID: "fuzz-node:fuzz:80", Name: "web", Address: "192.0.2.1", Port: 8080}
 	if len(s.Instances) != 1 {
 		t.Fatalf("instances %+v", s.Instances)

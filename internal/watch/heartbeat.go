@@ -1,0 +1,79 @@
+package watch
+
+// Heartbeats: renew the TTL of the instances this node owns.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sdctl/sdctl/registry"
+)
+
+// heartbeatLoop renews TTL instances: every TTLRefresh, or every TTL/2 of each instance.
+// Instances whose container reports unhealthy are not renewed.
+func (w *Watcher) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var due []string
+		w.mu.Lock()
+		for id, o := range w.owned {
+			if o.ttl <= 0 || o.health == registry.HealthCritical || w.kept[o.container] {
+				continue // kept containers exited: their TTL runs out, as with Registrator
+			}
+			every := o.ttl / 2
+			if w.opt.TTLRefresh > 0 && w.opt.TTLRefresh < every {
+				every = w.opt.TTLRefresh
+			}
+			if now.Sub(w.beatAt[id]) >= every {
+				due = append(due, id)
+			}
+		}
+		w.mu.Unlock()
+		for _, id := range due {
+			w.heartbeat(ctx, id)
+		}
+	}
+}
+
+func (w *Watcher) heartbeat(ctx context.Context, id string) {
+	reg, err := w.registry(ctx)
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.opt.CallTimeout)
+	err = reg.Heartbeat(cctx, id)
+	cancel()
+	w.mu.Lock()
+	o := w.owned[id]
+	if err == nil {
+		w.beatAt[id] = time.Now()
+	}
+	w.mu.Unlock()
+	switch {
+	case err == nil:
+		w.m.heartbeats.inc()
+		w.registryOK()
+	case errors.Is(err, registry.ErrNotFound):
+		// Gone from the registry (expired, removed by hand, or a registry that lost its
+		// state): register it again, and check everything else this node owns, which is
+		// likely gone too.
+		w.mu.Lock()
+		delete(w.owned, id)
+		w.mu.Unlock()
+		w.log.Warn("instance missing from the registry; reconciling", "id", id)
+		w.enqueue(o.container)
+		w.requestReconcile("instance-missing")
+	default:
+		w.m.failures.inc("heartbeat")
+		w.registryFailed(err)
+		w.log.Warn("failed: heartbeat", "id", id, "error", err)
+	}
+}

@@ -17,7 +17,7 @@ import (
 func TestInstanceRoundTrip(t *testing.T) {
 	full := registry.Instance{
 		ID: "web-1", Name: "web", Address: "fd00::1", Port: 8080,
-		Tags: []string{"a", "b"}, Meta: map[string]string{"zone": "eu"}, Weight: 3, TTL: 1500 * time.Millisecond,
+		Tags: []string{"a", "b"}, Meta: map[string]string{"zone": "eu"}, Weight: 3, Drain: true, TTL: 1500 * time.Millisecond,
 		Checks: []registry.Check{{
 			Kind: registry.CheckHTTP, Target: "http://10.0.0.1/health", Interval: time.Second, Timeout: 2 * time.Second,
 			DeregisterAfter: time.Minute, Method: "HEAD", Header: map[string][]string{"X-A": {"1", "2"}},

@@ -5,6 +5,8 @@
 # The build context holds (under ${STAGE}/ for the last two; `make image-rootfs IMAGE_CONTEXT=DIR` stages
 # them from the build host):
 #   sdctl          the static linux binary (CGO_ENABLED=0)
+#   sdctl-backend-consul, sdctl-backend-etcd
+#                  the bundled backends, static too; sdctl finds them beside itself (/)
 #   rootfs/        owned by root: etc/ssl/certs/ca-certificates.crt (the host's CA certificates),
 #                  etc/passwd and etc/group (root, and the user sdctl 65532:65532), and tmp/
 #                  (mode 1777: backends run as plugin processes that talk over a Unix socket there)
@@ -30,7 +32,7 @@ LABEL org.opencontainers.image.title="sdctl" \
 
 COPY ${STAGE}/rootfs/ /
 COPY --chown=65532:65532 ${STAGE}/home/ /home/
-COPY sdctl /sdctl
+COPY sdctl sdctl-backend-consul sdctl-backend-etcd /
 
 ENV HOME=/home/sdctl \
     XDG_DATA_HOME=/home/sdctl/.local/share \

@@ -15,8 +15,10 @@ TOOLS     := $(GO) -C tools tool
 help: ## list targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/sdctl and the example external backend
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/sdctl ./cmd/sdctl
+# ./cmd/... is sdctl and the backends that ship beside it (sdctl-backend-consul, -etcd): sdctl
+# finds them in its own directory, so they are always built and installed together.
+build: ## build bin/sdctl, its bundled backends bin/sdctl-backend-{consul,etcd} and the example external backend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/sdctl-backend-memory ./examples/sdctl-backend-memory
 
 demo: build ## register, resolve, list and deregister a service on the embedded file backend
@@ -74,7 +76,8 @@ etcd: ## build (once) the etcd server pinned in tools/etcd for the integration t
 clean: ## remove build output
 	rm -rf $(BIN) dist
 
-# The container image (Dockerfile): a static linux binary and a staged rootfs on `FROM scratch`,
+# The container image (Dockerfile): static linux binaries (sdctl and its bundled backends) and a
+# staged rootfs on `FROM scratch`,
 # so building it pulls nothing. CA_CERTS is the host's CA bundle copied into the image.
 IMAGE_CONTEXT ?= $(BIN)/image
 IMAGE         ?= sdctl
@@ -82,7 +85,7 @@ CA_CERTS      ?= /etc/ssl/certs/ca-certificates.crt
 
 image: ## build the container image sdctl:$(VERSION) and sdctl:latest (IMAGE=name to rename; pulls nothing)
 	rm -rf $(IMAGE_CONTEXT)
-	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CONTEXT)/sdctl ./cmd/sdctl
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CONTEXT)/ ./cmd/...
 	$(MAKE) --no-print-directory image-rootfs IMAGE_CONTEXT=$(IMAGE_CONTEXT)
 	cp Dockerfile .dockerignore $(IMAGE_CONTEXT)/
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) \

@@ -3,8 +3,8 @@
 package main
 
 import (
-	"github.com/sdctl/sdctl/internal/bundled"
+	"github.com/sdctl/sdctl/internal/bundled/consulplugin"
 	"github.com/sdctl/sdctl/plugins"
 )
 
-func main() { plugins.Serve(bundled.Consul()) }
+func main() { plugins.Serve(consulplugin.Backend()) }

@@ -3,8 +3,8 @@
 package main
 
 import (
-	"github.com/sdctl/sdctl/internal/bundled"
+	"github.com/sdctl/sdctl/internal/bundled/etcdplugin"
 	"github.com/sdctl/sdctl/plugins"
 )
 
-func main() { plugins.Serve(bundled.Etcd()) }
+func main() { plugins.Serve(etcdplugin.Backend()) }

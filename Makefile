@@ -91,10 +91,13 @@ image: ## build the container image sdctl:$(VERSION) and sdctl:latest (IMAGE=nam
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) \
 		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CONTEXT)
 
-# Stages the files the Dockerfile copies besides the binary into $(IMAGE_CONTEXT): rootfs/ (CA
-# certificates, passwd and group with the user sdctl 65532, a 1777 tmp) and home/sdctl/.
+# Stages the files the Dockerfile copies besides the binaries into $(IMAGE_CONTEXT): rootfs.tar
+# (CA certificates, passwd and group with the user sdctl 65532, a 1777 tmp; owned by root) and
+# home/sdctl/. The root file system goes in as a tar archive because goreleaser copies the
+# Docker context's extra files through the umask, which would turn tmp/ into 1755: then the
+# non-root user could not create a backend's socket there.
 image-rootfs:
-	rm -rf $(IMAGE_CONTEXT)/rootfs $(IMAGE_CONTEXT)/home
+	rm -rf $(IMAGE_CONTEXT)/rootfs $(IMAGE_CONTEXT)/rootfs.tar $(IMAGE_CONTEXT)/home
 	mkdir -p $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs $(IMAGE_CONTEXT)/rootfs/tmp \
 		$(IMAGE_CONTEXT)/home/sdctl/.local/share $(IMAGE_CONTEXT)/home/sdctl/.local/state
 	cp $(CA_CERTS) $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs/ca-certificates.crt
@@ -103,6 +106,9 @@ image-rootfs:
 	printf 'root:x:0:\nsdctl:x:65532:\n' >$(IMAGE_CONTEXT)/rootfs/etc/group
 	chmod 0644 $(IMAGE_CONTEXT)/rootfs/etc/passwd $(IMAGE_CONTEXT)/rootfs/etc/group
 	chmod 1777 $(IMAGE_CONTEXT)/rootfs/tmp
+	tar --numeric-owner --owner=0 --group=0 -C $(IMAGE_CONTEXT)/rootfs -cf $(IMAGE_CONTEXT)/rootfs.tar . 2>/dev/null || \
+		tar --numeric-owner --uid 0 --gid 0 -C $(IMAGE_CONTEXT)/rootfs -cf $(IMAGE_CONTEXT)/rootfs.tar .
+	rm -rf $(IMAGE_CONTEXT)/rootfs
 	chmod -R u=rwX,go=rX $(IMAGE_CONTEXT)/home
 
 image-test: ## build the image, then run it: version, register and resolve through a volume, non-root user

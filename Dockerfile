@@ -5,9 +5,13 @@
 # The build context holds (under ${STAGE}/ for the last two; `make image-rootfs IMAGE_CONTEXT=DIR` stages
 # them from the build host):
 #   sdctl          the static linux binary (CGO_ENABLED=0)
-#   rootfs/        owned by root: etc/ssl/certs/ca-certificates.crt (the host's CA certificates),
+#   sdctl-backend-consul, sdctl-backend-etcd
+#                  the bundled backends, static too; sdctl finds them beside itself (/)
+#   rootfs.tar     owned by root: etc/ssl/certs/ca-certificates.crt (the host's CA certificates),
 #                  etc/passwd and etc/group (root, and the user sdctl 65532:65532), and tmp/
-#                  (mode 1777: backends run as plugin processes that talk over a Unix socket there)
+#                  (mode 1777: backends run as plugin processes that talk over a Unix socket there).
+#                  A tar archive, which ADD unpacks with its modes and owners, because a copied
+#                  directory can lose tmp/'s mode on the way (goreleaser copies through the umask).
 #   home/sdctl/    sdctl's home with .local/share and .local/state, owned by 65532 in the image
 #
 # The image runs as the non-root user sdctl (65532). The file backend keeps its registry in
@@ -28,9 +32,9 @@ LABEL org.opencontainers.image.title="sdctl" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}"
 
-COPY ${STAGE}/rootfs/ /
+ADD ${STAGE}/rootfs.tar /
 COPY --chown=65532:65532 ${STAGE}/home/ /home/
-COPY sdctl /sdctl
+COPY sdctl sdctl-backend-consul sdctl-backend-etcd /
 
 ENV HOME=/home/sdctl \
     XDG_DATA_HOME=/home/sdctl/.local/share \

@@ -15,8 +15,10 @@ TOOLS     := $(GO) -C tools tool
 help: ## list targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/sdctl and the example external backend
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/sdctl ./cmd/sdctl
+# ./cmd/... is sdctl and the backends that ship beside it (sdctl-backend-consul, -etcd): sdctl
+# finds them in its own directory, so they are always built and installed together.
+build: ## build bin/sdctl, its bundled backends bin/sdctl-backend-{consul,etcd} and the example external backend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/sdctl-backend-memory ./examples/sdctl-backend-memory
 
 demo: build ## register, resolve, list and deregister a service on the embedded file backend
@@ -74,7 +76,8 @@ etcd: ## build (once) the etcd server pinned in tools/etcd for the integration t
 clean: ## remove build output
 	rm -rf $(BIN) dist
 
-# The container image (Dockerfile): a static linux binary and a staged rootfs on `FROM scratch`,
+# The container image (Dockerfile): static linux binaries (sdctl and its bundled backends) and a
+# staged rootfs on `FROM scratch`,
 # so building it pulls nothing. CA_CERTS is the host's CA bundle copied into the image.
 IMAGE_CONTEXT ?= $(BIN)/image
 IMAGE         ?= sdctl
@@ -82,16 +85,19 @@ CA_CERTS      ?= /etc/ssl/certs/ca-certificates.crt
 
 image: ## build the container image sdctl:$(VERSION) and sdctl:latest (IMAGE=name to rename; pulls nothing)
 	rm -rf $(IMAGE_CONTEXT)
-	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CONTEXT)/sdctl ./cmd/sdctl
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CONTEXT)/ ./cmd/...
 	$(MAKE) --no-print-directory image-rootfs IMAGE_CONTEXT=$(IMAGE_CONTEXT)
 	cp Dockerfile .dockerignore $(IMAGE_CONTEXT)/
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) \
 		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(IMAGE_CONTEXT)
 
-# Stages the files the Dockerfile copies besides the binary into $(IMAGE_CONTEXT): rootfs/ (CA
-# certificates, passwd and group with the user sdctl 65532, a 1777 tmp) and home/sdctl/.
+# Stages the files the Dockerfile copies besides the binaries into $(IMAGE_CONTEXT): rootfs.tar
+# (CA certificates, passwd and group with the user sdctl 65532, a 1777 tmp; owned by root) and
+# home/sdctl/. The root file system goes in as a tar archive because goreleaser copies the
+# Docker context's extra files through the umask, which would turn tmp/ into 1755: then the
+# non-root user could not create a backend's socket there.
 image-rootfs:
-	rm -rf $(IMAGE_CONTEXT)/rootfs $(IMAGE_CONTEXT)/home
+	rm -rf $(IMAGE_CONTEXT)/rootfs $(IMAGE_CONTEXT)/rootfs.tar $(IMAGE_CONTEXT)/home
 	mkdir -p $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs $(IMAGE_CONTEXT)/rootfs/tmp \
 		$(IMAGE_CONTEXT)/home/sdctl/.local/share $(IMAGE_CONTEXT)/home/sdctl/.local/state
 	cp $(CA_CERTS) $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs/ca-certificates.crt
@@ -100,6 +106,9 @@ image-rootfs:
 	printf 'root:x:0:\nsdctl:x:65532:\n' >$(IMAGE_CONTEXT)/rootfs/etc/group
 	chmod 0644 $(IMAGE_CONTEXT)/rootfs/etc/passwd $(IMAGE_CONTEXT)/rootfs/etc/group
 	chmod 1777 $(IMAGE_CONTEXT)/rootfs/tmp
+	tar --numeric-owner --owner=0 --group=0 -C $(IMAGE_CONTEXT)/rootfs -cf $(IMAGE_CONTEXT)/rootfs.tar . 2>/dev/null || \
+		tar --numeric-owner --uid 0 --gid 0 -C $(IMAGE_CONTEXT)/rootfs -cf $(IMAGE_CONTEXT)/rootfs.tar .
+	rm -rf $(IMAGE_CONTEXT)/rootfs
 	chmod -R u=rwX,go=rX $(IMAGE_CONTEXT)/home
 
 image-test: ## build the image, then run it: version, register and resolve through a volume, non-root user

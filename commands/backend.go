@@ -34,10 +34,12 @@ func newBackendCmd(f *Factory) *cobra.Command {
 	var format, tmpl string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List built-in and external backends with their path and protocol version",
-		Long: `List the backends sdctl can use: the built-in ones, then external executables named
-sdctl-backend-NAME found in the plugin path (--plugin-path / SDCTL_PLUGIN_PATH / config),
-then $XDG_DATA_HOME/sdctl/plugins, then the directory of the sdctl binary.
+		Short: "List built-in, bundled and external backends with their path and protocol version",
+		Long: `List the backends sdctl can use: the built-in one (file), the bundled ones (consul and
+etcd, executables named sdctl-backend-NAME that ship beside the sdctl binary and are looked
+for only there), then external executables named sdctl-backend-NAME found in the plugin path
+(--plugin-path / SDCTL_PLUGIN_PATH / config), then $XDG_DATA_HOME/sdctl/plugins, then the
+directory of the sdctl binary.
 
 Each backend is started once to read its version and negotiate the protocol; one that fails
 to start is listed with the reason. The warm column shows the process IDs of the backend's
@@ -124,8 +126,15 @@ func runBackendList(ctx context.Context, f *Factory, format, tmpl string) error 
 // probeBackend starts a backend to learn its protocol and version.
 func probeBackend(ctx context.Context, f *Factory, host *plugins.Host, c plugins.Candidate) backendRow {
 	row := backendRow{Candidate: c, Kind: "external", Status: "ok"}
-	if c.Builtin {
+	switch {
+	case c.Builtin:
 		row.Kind = "built-in"
+	case c.Bundled:
+		row.Kind = "bundled"
+	}
+	if c.Missing {
+		row.Status = "missing: not installed beside sdctl"
+		return row
 	}
 	if c.ShadowedBy != "" {
 		row.Status = "shadowed by " + c.ShadowedBy

@@ -76,13 +76,11 @@ func runConfigView(ctx context.Context, f *Factory, format, tmpl string) error {
 	return writeSettingsYAML(f.IO.Out, settings)
 }
 
-// backendOptions returns the option list of a backend: from the binary for built-ins, by asking
-// the plugin for external ones.
+// backendOptions returns the option list of a backend: from the binary for built-in and bundled
+// ones, by asking the plugin for external ones.
 func (f *Factory) backendOptions(ctx context.Context, name string) ([]registry.Option, error) {
-	for _, b := range f.Builtins {
-		if b.Name == name {
-			return b.Options, nil
-		}
+	if opts, known := f.knownOptions(name); known {
+		return opts, nil
 	}
 	host, err := f.Host()
 	if err != nil {

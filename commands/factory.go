@@ -36,6 +36,9 @@ func SystemIO() *IOStreams {
 type Factory struct {
 	IO       *IOStreams
 	Builtins []plugins.Backend
+	// Bundled are the backends shipped beside the sdctl binary as their own executables; their
+	// option schemas are known without starting them.
+	Bundled []plugins.BundledBackend
 	// Executable is sdctl's own binary, re-run to serve built-in backends.
 	Executable string
 
@@ -60,21 +63,28 @@ func (f *Factory) Config() (*config.Config, error) {
 }
 
 // sections lists the backends that may have a config section, with the keys each knows: the
-// built-ins' documented options, and nil (any key) for the external plugins on the plugin path.
+// built-in and bundled backends' documented options, and nil (any key) for the external plugins
+// on the plugin path.
 func (f *Factory) sections(cfg *config.Config) map[string][]string {
 	out := map[string][]string{}
-	host := &plugins.Host{Builtins: f.Builtins, Dirs: cfg.PluginDirs(f.Executable), Executable: f.Executable}
+	host := &plugins.Host{Builtins: f.Builtins, Bundled: f.Bundled, Dirs: cfg.PluginDirs(f.Executable), Executable: f.Executable}
 	for _, c := range host.List() {
 		if _, seen := out[c.Name]; !seen {
 			out[c.Name] = nil
 		}
 	}
-	for _, b := range f.Builtins {
+	add := func(name string, opts []registry.Option) {
 		keys := []string{}
-		for _, o := range b.Options {
+		for _, o := range opts {
 			keys = append(keys, o.Key)
 		}
-		out[b.Name] = keys
+		out[name] = keys
+	}
+	for _, b := range f.Bundled {
+		add(b.Name, b.Options)
+	}
+	for _, b := range f.Builtins {
+		add(b.Name, b.Options)
 	}
 	return out
 }
@@ -99,6 +109,7 @@ func (f *Factory) Host() (*plugins.Host, error) {
 	}
 	return &plugins.Host{
 		Builtins:     f.Builtins,
+		Bundled:      f.Bundled,
 		Dirs:         cfg.PluginDirs(f.Executable),
 		Executable:   f.Executable,
 		Logger:       f.Logger(),
@@ -127,7 +138,7 @@ func (f *Factory) Registry(ctx context.Context) (*plugins.Client, error) {
 		}
 		return nil, err
 	}
-	if opts, known := f.builtinOptions(name); known && host.CanWarm(cand) {
+	if opts, known := f.knownOptions(name); known && host.CanWarm(cand) {
 		client, err := f.attach(ctx, cfg, host, cand, opts)
 		if !errors.Is(err, plugins.ErrWarmUnavailable) {
 			return client, err
@@ -166,10 +177,15 @@ func (f *Factory) configure(ctx context.Context, cfg *config.Config, client *plu
 	return nil
 }
 
-// builtinOptions returns the option list of a backend shipped with sdctl, known without
-// starting it.
-func (f *Factory) builtinOptions(name string) ([]registry.Option, bool) {
+// knownOptions returns the option list of a backend shipped with sdctl (built in or bundled),
+// known without starting it.
+func (f *Factory) knownOptions(name string) ([]registry.Option, bool) {
 	for _, b := range f.Builtins {
+		if b.Name == name {
+			return b.Options, true
+		}
+	}
+	for _, b := range f.Bundled {
 		if b.Name == name {
 			return b.Options, true
 		}

@@ -23,12 +23,12 @@ import (
 
 // Main runs sdctl with args (os.Args[1:]) and returns the process exit code. It is the only
 // function that decides exit codes; main passes the result to os.Exit.
-func Main(args []string, builtins []plugins.Backend) int {
+func Main(args []string, builtins []plugins.Backend, bundled []plugins.BundledBackend) int {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
 	}
-	f := &Factory{IO: SystemIO(), Builtins: builtins, Executable: exe}
+	f := &Factory{IO: SystemIO(), Builtins: builtins, Bundled: bundled, Executable: exe}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, f, args)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ const DefaultStartTimeout = 5 * time.Second
 type Host struct {
 	// Builtins are served by re-running Executable as `backend serve NAME`.
 	Builtins []Backend
+	// Bundled are the backends shipped with sdctl as their own executables, found only in the
+	// directory of Executable.
+	Bundled []BundledBackend
 	// Dirs are searched in order for sdctl-backend-NAME executables.
 	Dirs []string
 	// Executable is sdctl's own binary; empty means os.Executable().
@@ -48,6 +52,26 @@ type Host struct {
 	LogDir string
 }
 
+// BundledBackend is a backend shipped with sdctl as its own executable, sdctl-backend-NAME in
+// the directory of the sdctl binary (so a command links and initialises only the backend it
+// uses). The host knows its options without starting it and trusts it like a built-in one: no
+// mutual TLS, and it may be kept warm. Its name is never looked up anywhere else while it is
+// there; when it is missing, an external backend of that name on the plugin path is used as
+// any external one.
+type BundledBackend struct {
+	Name    string
+	Options []registry.Option
+}
+
+// BundledPath is where the bundled backend name is expected beside the executable exe.
+func BundledPath(exe, name string) string {
+	file := ExternalPrefix + name
+	if runtime.GOOS == "windows" {
+		file += ".exe"
+	}
+	return filepath.Join(filepath.Dir(exe), file)
+}
+
 // Candidate is a backend the host can start.
 type Candidate struct {
 	Name    string `json:"name"`
@@ -56,19 +80,37 @@ type Candidate struct {
 	// Bundled is set on an external backend shipped with sdctl (found beside its binary): it
 	// may be kept warm like a built-in one.
 	Bundled bool `json:"bundled,omitempty"`
+	// Missing is set on a bundled backend whose executable is not beside sdctl: it cannot be
+	// started (Find says how to install it).
+	Missing bool `json:"missing,omitempty"`
 	// ShadowedBy is set on an external backend whose name a built-in (or an earlier directory)
 	// already claims: it is listed but never started.
 	ShadowedBy string `json:"shadowed_by,omitempty"`
 }
 
-// List returns the built-in backends followed by the external ones found in Dirs.
+// List returns the built-in backends, then the bundled ones, then the external ones found in
+// Dirs.
 func (h *Host) List() []Candidate {
 	exe := h.executable()
 	seen := map[string]string{}
+	bundledAt := map[string]bool{}
 	var out []Candidate
 	for _, b := range h.Builtins {
 		out = append(out, Candidate{Name: b.Name, Path: exe, Builtin: true})
 		seen[b.Name] = "built-in"
+	}
+	for _, b := range h.Bundled {
+		if _, dup := seen[b.Name]; dup {
+			continue
+		}
+		c := Candidate{Name: b.Name, Path: BundledPath(exe, b.Name), Bundled: true}
+		if isExecutable(c.Path) {
+			seen[b.Name] = "bundled"
+			bundledAt[c.Path] = true
+		} else {
+			c.Missing = true
+		}
+		out = append(out, c)
 	}
 	for _, dir := range h.Dirs {
 		entries, err := os.ReadDir(dir)
@@ -86,7 +128,7 @@ func (h *Host) List() []Candidate {
 				continue
 			}
 			path := filepath.Join(dir, file)
-			if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			if bundledAt[path] || !isExecutable(path) {
 				continue
 			}
 			c := Candidate{Name: name, Path: path}
@@ -101,6 +143,12 @@ func (h *Host) List() []Candidate {
 	return out
 }
 
+// isExecutable reports whether path is a regular file someone may execute.
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && (runtime.GOOS == "windows" || fi.Mode().Perm()&0o111 != 0)
+}
+
 func externalName(file string) (string, bool) {
 	name, ok := strings.CutPrefix(file, ExternalPrefix)
 	name = strings.TrimSuffix(name, ".exe")
@@ -111,14 +159,25 @@ func externalName(file string) (string, bool) {
 // what exists.
 func (h *Host) Find(name string) (Candidate, error) {
 	var known []string
+	var missing *Candidate
 	for _, c := range h.List() {
 		if c.ShadowedBy != "" {
+			continue
+		}
+		if c.Missing {
+			if c.Name == name {
+				missing = &c
+			}
 			continue
 		}
 		if c.Name == name {
 			return c, nil
 		}
 		known = append(known, c.Name)
+	}
+	if missing != nil {
+		return Candidate{}, fmt.Errorf("backend %q: %w: %s is missing (it ships beside sdctl: install the release archive "+
+			"or image, or `go install github.com/sdctl/sdctl/cmd/...`)", name, ErrBundledMissing, missing.Path)
 	}
 	where := "no external backends found"
 	if len(h.Dirs) > 0 {
@@ -159,12 +218,10 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	var cmd *exec.Cmd
-	if cand.Builtin {
-		cmd = exec.Command(cand.Path, "backend", "serve", cand.Name)
-	} else {
-		cmd = exec.Command(cand.Path)
+	if cand.Missing {
+		return nil, fmt.Errorf("backend %q: %w: %s is missing", cand.Name, ErrBundledMissing, cand.Path)
 	}
+	cmd := cand.command()
 	sockDir, err := newSocketDir(log)
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: create socket directory: %w", cand.Name, err)
@@ -185,7 +242,7 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 		VersionedPlugins: versionedPlugins(Backend{}, nil, nil),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         !cand.Builtin || h.BuiltinMTLS,
+		AutoMTLS:         !cand.trusted() || h.BuiltinMTLS,
 		StartTimeout:     timeout,
 		Logger:           startLog,
 		Stderr:           stderr,
@@ -215,6 +272,18 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 	startLog.started()
 	return c, nil
 }
+
+// command is how the backend is run: sdctl re-runs itself for a built-in one.
+func (c Candidate) command() *exec.Cmd {
+	if c.Builtin {
+		return exec.Command(c.Path, "backend", "serve", c.Name)
+	}
+	return exec.Command(c.Path)
+}
+
+// trusted reports whether the backend ships with sdctl (built in or bundled beside it), so it
+// runs without mutual TLS (its socket is private to the user) and may be kept warm.
+func (c Candidate) trusted() bool { return (c.Builtin || c.Bundled) && !c.Missing }
 
 // Pid is the plugin's process ID.
 func (c *Client) Pid() int {
@@ -315,6 +384,10 @@ func (c *Client) transportError(err error) error {
 	}
 	return fmt.Errorf("backend %q: plugin connection failed: %w", c.Candidate.Name, err)
 }
+
+// ErrBundledMissing is returned by Find for a bundled backend whose executable is not beside
+// sdctl (only sdctl itself was installed or copied).
+var ErrBundledMissing = errors.New("bundled backend not installed")
 
 // ErrPluginExited is returned when a backend process dies during a call.
 var ErrPluginExited = errors.New("plugin process exited")

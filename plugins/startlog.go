@@ -95,9 +95,12 @@ func (w *lastLine) String() string {
 // debug level.
 func (c *Client) startError(err error) error {
 	c.log.Debug("backend plugin failed to start", "backend", c.Candidate.Name, "path", c.Candidate.Path, "error", err)
-	what := "built-in backend"
-	if !c.Candidate.Builtin {
-		what = "backend plugin"
+	what := "backend plugin"
+	switch {
+	case c.Candidate.Builtin:
+		what = "built-in backend"
+	case c.Candidate.Bundled:
+		what = "bundled backend"
 	}
 	full := err.Error()
 	msg, _, _ := strings.Cut(full, "\n")

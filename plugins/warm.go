@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -28,7 +27,7 @@ const DefaultIdleTimeout = time.Minute
 // can check a peer's user, mutual TLS was not asked for, and the backend is built in or shipped
 // with sdctl (an external plugin keeps go-plugin's lifecycle and AutoMTLS).
 func (h *Host) CanWarm(cand Candidate) bool {
-	return warmSupported && h.IdleTimeout > 0 && !h.BuiltinMTLS && (cand.Builtin || cand.Bundled)
+	return warmSupported && h.IdleTimeout > 0 && !h.BuiltinMTLS && cand.trusted()
 }
 
 // Attach returns a configured client of a warm backend for cand and section, starting one when
@@ -258,12 +257,7 @@ func (h *Host) startWarm(cand Candidate, sock string, env []string) error {
 		return err
 	}
 	defer readR.Close()
-	var cmd *exec.Cmd
-	if cand.Builtin {
-		cmd = exec.Command(cand.Path, "backend", "serve", cand.Name)
-	} else {
-		cmd = exec.Command(cand.Path)
-	}
+	cmd := cand.command()
 	cmd.Env = append(env,
 		envWarmSocket+"="+sock,
 		envWarmIdle+"="+h.IdleTimeout.String(),

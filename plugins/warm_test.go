@@ -289,3 +289,38 @@ func TestWarmBackendRefusesOtherUsers(t *testing.T) {
 		t.Fatalf("another user's client: exit %d, want 1 (connection closed by the backend)", code)
 	}
 }
+
+// A bundled backend (its own executable beside sdctl) is kept warm and reattached to like a
+// built-in one.
+func TestWarmBundledBackend(t *testing.T) {
+	dir := memoryBeside(t, "memory")
+	h := warmHost(t)
+	h.Executable = filepath.Join(dir, "sdctl")
+	h.Bundled = []plugins.BundledBackend{{Name: "memory"}}
+	cand, err := h.Find("memory")
+	if err != nil || !h.CanWarm(cand) {
+		t.Fatalf("Find: %+v, %v; want a bundled backend that may be kept warm", cand, err)
+	}
+	ctx := context.Background()
+	c, err := h.Attach(ctx, cand, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Register(ctx, registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80}); err != nil {
+		t.Fatal(err)
+	}
+	pid := c.Pid()
+	c.Close()
+	again, err := h.Attach(ctx, cand, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if !again.Warm() || again.Pid() != pid {
+		t.Fatalf("second attach: warm %t pid %d, want the warm backend %d", again.Warm(), again.Pid(), pid)
+	}
+	// The memory backend keeps its data in the process: the instance proves it is the same one.
+	if got, err := again.Instances(ctx, registry.Query{Name: "web"}); err != nil || len(got) != 1 {
+		t.Fatalf("after reattaching: %v, %v; want the instance registered before", got, err)
+	}
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # image-test.sh builds sdctl's container image (make image) and checks it as a user would run it:
-# `version` and the default --help work, the image runs as the non-root user 65532, and a
-# service registered by one container resolves from another through a named volume holding the
-# file backend's registry. The containers run without a network; nothing is pulled. The volume
+# `version` and the default --help work, the bundled backends start, the image runs as the
+# non-root user 65532, and a service registered by one container resolves from another through
+# a named volume holding the file backend's registry. The containers run without a network; nothing is pulled. The volume
 # and the containers are removed at the end, whatever happened.
 #
 # Usage: scripts/image-test.sh (make image-test). SDCTL_IMAGE_TEST_NO_BUILD=1 tests the existing
@@ -58,6 +58,21 @@ if out="$(run "$image")" && [[ "$out" == *"Usage:"* ]]; then
 	pass "no arguments prints the help"
 else
 	fail "sdctl with no arguments: $out"
+fi
+
+# The bundled backends ship beside /sdctl and start (backend list starts each one to ask its
+# version).
+if out="$(run "$image" backend list --template '{{.Name}} {{.Kind}} {{.Status}} {{.Path}}
+')"; then
+	for name in consul etcd; do
+		if [[ "$out" == *"$name bundled ok /sdctl-backend-$name"* ]]; then
+			pass "backend list: $name bundled ok"
+		else
+			fail "backend list does not show $name as a working bundled backend: $out"
+		fi
+	done
+else
+	fail "sdctl backend list: $out"
 fi
 
 # The file backend through a named volume: Docker fills a new named volume with the image's

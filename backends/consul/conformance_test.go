@@ -13,17 +13,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sdctl/sdctl/backends/consul"
-	"github.com/sdctl/sdctl/internal/builtin"
+	"github.com/sdctl/sdctl/internal/bundled/consulplugin"
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
 	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
-// TestMain lets the test binary serve the built-in backends, as sdctl does, so the suite also
-// runs through the plugin boundary.
+// TestMain lets the test binary serve the consul backend (as `backend serve consul`, the way
+// sdctl serves its built-in one), so the suite also runs through the plugin boundary.
 func TestMain(m *testing.M) {
-	if code, ok := plugins.ServeBuiltin(os.Args[1:], builtin.Backends()); ok {
+	if code, ok := plugins.ServeBuiltin(os.Args[1:], []plugins.Backend{consulplugin.Backend()}); ok {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
@@ -80,7 +80,7 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := &plugins.Host{Builtins: builtin.Backends(), Executable: exe,
+	host := &plugins.Host{Builtins: []plugins.Backend{consulplugin.Backend()}, Executable: exe,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})}
 	opts.Name = "plugin"
 	registrytest.Run(t, func(t *testing.T) registry.Registry {

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// pluginBackend is the etcd entry of internal/builtin, which this package's tests cannot import
+// pluginBackend is internal/bundled/etcdplugin.Backend, which this package's tests cannot import
 // (it imports this package).
 func pluginBackend() plugins.Backend {
 	return plugins.Backend{

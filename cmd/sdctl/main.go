@@ -16,5 +16,5 @@ func main() {
 	if code, ok := plugins.ServeBuiltin(os.Args[1:], backends); ok {
 		os.Exit(code)
 	}
-	os.Exit(commands.Main(os.Args[1:], backends))
+	os.Exit(commands.Main(os.Args[1:], backends, builtin.Bundled()))
 }

@@ -53,27 +53,51 @@ func newWorkspace(sdctl, parent string) (*workspace, error) {
 	return ws, nil
 }
 
-// copyBinary copies the binary into the workspace (the plugin re-executes that copy).
+// bundledBackends are the executables that ship beside sdctl; sdctl runs them from its own
+// directory, so they are copied with it when they are there (an older sdctl serves consul and
+// etcd itself and has none).
+var bundledBackends = []string{"sdctl-backend-consul", "sdctl-backend-etcd"}
+
+// copyBinary copies the binary, and the bundled backends beside it, into the workspace (the
+// plugin re-executes that copy).
 func (ws *workspace) copyBinary() error {
-	in, err := os.Open(ws.source)
-	if err != nil {
-		return fmt.Errorf("sdctl binary: %w (run `make build` first)", err)
-	}
-	defer in.Close()
 	if err := os.MkdirAll(filepath.Dir(ws.sdctl), 0o755); err != nil {
 		return err
 	}
-	out, err := os.OpenFile(ws.sdctl, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	sum, err := copyExecutable(ws.source, ws.sdctl)
 	if err != nil {
-		return err
+		return fmt.Errorf("sdctl binary: %w (run `make build` first)", err)
+	}
+	ws.sha256 = sum
+	for _, name := range bundledBackends {
+		src := filepath.Join(filepath.Dir(ws.source), name)
+		if _, err := os.Stat(src); os.IsNotExist(err) {
+			continue
+		}
+		if _, err := copyExecutable(src, filepath.Join(filepath.Dir(ws.sdctl), name)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// copyExecutable copies src to dst (mode 0755) and returns src's SHA-256.
+func copyExecutable(src, dst string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return "", err
 	}
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
 		out.Close()
-		return err
+		return "", err
 	}
-	ws.sha256 = hex.EncodeToString(h.Sum(nil))
-	return out.Close()
+	return hex.EncodeToString(h.Sum(nil)), out.Close()
 }
 
 func (ws *workspace) remove() {

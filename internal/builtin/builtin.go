@@ -1,13 +1,15 @@
-// Package builtin lists the backends compiled into the sdctl binary. Each still runs in its own
-// process: sdctl re-runs itself as `sdctl backend serve NAME`.
+// Package builtin lists the backends sdctl knows: the one compiled into the sdctl binary (file,
+// which still runs in its own process: sdctl re-runs itself as `sdctl backend serve file`) and
+// those bundled beside it as their own executables (consul, etcd). Only the bundled backends'
+// option schemas are linked here, never their code, so a command initialises only what it uses.
 package builtin
 
 import (
 	"context"
 	"log/slog"
 
-	"github.com/sdctl/sdctl/backends/consul"
-	"github.com/sdctl/sdctl/backends/etcd"
+	"github.com/sdctl/sdctl/backends/consul/consulopts"
+	"github.com/sdctl/sdctl/backends/etcd/etcdopts"
 	"github.com/sdctl/sdctl/backends/file"
 	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/plugins"
@@ -16,32 +18,24 @@ import (
 
 // Backends returns the built-in backends, the default ("file") first.
 func Backends() []plugins.Backend {
-	version := buildinfo.Get().Version
 	return []plugins.Backend{{
 		Name:         file.Name,
-		Version:      version,
+		Version:      buildinfo.Get().Version,
 		Capabilities: file.Capabilities(),
 		Options:      withDefault(file.OptionSchema(), "path", file.DefaultPath),
 		New: func(_ context.Context, section map[string]any, _ *slog.Logger) (registry.Registry, error) {
 			return file.New(section)
 		},
-	}, {
-		Name:         consul.Name,
-		Version:      version,
-		Capabilities: consul.Capabilities(),
-		Options:      consul.OptionSchema(),
-		New: func(_ context.Context, section map[string]any, log *slog.Logger) (registry.Registry, error) {
-			return consul.New(section, log)
-		},
-	}, {
-		Name:         etcd.Name,
-		Version:      version,
-		Capabilities: etcd.Capabilities(),
-		Options:      etcd.OptionSchema(),
-		New: func(ctx context.Context, section map[string]any, log *slog.Logger) (registry.Registry, error) {
-			return etcd.New(ctx, section, log)
-		},
 	}}
+}
+
+// Bundled returns the backends shipped beside sdctl (sdctl-backend-consul, sdctl-backend-etcd)
+// with their option schemas.
+func Bundled() []plugins.BundledBackend {
+	return []plugins.BundledBackend{
+		{Name: consulopts.Name, Options: consulopts.Schema()},
+		{Name: etcdopts.Name, Options: etcdopts.Schema()},
+	}
 }
 
 // withDefault fills in the default of key from the user's environment (an XDG path, say), so

@@ -49,8 +49,8 @@ var Globals = []Global{
 	{KeyTimeout, 10 * time.Second, "time limit for each call to the backend"},
 	{KeyPluginPath, []string{}, "directories searched first for sdctl-backend-NAME executables (env: colon-separated)"},
 	{KeyPluginTimeout, 5 * time.Second, "time limit for a backend plugin to start"},
-	{KeyPluginMTLS, false, "use mutual TLS with built-in backends too (always on for external ones)"},
-	{KeyPluginIdleTimeout, time.Minute, "keep a built-in backend's process running this long after a command, for the next one to reuse (0: one process per command)"},
+	{KeyPluginMTLS, false, "use mutual TLS with built-in and bundled backends too (always on for external ones)"},
+	{KeyPluginIdleTimeout, time.Minute, "keep a built-in or bundled backend's process running this long after a command, for the next one to reuse (0: one process per command)"},
 }
 
 // Config is the merged configuration of one sdctl invocation.
@@ -194,7 +194,7 @@ func (c *Config) PluginIdleTimeout() time.Duration {
 	return d
 }
 
-// PluginMTLS reports whether built-in backends use mutual TLS.
+// PluginMTLS reports whether built-in and bundled backends use mutual TLS.
 func (c *Config) PluginMTLS() bool { b, _ := parseBool(c.v.Get(KeyPluginMTLS)); return b }
 
 // PluginDirs lists where external backends are looked for: plugin-path, then

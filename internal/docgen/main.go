@@ -62,6 +62,7 @@ func newRoot() *cobra.Command {
 	f := &commands.Factory{
 		IO:         &commands.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard},
 		Builtins:   builtin.Backends(),
+		Bundled:    builtin.Bundled(),
 		Executable: "sdctl",
 	}
 	root := commands.NewRootCmd(f)

@@ -97,9 +97,10 @@ func TestReleaseSnapshot(t *testing.T) {
 	if linuxArchive == "" {
 		return
 	}
-	// The archive holds the binary, completions and man pages; the binary reports its version.
+	// The archive holds the binary, its bundled backends, completions and man pages; the binary
+	// reports its version and finds the backends beside it.
 	names := untar(t, linuxArchive, work)
-	for _, want := range []string{"sdctl", "README.md", "completions/sdctl.bash", "completions/_sdctl", "manpages/sdctl.1", "manpages/sdctl-watch.1"} {
+	for _, want := range []string{"sdctl", "sdctl-backend-consul", "sdctl-backend-etcd", "README.md", "completions/sdctl.bash", "completions/_sdctl", "manpages/sdctl.1", "manpages/sdctl-watch.1"} {
 		if !names[want] {
 			t.Errorf("%s lacks %s (has %v)", filepath.Base(linuxArchive), want, names)
 		}
@@ -108,7 +109,13 @@ func TestReleaseSnapshot(t *testing.T) {
 	if !strings.Contains(version, "SNAPSHOT") {
 		t.Errorf("the released binary reports %q, want the snapshot version", version)
 	}
-	// The image was built from the same binary; it runs without a shell in it.
+	list := sh(work, filepath.Join(work, "unpacked", "sdctl"), "backend", "list", "--template", "{{.Name}} {{.Kind}} {{.Status}} {{.Version}}\n")
+	for _, name := range []string{"consul", "etcd"} {
+		if !strings.Contains(list, name+" bundled ok ") || !strings.Contains(list, "SNAPSHOT") {
+			t.Errorf("the released sdctl does not list %s as a working bundled backend of its version:\n%s", name, list)
+		}
+	}
+	// The image was built from the same binaries; it runs without a shell in it.
 	imageOut := sh(work, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "sdctl")
 	var tag string
 	for _, line := range strings.Split(imageOut, "\n") {
@@ -122,6 +129,12 @@ func TestReleaseSnapshot(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
 	if got := sh(work, "docker", "run", "--rm", "--network", "none", tag, "version"); !strings.Contains(got, "SNAPSHOT") {
 		t.Errorf("docker run %s version: %q", tag, got)
+	}
+	got := sh(work, "docker", "run", "--rm", "--network", "none", tag, "backend", "list", "--template", "{{.Name}} {{.Kind}} {{.Status}}\n")
+	for _, name := range []string{"consul", "etcd"} {
+		if !strings.Contains(got, name+" bundled ok") {
+			t.Errorf("docker run %s backend list does not list %s as a working bundled backend:\n%s", tag, name, got)
+		}
 	}
 }
 

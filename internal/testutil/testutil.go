@@ -31,8 +31,14 @@ var (
 	buildDir string
 )
 
+// BundledCommands are the backends that ship beside sdctl as their own executables. Build puts
+// them next to the sdctl binary, where sdctl looks for them.
+var BundledCommands = []string{"./cmd/sdctl-backend-consul", "./cmd/sdctl-backend-etcd"}
+
 // Build compiles the main package pkg (a path relative to the module root, like
 // "./cmd/sdctl") once per test process and returns the binary's path. name is the file name.
+// Building "./cmd/sdctl" also builds the bundled backends (BundledCommands) into the same
+// directory, as a release ships them.
 func Build(t testing.TB, pkg, name string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -48,14 +54,23 @@ func Build(t testing.TB, pkg, name string) string {
 		buildDir = dir
 	}
 	out := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = ModuleRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	goBuild(t, "-o", out, pkg)
+	if pkg == "./cmd/sdctl" {
+		// One go build for all of them: it compiles the packages they share once.
+		goBuild(t, append([]string{"-o", buildDir + string(filepath.Separator)}, BundledCommands...)...)
 	}
 	built[pkg] = out
 	return out
+}
+
+func goBuild(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"build"}, args...)...)
+	cmd.Dir = ModuleRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", strings.Join(args, " "), err, msg)
+	}
 }
 
 // Cleanup removes what Build made; call it from TestMain after m.Run.

@@ -271,10 +271,46 @@ func TestKeepaliveDeregistersOnSIGTERM(t *testing.T) {
 
 // startKeepalive starts `sdctl register --ttl TTL --keepalive web 127.0.0.1:3000` and returns
 // once it has printed the ID, that is once the plugin is up and the instance registered.
-func startKeepalive(t *testing.T, env []string, ttl string) *exec.Cmd {
+// TestKilledKeepaliveIsReaped: a --keepalive killed with SIGKILL cannot deregister; with
+// --check-deregister-after its instance turns critical when the TTL runs out and is removed once
+// it has been critical that long. Without it, the instance stays, critical, as in Consul.
+func TestKilledKeepaliveIsReaped(t *testing.T) {
+	t.Parallel()
+	env := userEnv(t)
+	reaped := startKeepalive(t, env, "1s", "--check-deregister-after", "1s")
+	if err := reaped.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = reaped.Wait()
+	eventually(t, 15*time.Second, func() error {
+		out, stderr, code := run(t, env, "catalog", "web")
+		if code != 3 {
+			return fmt.Errorf("catalog web: exit %d, want 3 once reaped\nstdout: %s\nstderr: %s", code, out, stderr)
+		}
+		return nil
+	})
+
+	kept := startKeepalive(t, env, "1s")
+	if err := kept.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = kept.Wait()
+	eventually(t, 15*time.Second, func() error {
+		if out, _, code := run(t, env, "catalog", "web"); code != 0 || !strings.Contains(out, "\tcritical\t") {
+			return fmt.Errorf("catalog web: exit %d %q, want the instance listed as critical", code, out)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // well past TTL and any deregister-after: it must still be there
+	if out, _, code := run(t, env, "catalog", "web"); code != 0 || !strings.Contains(out, "\tcritical\t") {
+		t.Errorf("without --check-deregister-after the instance must stay, critical: exit %d %q", code, out)
+	}
+}
+
+func startKeepalive(t *testing.T, env []string, ttl string, extra ...string) *exec.Cmd {
 	t.Helper()
 	sdctl, _ := binaries(t)
-	cmd := exec.Command(sdctl, "register", "--ttl", ttl, "--keepalive", "web", "127.0.0.1:3000")
+	cmd := exec.Command(sdctl, append([]string{"register", "--ttl", ttl, "--keepalive", "web", "127.0.0.1:3000"}, extra...)...)
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -24,14 +24,25 @@ type backendRow struct {
 	Warm []int `json:"warm,omitempty"`
 }
 
-func newBackendCmd(f *Factory) *cobra.Command {
+// BackendListOptions holds the parsed flags of `sdctl backend list`.
+type BackendListOptions struct {
+	OutputOptions
+}
+
+// BackendStopOptions holds the arguments of `sdctl backend stop`.
+type BackendStopOptions struct {
+	// Name is the backend whose warm processes to stop; empty stops all.
+	Name string
+}
+
+func newBackendCmd(f *Factory, listF func(context.Context, *BackendListOptions) error, stopF func(context.Context, *BackendStopOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backend",
 		Short: "List, inspect and stop registry backends",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	var format, tmpl string
+	listOpts, stopOpts := &BackendListOptions{}, &BackendStopOptions{}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List built-in, bundled and external backends with their path and protocol version",
@@ -48,10 +59,13 @@ ends them).`,
 		Example: "  sdctl backend list\n  sdctl backend list --plugin-path ./bin -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBackendList(cmd.Context(), f, format, tmpl)
+			if listF != nil {
+				return listF(cmd.Context(), listOpts)
+			}
+			return runBackendList(cmd.Context(), f, listOpts)
 		},
 	}
-	addOutputFlags(list, &format, &tmpl, output.FormatTable, "'{{.Name}} {{.Path}}'")
+	addOutputFlags(list, &listOpts.Output, &listOpts.Template, output.FormatTable, "'{{.Name}} {{.Path}}'")
 	stop := &cobra.Command{
 		Use:   "stop [NAME]",
 		Short: "Stop the warm backend processes of this user (all, or NAME's)",
@@ -61,23 +75,25 @@ each one it stopped. The next command starts a new one.`,
 		Example: "  sdctl backend stop\n  sdctl backend stop consul",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := ""
 			if len(args) == 1 {
-				name = args[0]
+				stopOpts.Name = args[0]
 			}
-			return runBackendStop(f, name)
+			if stopF != nil {
+				return stopF(cmd.Context(), stopOpts)
+			}
+			return runBackendStop(f, stopOpts)
 		},
 	}
 	cmd.AddCommand(list, stop)
 	return cmd
 }
 
-func runBackendStop(f *Factory, name string) error {
+func runBackendStop(f *Factory, opts *BackendStopOptions) error {
 	host, err := f.Host()
 	if err != nil {
 		return err
 	}
-	for _, w := range host.StopWarm(name) {
+	for _, w := range host.StopWarm(opts.Name) {
 		if _, err := fmt.Fprintf(f.IO.Out, "%s\t%d\n", w.Name, w.Pid); err != nil {
 			return err
 		}
@@ -85,8 +101,8 @@ func runBackendStop(f *Factory, name string) error {
 	return nil
 }
 
-func runBackendList(ctx context.Context, f *Factory, format, tmpl string) error {
-	printer, err := newPrinter(format, tmpl, output.FormatTable)
+func runBackendList(ctx context.Context, f *Factory, opts *BackendListOptions) error {
+	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
 	if err != nil {
 		return err
 	}

@@ -12,14 +12,19 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-func newClusterCmd(f *Factory) *cobra.Command {
+// ClusterStatusOptions holds the parsed flags of `sdctl cluster status`.
+type ClusterStatusOptions struct {
+	OutputOptions
+}
+
+func newClusterCmd(f *Factory, runF func(context.Context, *ClusterStatusOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
 		Short: "Inspect the registry cluster",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	var format, tmpl string
+	opts := &ClusterStatusOptions{}
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the registry cluster's leader, members and their health",
@@ -33,16 +38,19 @@ readable.`,
   sdctl --backend consul cluster status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runClusterStatus(cmd.Context(), f, format, tmpl)
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runClusterStatus(cmd.Context(), f, opts)
 		},
 	}
-	addOutputFlags(status, &format, &tmpl, output.FormatTable, "'{{.Leader}}'")
+	addOutputFlags(status, &opts.Output, &opts.Template, output.FormatTable, "'{{.Leader}}'")
 	cmd.AddCommand(status)
 	return cmd
 }
 
-func runClusterStatus(ctx context.Context, f *Factory, format, tmpl string) error {
-	printer, err := newPrinter(format, tmpl, output.FormatTable)
+func runClusterStatus(ctx context.Context, f *Factory, opts *ClusterStatusOptions) error {
+	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
 	if err != nil {
 		return err
 	}

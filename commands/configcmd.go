@@ -14,14 +14,19 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-func newConfigCmd(f *Factory) *cobra.Command {
+// ConfigViewOptions holds the parsed flags of `sdctl config view`.
+type ConfigViewOptions struct {
+	OutputOptions
+}
+
+func newConfigCmd(f *Factory, runF func(context.Context, *ConfigViewOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Inspect sdctl's configuration",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	var format, tmpl string
+	opts := &ConfigViewOptions{}
 	view := &cobra.Command{
 		Use:   "view",
 		Short: "Print the merged configuration with the source of each value; secrets are redacted",
@@ -32,16 +37,19 @@ print as <redacted>.`,
 		Example: "  sdctl config view\n  SDCTL_BACKEND=consul sdctl config view -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runConfigView(cmd.Context(), f, format, tmpl)
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runConfigView(cmd.Context(), f, opts)
 		},
 	}
-	addOutputFlags(view, &format, &tmpl, output.FormatYAML, "'{{.Key}}={{.Value}}'")
+	addOutputFlags(view, &opts.Output, &opts.Template, output.FormatYAML, "'{{.Key}}={{.Value}}'")
 	cmd.AddCommand(view)
 	return cmd
 }
 
-func runConfigView(ctx context.Context, f *Factory, format, tmpl string) error {
-	printer, err := newPrinter(format, tmpl, output.FormatYAML)
+func runConfigView(ctx context.Context, f *Factory, view *ConfigViewOptions) error {
+	printer, err := newPrinter(view.Output, view.Template, output.FormatYAML)
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,10 @@ type Factory struct {
 	// Executable is sdctl's own binary, re-run to serve built-in backends.
 	Executable string
 
+	// NewRegistry, when set, replaces the backend process for the commands that use Registry:
+	// tests run commands in process with it.
+	NewRegistry func(ctx context.Context) (registry.Registry, error)
+
 	flags *pflag.FlagSet
 	cfg   *config.Config
 	log   hclog.Logger
@@ -119,8 +123,19 @@ func (f *Factory) Host() (*plugins.Host, error) {
 	}, nil
 }
 
-// Registry starts the configured backend and configures it. The caller must Close the result.
-func (f *Factory) Registry(ctx context.Context) (*plugins.Client, error) {
+// Registry returns the configured registry, ready to use; the caller must Close it. Commands
+// get a registry.Registry, so tests can run them in process against an in-memory backend by
+// setting NewRegistry.
+func (f *Factory) Registry(ctx context.Context) (registry.Registry, error) {
+	if f.NewRegistry != nil {
+		return f.NewRegistry(ctx)
+	}
+	return f.Backend(ctx)
+}
+
+// Backend starts (or reattaches to) the configured backend process and configures it. The
+// caller must Close the result.
+func (f *Factory) Backend(ctx context.Context) (*plugins.Client, error) {
 	cfg, err := f.Config()
 	if err != nil {
 		return nil, err

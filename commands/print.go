@@ -14,6 +14,12 @@ import (
 // piped; for resolve, one HOST:PORT or URL per line).
 var outputFormats = []output.Format{output.FormatTable, output.FormatJSON, output.FormatYAML}
 
+// OutputOptions are the -o and --template flags of a command that prints data.
+type OutputOptions struct {
+	Output   string
+	Template string
+}
+
 // addOutputFlags declares -o and --template on a command that prints data. def is the
 // command's default format; example is a --template that fits the command's data.
 func addOutputFlags(cmd *cobra.Command, format, tmpl *string, def output.Format, example string) {

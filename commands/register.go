@@ -310,10 +310,10 @@ func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, changed
 			return err
 		}
 	}
-	if len(insts) > 1 && reg.Batches() {
+	if batch, ok := reg.(registry.BatchRegisterer); ok && len(insts) > 1 && batches(reg, info) {
 		// One call (for the file backend one lock and one rewrite) for the whole batch.
 		callCtx, cancel := f.callContext(ctx)
-		err := reg.RegisterBatch(callCtx, insts)
+		err := batch.RegisterBatch(callCtx, insts)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("register -f: %w", err)
@@ -336,6 +336,15 @@ func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, changed
 		return nil
 	}
 	return keepalive(ctx, f, reg, insts[0])
+}
+
+// batches reports whether reg registers a batch in one call: across the plugin boundary when
+// both sides agreed on it, in process when the registry advertises it.
+func batches(reg registry.Registry, info registry.Info) bool {
+	if c, ok := reg.(interface{ Batches() bool }); ok {
+		return c.Batches()
+	}
+	return info.Has(registry.CapBatchRegister)
 }
 
 // exitDeregisterBound bounds the deregistration of --keepalive on exit.

@@ -114,11 +114,11 @@ The registry ("backend") is a local file by default, so sdctl works with no serv
 		newDeregisterCmd(f, nil),
 		newResolveCmd(f, nil),
 		newCatalogCmd(f, nil),
-		newClusterCmd(f),
-		newBackendCmd(f),
-		newConfigCmd(f),
-		newVersionCmd(f),
-		newWatchCmd(f),
+		newClusterCmd(f, nil),
+		newBackendCmd(f, nil, nil),
+		newConfigCmd(f, nil),
+		newVersionCmd(f, nil),
+		newWatchCmd(f, nil),
 	)
 	root.SetHelpCommand(newHelpCmd(root))
 	// The completion command exists from the start (cobra adds it late otherwise), so that it

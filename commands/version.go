@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -16,26 +17,38 @@ type versionInfo struct {
 	PluginProtocol int `json:"plugin_protocol"`
 }
 
-func newVersionCmd(f *Factory) *cobra.Command {
-	var format, tmpl string
+// VersionOptions holds the parsed flags of `sdctl version`.
+type VersionOptions struct {
+	OutputOptions
+}
+
+func newVersionCmd(f *Factory, runF func(context.Context, *VersionOptions) error) *cobra.Command {
+	opts := &VersionOptions{}
 	cmd := &cobra.Command{
 		Use:     "version",
 		Short:   "Print sdctl's version, commit, build date and plugin protocol version",
 		Example: "  sdctl version\n  sdctl version -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			printer, err := newPrinter(format, tmpl, output.FormatTable)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(cmd.Context(), opts)
 			}
-			v := versionInfo{Info: buildinfo.Get(), PluginProtocol: plugins.ProtocolVersion}
-			return printer.Print(f.IO.Out, v, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "sdctl %s\ncommit: %s\nbuilt: %s\ngo: %s %s\nplugin protocol: %d\n",
-					v.Version, v.Commit, v.Date, v.GoVersion, v.Platform, v.PluginProtocol)
-				return err
-			})
+			return runVersion(f, opts)
 		},
 	}
-	addOutputFlags(cmd, &format, &tmpl, output.FormatTable, "'{{.Version}}'")
+	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatTable, "'{{.Version}}'")
 	return cmd
+}
+
+func runVersion(f *Factory, opts *VersionOptions) error {
+	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
+	if err != nil {
+		return err
+	}
+	v := versionInfo{Info: buildinfo.Get(), PluginProtocol: plugins.ProtocolVersion}
+	return printer.Print(f.IO.Out, v, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "sdctl %s\ncommit: %s\nbuilt: %s\ngo: %s %s\nplugin protocol: %d\n",
+			v.Version, v.Commit, v.Date, v.GoVersion, v.Platform, v.PluginProtocol)
+		return err
+	})
 }

@@ -18,7 +18,11 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-type watchOptions struct {
+// WatchOptions holds the parsed flags and argument of `sdctl watch`.
+type WatchOptions struct {
+	// URI is the Registrator-style registry argument; empty uses the configured backend.
+	URI string
+
 	internal         bool
 	ip               string
 	tags             []string
@@ -41,8 +45,8 @@ type watchOptions struct {
 	labels           []string
 }
 
-func newWatchCmd(f *Factory) *cobra.Command {
-	o := &watchOptions{
+func newWatchCmd(f *Factory, runF func(context.Context, *WatchOptions) error) *cobra.Command {
+	o := &WatchOptions{
 		ttl:           registratorDuration{unit: time.Second},
 		ttlRefresh:    registratorDuration{unit: time.Second},
 		resync:        registratorDuration{unit: time.Second},
@@ -73,11 +77,13 @@ Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted to
   sdctl watch --listen :9090 --label com.docker.compose.project=shop consul://127.0.0.1:8500`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			uri := ""
 			if len(args) == 1 {
-				uri = args[0]
+				o.URI = args[0]
 			}
-			return runWatch(cmd.Context(), f, o, uri)
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runWatch(cmd.Context(), f, o, o.URI)
 		},
 	}
 	fl := cmd.Flags()
@@ -267,7 +273,7 @@ func applyRegistryURI(cfg *config.Config, uri string) error {
 	return nil
 }
 
-func (o *watchOptions) validate() error {
+func (o *WatchOptions) validate() error {
 	if o.deregister != "always" && o.deregister != "on-success" {
 		return usage(fmt.Errorf("--deregister: %q is not always or on-success", o.deregister))
 	}
@@ -323,7 +329,7 @@ func (o *watchOptions) validate() error {
 	return nil
 }
 
-func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) error {
+func runWatch(ctx context.Context, f *Factory, o *WatchOptions, uri string) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -374,7 +380,7 @@ func runWatch(ctx context.Context, f *Factory, o *watchOptions, uri string) erro
 
 	metrics := watch.NewMetrics()
 	w := watch.New(docker, func(ctx context.Context) (watch.Conn, error) {
-		return f.Registry(ctx)
+		return f.Backend(ctx)
 	}, watch.Options{
 		Spec: spec.Options{
 			Node: node, Internal: o.internal, HostIP: o.ip, DefaultIP: defaultIP, ForceTags: o.tags,

@@ -1,0 +1,101 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sdctl/sdctl/backends/file"
+	"github.com/sdctl/sdctl/internal/builtin"
+	"github.com/sdctl/sdctl/registry"
+)
+
+// TestCommandsInProcess runs commands with the file backend in the test's own process, through
+// Factory.NewRegistry: command behaviour is testable without a plugin subprocess.
+func TestCommandsInProcess(t *testing.T) {
+	sandbox(t)
+	path := filepath.Join(t.TempDir(), "registry.json")
+	run := func(stdin string, args ...string) result {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		f := &Factory{IO: &IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}, Builtins: builtin.Backends(), Bundled: builtin.Bundled()}
+		f.NewRegistry = func(context.Context) (registry.Registry, error) { return file.New(map[string]any{"path": path}) }
+		code := Run(context.Background(), f, args)
+		return result{out.String(), errOut.String(), code}
+	}
+	for _, step := range []struct {
+		stdin  string
+		args   string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"", "register service-web 10.0.0.1:3000 --tag v1", 0, "service-web-10.0.0.1-3000\n", ""},
+		{"- {name: service-web, address: 10.0.0.2, port: 3000, weight: 0}\n- {name: api, address: 10.0.0.3, port: 80}\n", "register -f -", 0, "service-web-10.0.0.2-3000\napi-10.0.0.3-80\n", ""},
+		{"", "resolve service-web", 0, "10.0.0.1:3000\n", ""}, // the other one is drained
+		{"", "resolve service-web --all", 0, "10.0.0.1:3000\n10.0.0.2:3000\n", ""},
+		{"", "resolve servce-web", 3, "", "sdctl: resolve servce-web: no such service; did you mean service-web?\n"},
+		{"", "catalog", 0, "api\t1\t1\t\nservice-web\t2\t2\tv1\n", ""},
+		{"", "deregister api 10.0.0.3:80", 0, "", ""},
+		{"", "deregister api 10.0.0.3:80", 3, "", ""},
+		{"", "catalog api", 3, "", "sdctl: catalog api: service has no instances\n"},
+	} {
+		r := run(step.stdin, strings.Fields(step.args)...)
+		if r.code != step.code || (step.stdout != "" && r.stdout != step.stdout) || (step.stderr != "" && r.stderr != step.stderr) {
+			t.Errorf("sdctl %s: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr %q",
+				step.args, r.code, r.stdout, r.stderr, step.code, step.stdout, step.stderr)
+		}
+	}
+}
+
+// TestEveryCommandHandsItsOptionsToRunF checks the anatomy every command follows: flags parse
+// into an Options value, which a test can capture through runF without running anything.
+func TestEveryCommandHandsItsOptionsToRunF(t *testing.T) {
+	f := &Factory{}
+	var got []string
+	capture := func(name string) { got = append(got, name) }
+	for _, tc := range []struct {
+		cmd  *cobra.Command
+		args []string
+	}{
+		{newClusterCmd(f, func(_ context.Context, o *ClusterStatusOptions) error {
+			capture("cluster status " + o.Output)
+			return nil
+		}), []string{"status", "-o", "json"}},
+		{newConfigCmd(f, func(_ context.Context, o *ConfigViewOptions) error {
+			capture("config view " + o.Template)
+			return nil
+		}), []string{"view", "--template", "{{.Key}}"}},
+		{newVersionCmd(f, func(_ context.Context, o *VersionOptions) error {
+			capture("version " + o.Output)
+			return nil
+		}), []string{"-o", "yaml"}},
+		{newBackendCmd(f, func(_ context.Context, o *BackendListOptions) error {
+			capture("backend list " + o.Output)
+			return nil
+		}, nil), []string{"list", "-o", "table"}},
+		{newBackendCmd(f, nil, func(_ context.Context, o *BackendStopOptions) error {
+			capture("backend stop " + o.Name)
+			return nil
+		}), []string{"stop", "consul"}},
+		{newWatchCmd(f, func(_ context.Context, o *WatchOptions) error {
+			capture("watch " + o.URI)
+			return nil
+		}), []string{"consul://127.0.0.1:8500"}},
+	} {
+		tc.cmd.SetArgs(tc.args)
+		tc.cmd.SetOut(io.Discard)
+		if err := tc.cmd.Execute(); err != nil {
+			t.Errorf("%s %v: %v", tc.cmd.Name(), tc.args, err)
+		}
+	}
+	want := []string{"cluster status json", "config view {{.Key}}", "version yaml", "backend list table", "backend stop consul", "watch consul://127.0.0.1:8500"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("captured %q, want %q", got, want)
+	}
+}

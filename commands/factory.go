@@ -58,8 +58,10 @@ func (f *Factory) Config() (*config.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := cfg.CheckFileKeys(f.sections(cfg)); err != nil {
-			return nil, err
+		if cfg.File() != "" {
+			if err := cfg.CheckFileKeys(f.sections(cfg)); err != nil {
+				return nil, err
+			}
 		}
 		f.cfg = cfg
 	}

@@ -22,6 +22,9 @@ type grpcClient struct {
 	// is whether RegisterBatch can be sent: minor 1 or later, and the backend advertises it.
 	minor atomic.Int32
 	batch atomic.Bool
+	// info is the backend's answer to Info, which does not change while it runs: later calls
+	// (register checks capabilities after the host configured the backend) cost no round trip.
+	info atomic.Pointer[registry.Info]
 	// transportErr explains an error that did not come from the backend (the plugin process
 	// crashed or closed the connection). It defaults to returning the error unchanged.
 	transportErr func(error) error
@@ -55,6 +58,9 @@ func (c *grpcClient) convert(ctx context.Context, err error) error {
 }
 
 func (c *grpcClient) Info(ctx context.Context) (registry.Info, error) {
+	if info := c.info.Load(); info != nil {
+		return *info, nil
+	}
 	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{ProtocolMinor: ProtocolMinor})
 	if err != nil {
 		return registry.Info{}, c.convert(ctx, err)
@@ -63,6 +69,7 @@ func (c *grpcClient) Info(ctx context.Context) (registry.Info, error) {
 	minor := min(resp.GetProtocolMinor(), ProtocolMinor)
 	c.minor.Store(int32(minor))
 	c.batch.Store(minor >= 1 && info.Has(registry.CapBatchRegister))
+	c.info.Store(&info)
 	return info, nil
 }
 

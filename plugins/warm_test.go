@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
 	"github.com/sdctl/sdctl/registry/registrytest"
@@ -235,7 +236,7 @@ func runPeerDial() int {
 // that only the backend's SO_PEERCRED check stands between another user and the backend.
 func TestWarmBackendRefusesOtherUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a client as another user")
+		testutil.SkipUnlessRequired(t, "needs root to run a client as another user")
 	}
 	h := warmHost(t)
 	c := attach(t, h, map[string]any{"path": filepath.Join(t.TempDir(), "registry.json")})

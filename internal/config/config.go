@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -64,6 +65,8 @@ type Config struct {
 	aliases map[string][]string
 	// overrides names the source of values set by Override.
 	overrides map[string]string
+	// fileKeys are the keys the config file sets, sorted.
+	fileKeys []string
 }
 
 // Load merges flags, environment, config file and defaults. flags holds the persistent flags
@@ -119,6 +122,19 @@ func (c *Config) readFile() error {
 	data, err := fsutil.ReadRegular(path, fsutil.MaxConfigSize)
 	if err == nil {
 		err = c.v.ReadConfig(bytes.NewReader(data))
+	}
+	if err == nil {
+		// The file's own keys, for CheckFileKeys: a second reader of the same bytes sees no
+		// defaults or variables.
+		fv := viper.NewWithOptions(viper.KeyDelimiter("."))
+		fv.SetConfigFile(path)
+		if filepath.Ext(path) == "" {
+			fv.SetConfigType("yaml")
+		}
+		if err = fv.ReadConfig(bytes.NewReader(data)); err == nil {
+			c.fileKeys = fv.AllKeys()
+			sort.Strings(c.fileKeys)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !explicit {

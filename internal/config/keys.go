@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/spf13/viper"
-
 	"github.com/sdctl/sdctl/internal/suggest"
 )
 
@@ -20,15 +18,6 @@ func (c *Config) CheckFileKeys(sections map[string][]string) error {
 	if c.file == "" {
 		return nil
 	}
-	// A second reader of the same file sees only the file's keys, not defaults or variables.
-	fv := viper.NewWithOptions(viper.KeyDelimiter("."))
-	fv.SetConfigFile(c.file)
-	if c.v.ConfigFileUsed() != "" && !strings.Contains(c.file, ".") {
-		fv.SetConfigType("yaml")
-	}
-	if err := fv.ReadInConfig(); err != nil {
-		return &Error{Key: KeyConfig, Source: "config file " + c.file, Reason: strings.TrimSpace(err.Error())}
-	}
 	var globals []string
 	for _, g := range Globals {
 		globals = append(globals, g.Key)
@@ -38,9 +27,7 @@ func (c *Config) CheckFileKeys(sections map[string][]string) error {
 		topLevel = append(topLevel, name)
 	}
 	sort.Strings(topLevel)
-	keys := fv.AllKeys()
-	sort.Strings(keys)
-	for _, key := range keys {
+	for _, key := range c.fileKeys {
 		section, sub, nested := strings.Cut(key, ".")
 		known, isSection := sections[section]
 		switch {

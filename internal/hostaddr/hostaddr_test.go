@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/sdctl/sdctl/internal/testutil"
 )
 
 // TestOutbound checks the guess against this machine's own interfaces: it is one of them,
@@ -11,7 +13,7 @@ import (
 func TestOutbound(t *testing.T) {
 	got := Outbound()
 	if got == "" {
-		t.Skip("no network interface besides loopback")
+		testutil.SkipUnlessRequired(t, "no network interface besides loopback")
 	}
 	ip, err := netip.ParseAddr(got)
 	if err != nil {

@@ -27,6 +27,7 @@ func TestErrorPathsHaveAnExitCode(t *testing.T) {
 		"batch.go: unknown key %q (keys: 'sdctl register --help')":                   "detail of a batch-file error: exit 2 through batchSource.errorf",
 		"resolve.go: enough instances":                                               "control flow: stops a wait, never returned by a command",
 		"root.go: ":                                                                  "errSilent: the command already explained itself; its code is decided with it",
+		"watch_exec.go: watch: %s is missing (it ships beside sdctl: %s)":            "an incomplete installation, a failure of this machine: exit 1 as for a missing bundled backend",
 		"watch.go: %q is negative":                                                   "a flag value's Set error: exit 2 through the flag error function",
 		"watch.go: %q is not a duration (like 30s or 2m) or a number":                "a flag value's Set error: exit 2 through the flag error function",
 	}

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/sdctl/sdctl/registry"
 )
@@ -50,12 +51,21 @@ func usage(err error) error {
 	return &usageError{err}
 }
 
+// exitStatus ends a command with the exit code of a program it ran in its place, which has
+// already explained itself.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 // exitCode decides the process exit code for the error a command returned.
 func exitCode(err error, interrupted bool) int {
 	var ue *usageError
+	var es exitStatus
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &es):
+		return int(es)
 	case interrupted && errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	case errors.As(err, &ue), errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrUnsupported):

@@ -46,6 +46,10 @@ type Factory struct {
 	// tests run commands in process with it.
 	NewRegistry func(ctx context.Context) (registry.Registry, error)
 
+	// WatchEngine runs `sdctl watch` in this process; nil execs sdctl-watch (see WatchEngine).
+	WatchEngine WatchEngine
+
+	args  []string // the command line, for a program that runs in this one's place
 	flags *pflag.FlagSet
 	cfg   *config.Config
 	log   hclog.Logger

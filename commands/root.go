@@ -21,14 +21,28 @@ import (
 	"github.com/sdctl/sdctl/plugins"
 )
 
+// Program is what a main package puts behind sdctl's command line.
+type Program struct {
+	Builtins []plugins.Backend
+	Bundled  []plugins.BundledBackend
+	// WatchEngine runs `sdctl watch`; sdctl itself has none and execs sdctl-watch.
+	WatchEngine WatchEngine
+	// Executable is the sdctl binary (re-run to serve the built-in backends, and whose directory
+	// holds the bundled ones); empty means this process's own.
+	Executable string
+}
+
 // Main runs sdctl with args (os.Args[1:]) and returns the process exit code. It is the only
 // function that decides exit codes; main passes the result to os.Exit.
-func Main(args []string, builtins []plugins.Backend, bundled []plugins.BundledBackend) int {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
+func Main(args []string, p Program) int {
+	exe := p.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			exe = os.Args[0]
+		}
 	}
-	f := &Factory{IO: SystemIO(), Builtins: builtins, Bundled: bundled, Executable: exe}
+	f := &Factory{IO: SystemIO(), Builtins: p.Builtins, Bundled: p.Bundled, Executable: exe, WatchEngine: p.WatchEngine}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, f, args)
@@ -36,12 +50,14 @@ func Main(args []string, builtins []plugins.Backend, bundled []plugins.BundledBa
 
 // Run executes one command line with the given factory and returns the exit code.
 func Run(ctx context.Context, f *Factory, args []string) int {
+	f.args = args
 	root := NewRootCmd(f)
 	root.SetArgs(registratorArgs(args))
 	err := root.ExecuteContext(ctx)
 	interrupted := ctx.Err() != nil
 	code := exitCode(err, interrupted)
-	if err != nil && !errors.Is(err, errSilent) {
+	var es exitStatus
+	if err != nil && !errors.Is(err, errSilent) && !errors.As(err, &es) {
 		fmt.Fprintf(f.IO.ErrOut, "sdctl: %s\n", describe(err, interrupted))
 	}
 	return code

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sdctl/sdctl/internal/config"
-	"github.com/sdctl/sdctl/internal/watch"
-	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -23,35 +21,36 @@ type WatchOptions struct {
 	// URI is the Registrator-style registry argument; empty uses the configured backend.
 	URI string
 
-	internal         bool
-	ip               string
-	tags             []string
-	ttl              registratorDuration
-	ttlRefresh       registratorDuration
-	resync           registratorDuration
-	deregister       string
-	retryAttempts    int
-	retryInterval    registratorDuration
-	cleanup          bool
-	explicit         bool
-	ipFromLabel      string
-	nodeID           string
-	network          string
-	healthStarting   string
-	deregisterOnExit bool
-	listen           string
-	dockerHost       string
-	workers          int
-	labels           []string
+	Internal         bool
+	IP               string
+	Tags             []string
+	TTL              time.Duration
+	TTLRefresh       time.Duration
+	Resync           time.Duration
+	Deregister       string
+	RetryAttempts    int
+	RetryInterval    time.Duration
+	Cleanup          bool
+	Explicit         bool
+	IPFromLabel      string
+	NodeID           string
+	Network          string
+	HealthStarting   string
+	DeregisterOnExit bool
+	Listen           string
+	DockerHost       string
+	Workers          int
+	Labels           []string
 }
 
+// WatchEngine runs `sdctl watch` once its flags are parsed and checked and the registry URI is
+// applied to the configuration. sdctl itself has none: the engine links the Docker client, whose
+// package initialisation every other command would pay for, so it lives in the sdctl-watch
+// executable beside sdctl, which `sdctl watch` replaces itself with (see execWatch).
+type WatchEngine func(ctx context.Context, f *Factory, o *WatchOptions) error
+
 func newWatchCmd(f *Factory, runF func(context.Context, *WatchOptions) error) *cobra.Command {
-	o := &WatchOptions{
-		ttl:           registratorDuration{unit: time.Second},
-		ttlRefresh:    registratorDuration{unit: time.Second},
-		resync:        registratorDuration{unit: time.Second},
-		retryInterval: registratorDuration{unit: time.Millisecond, d: 2 * time.Second},
-	}
+	o := &WatchOptions{RetryInterval: 2 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "watch [REGISTRY-URI]",
 		Short: "Register Docker containers' ports as they start, remove them as they stop",
@@ -83,30 +82,30 @@ Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted to
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runWatch(cmd.Context(), f, o, o.URI)
+			return runWatch(cmd.Context(), f, o)
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&o.internal, "internal", false, "register the container IP and exposed port instead of the host IP and published port")
-	fl.StringVar(&o.ip, "ip", "", "IP address to register for published ports (default: the binding's address, else this host's)")
-	fl.StringSliceVar(&o.tags, "tags", nil, "tags added to every instance (comma-separated)")
-	fl.Var(&o.ttl, "ttl", "TTL of each instance; renewed while its container runs (bare number: seconds)")
-	fl.Var(&o.ttlRefresh, "ttl-refresh", "how often TTL instances are renewed (default: half the TTL; bare number: seconds)")
-	fl.Var(&o.resync, "resync", "period of a full reconcile; 0 reconciles only on start and reconnects (bare number: seconds)")
-	fl.StringVar(&o.deregister, "deregister", "always", "when a container exits: always deregister, or on-success (keep failed containers)")
-	fl.IntVar(&o.retryAttempts, "retry-attempts", -1, "extra attempts to reach the registry at start (-1: wait forever)")
-	fl.Var(&o.retryInterval, "retry-interval", "longest pause between those attempts, reached by doubling from 250ms (bare number: milliseconds)")
-	fl.BoolVar(&o.cleanup, "cleanup", false, "also remove Registrator-format entries of this node that no running container backs")
-	fl.BoolVar(&o.explicit, "explicit", false, "only register ports that have a name (SERVICE_NAME or SERVICE_<port>_NAME)")
-	fl.StringVar(&o.ipFromLabel, "use-ip-from-label", "", "container label whose value is the IP to register")
-	fl.StringVar(&o.nodeID, "node-id", "", "node identity that marks what this watcher owns (default: the Docker engine's name)")
-	fl.StringVar(&o.network, "network", "", "network whose container IP is registered with --internal (containers override with SERVICE_NETWORK)")
-	fl.StringVar(&o.healthStarting, "health-starting", "critical", "health of containers whose Docker healthcheck is still starting: critical, warning or passing")
-	fl.BoolVar(&o.deregisterOnExit, "deregister-on-exit", false, "remove everything this node registered when sdctl watch stops (SIGTERM, SIGINT)")
-	fl.StringVar(&o.listen, "listen", "", "address to serve /healthz and Prometheus /metrics on, e.g. :9090")
-	fl.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default: DOCKER_HOST, else the local socket)")
-	fl.IntVar(&o.workers, "workers", 8, "containers synced in parallel")
-	fl.StringArrayVar(&o.labels, "label", nil, "only containers with this label, KEY or KEY=VALUE (repeatable; all must match), e.g. com.docker.compose.project=shop")
+	fl.BoolVar(&o.Internal, "internal", false, "register the container IP and exposed port instead of the host IP and published port")
+	fl.StringVar(&o.IP, "ip", "", "IP address to register for published ports (default: the binding's address, else this host's)")
+	fl.StringSliceVar(&o.Tags, "tags", nil, "tags added to every instance (comma-separated)")
+	fl.Var(&registratorDuration{&o.TTL, time.Second}, "ttl", "TTL of each instance; renewed while its container runs (bare number: seconds)")
+	fl.Var(&registratorDuration{&o.TTLRefresh, time.Second}, "ttl-refresh", "how often TTL instances are renewed (default: half the TTL; bare number: seconds)")
+	fl.Var(&registratorDuration{&o.Resync, time.Second}, "resync", "period of a full reconcile; 0 reconciles only on start and reconnects (bare number: seconds)")
+	fl.StringVar(&o.Deregister, "deregister", "always", "when a container exits: always deregister, or on-success (keep failed containers)")
+	fl.IntVar(&o.RetryAttempts, "retry-attempts", -1, "extra attempts to reach the registry at start (-1: wait forever)")
+	fl.Var(&registratorDuration{&o.RetryInterval, time.Millisecond}, "retry-interval", "longest pause between those attempts, reached by doubling from 250ms (bare number: milliseconds)")
+	fl.BoolVar(&o.Cleanup, "cleanup", false, "also remove Registrator-format entries of this node that no running container backs")
+	fl.BoolVar(&o.Explicit, "explicit", false, "only register ports that have a name (SERVICE_NAME or SERVICE_<port>_NAME)")
+	fl.StringVar(&o.IPFromLabel, "use-ip-from-label", "", "container label whose value is the IP to register")
+	fl.StringVar(&o.NodeID, "node-id", "", "node identity that marks what this watcher owns (default: the Docker engine's name)")
+	fl.StringVar(&o.Network, "network", "", "network whose container IP is registered with --internal (containers override with SERVICE_NETWORK)")
+	fl.StringVar(&o.HealthStarting, "health-starting", "critical", "health of containers whose Docker healthcheck is still starting: critical, warning or passing")
+	fl.BoolVar(&o.DeregisterOnExit, "deregister-on-exit", false, "remove everything this node registered when sdctl watch stops (SIGTERM, SIGINT)")
+	fl.StringVar(&o.Listen, "listen", "", "address to serve /healthz and Prometheus /metrics on, e.g. :9090")
+	fl.StringVar(&o.DockerHost, "docker-host", "", "Docker engine address (default: DOCKER_HOST, else the local socket)")
+	fl.IntVar(&o.Workers, "workers", 8, "containers synced in parallel")
+	fl.StringArrayVar(&o.Labels, "label", nil, "only containers with this label, KEY or KEY=VALUE (repeatable; all must match), e.g. com.docker.compose.project=shop")
 	_ = cmd.RegisterFlagCompletionFunc("deregister", cobra.FixedCompletions([]string{"always", "on-success"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("health-starting", cobra.FixedCompletions([]string{"critical", "warning", "passing"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -115,12 +114,12 @@ Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted to
 // registratorDuration is a duration flag that also takes a bare number in Registrator's unit
 // (seconds for -ttl and -resync, milliseconds for -retry-interval).
 type registratorDuration struct {
-	d    time.Duration
+	d    *time.Duration
 	unit time.Duration
 }
 
 func (r *registratorDuration) String() string {
-	if r.d == 0 {
+	if r.d == nil || *r.d == 0 {
 		return "0"
 	}
 	return r.d.String()
@@ -131,7 +130,7 @@ func (r *registratorDuration) Set(s string) error {
 		if n < 0 {
 			return fmt.Errorf("%q is negative", s)
 		}
-		r.d = time.Duration(n) * r.unit
+		*r.d = time.Duration(n) * r.unit
 		return nil
 	}
 	d, err := time.ParseDuration(s)
@@ -141,7 +140,7 @@ func (r *registratorDuration) Set(s string) error {
 	if d < 0 {
 		return fmt.Errorf("%q is negative", s)
 	}
-	r.d = d
+	*r.d = d
 	return nil
 }
 
@@ -274,46 +273,46 @@ func applyRegistryURI(cfg *config.Config, uri string) error {
 }
 
 func (o *WatchOptions) validate() error {
-	if o.deregister != "always" && o.deregister != "on-success" {
-		return usage(fmt.Errorf("--deregister: %q is not always or on-success", o.deregister))
+	if o.Deregister != "always" && o.Deregister != "on-success" {
+		return usage(fmt.Errorf("--deregister: %q is not always or on-success", o.Deregister))
 	}
-	if o.retryAttempts < -1 {
-		return usage(fmt.Errorf("--retry-attempts: %d is below -1 (-1 retries forever)", o.retryAttempts))
+	if o.RetryAttempts < -1 {
+		return usage(fmt.Errorf("--retry-attempts: %d is below -1 (-1 retries forever)", o.RetryAttempts))
 	}
-	if o.retryInterval.d <= 0 {
+	if o.RetryInterval <= 0 {
 		return usage(errors.New("--retry-interval: must be above 0"))
 	}
-	if o.ttlRefresh.d > 0 && o.ttl.d > 0 && o.ttlRefresh.d >= o.ttl.d {
-		return usage(fmt.Errorf("--ttl-refresh (%s) must be shorter than --ttl (%s)", o.ttlRefresh.d, o.ttl.d))
+	if o.TTLRefresh > 0 && o.TTL > 0 && o.TTLRefresh >= o.TTL {
+		return usage(fmt.Errorf("--ttl-refresh (%s) must be shorter than --ttl (%s)", o.TTLRefresh, o.TTL))
 	}
-	if o.ttlRefresh.d > 0 && o.ttl.d == 0 {
+	if o.TTLRefresh > 0 && o.TTL == 0 {
 		return usage(errors.New("--ttl-refresh needs --ttl"))
 	}
-	switch registry.Health(o.healthStarting) {
+	switch registry.Health(o.HealthStarting) {
 	case registry.HealthCritical, registry.HealthWarning, registry.HealthPassing:
 	default:
-		return usage(fmt.Errorf("--health-starting: %q is not critical, warning or passing", o.healthStarting))
+		return usage(fmt.Errorf("--health-starting: %q is not critical, warning or passing", o.HealthStarting))
 	}
-	if o.ip != "" {
-		if ip := net.ParseIP(o.ip); ip == nil {
-			return usage(fmt.Errorf("--ip: %q is not an IP address", o.ip))
+	if o.IP != "" {
+		if ip := net.ParseIP(o.IP); ip == nil {
+			return usage(fmt.Errorf("--ip: %q is not an IP address", o.IP))
 		}
 	}
-	if o.nodeID != "" && (strings.Contains(o.nodeID, ":") || registry.ValidateID(o.nodeID) != nil) {
-		return usage(fmt.Errorf("--node-id: %q must be a non-empty name without ':', '/' or spaces", o.nodeID))
+	if o.NodeID != "" && (strings.Contains(o.NodeID, ":") || registry.ValidateID(o.NodeID) != nil) {
+		return usage(fmt.Errorf("--node-id: %q must be a non-empty name without ':', '/' or spaces", o.NodeID))
 	}
-	if o.network != "" && strings.ContainsAny(o.network, " /") {
-		return usage(fmt.Errorf("--network: %q is not a network name", o.network))
+	if o.Network != "" && strings.ContainsAny(o.Network, " /") {
+		return usage(fmt.Errorf("--network: %q is not a network name", o.Network))
 	}
-	if o.workers < 1 {
-		return usage(fmt.Errorf("--workers: %d is below 1", o.workers))
+	if o.Workers < 1 {
+		return usage(fmt.Errorf("--workers: %d is below 1", o.Workers))
 	}
-	for _, l := range o.labels {
+	for _, l := range o.Labels {
 		if k, _, _ := strings.Cut(l, "="); k == "" {
 			return usage(fmt.Errorf("--label: %q has no key (want KEY or KEY=VALUE)", l))
 		}
 	}
-	for _, t := range o.tags {
+	for _, t := range o.Tags {
 		if strings.Contains(t, "{{") {
 			return usage(fmt.Errorf("--tags: %q: Go templates in tags are not supported; give the tags themselves", t))
 		}
@@ -321,15 +320,17 @@ func (o *WatchOptions) validate() error {
 			return usage(fmt.Errorf("--tags: %w", err))
 		}
 	}
-	if o.listen != "" {
-		if _, _, err := net.SplitHostPort(o.listen); err != nil {
-			return usage(fmt.Errorf("--listen: %q: %v (want HOST:PORT or :PORT)", o.listen, err))
+	if o.Listen != "" {
+		if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+			return usage(fmt.Errorf("--listen: %q: %v (want HOST:PORT or :PORT)", o.Listen, err))
 		}
 	}
 	return nil
 }
 
-func runWatch(ctx context.Context, f *Factory, o *WatchOptions, uri string) error {
+// runWatch checks the options and the configuration, then hands over to the engine: the
+// factory's, or the sdctl-watch executable's (see WatchEngine).
+func runWatch(ctx context.Context, f *Factory, o *WatchOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -337,74 +338,17 @@ func runWatch(ctx context.Context, f *Factory, o *WatchOptions, uri string) erro
 	if err != nil {
 		return err
 	}
-	if uri != "" {
-		if err := applyRegistryURI(cfg, uri); err != nil {
+	if o.URI != "" {
+		if err := applyRegistryURI(cfg, o.URI); err != nil {
 			return err
 		}
+	}
+	if f.WatchEngine == nil {
+		return execWatch(f)
 	}
 	// The watcher's action lines are its output: show them unless a level was chosen.
 	if cfg.Source(config.KeyLogLevel) == "default" {
 		cfg.Override(config.KeyLogLevel, "info", "default for sdctl watch")
 	}
-	log := f.Logger().Named("watch")
-
-	docker, err := watch.NewDocker(o.dockerHost)
-	if err != nil {
-		return usage(err)
-	}
-	defer docker.Close()
-
-	var ln net.Listener
-	if o.listen != "" {
-		ln, err = net.Listen("tcp", o.listen)
-		if err != nil {
-			return usage(fmt.Errorf("--listen: %w", err))
-		}
-		defer ln.Close()
-	}
-
-	node := o.nodeID
-	if node == "" {
-		node, err = watch.WaitForNode(ctx, docker, cfg.Timeout(), log)
-		if err != nil || node == "" {
-			return err // node is "" when stopped before it started: nothing to undo
-		}
-	}
-	defaultIP := o.ip
-	if defaultIP == "" {
-		defaultIP = watch.AdvertiseAddress(docker.DaemonHost())
-		if !o.internal && watch.InContainer() {
-			log.Warn("running in a container without --ip: published ports are advertised on this container's own address, which other hosts cannot reach; set --ip to the Docker host's address, or use --internal or the host network", "advertise", defaultIP)
-		}
-	}
-
-	metrics := watch.NewMetrics()
-	w := watch.New(docker, func(ctx context.Context) (watch.Conn, error) {
-		return f.Backend(ctx)
-	}, watch.Options{
-		Spec: spec.Options{
-			Node: node, Internal: o.internal, HostIP: o.ip, DefaultIP: defaultIP, ForceTags: o.tags,
-			Explicit: o.explicit, IPFromLabel: o.ipFromLabel, Network: o.network, TTL: o.ttl.d,
-			HealthStarting: registry.Health(o.healthStarting),
-		},
-		Resync: o.resync.d, TTLRefresh: o.ttlRefresh.d, DeregisterOnSuccess: o.deregister == "on-success",
-		Cleanup: o.cleanup, DeregisterOnExit: o.deregisterOnExit,
-		RetryAttempts: o.retryAttempts, RetryInterval: o.retryInterval.d,
-		Labels: o.labels, Workers: o.workers, CallTimeout: cfg.Timeout(), Log: log, Metrics: metrics,
-	})
-	if ln != nil {
-		// Served while the watcher waits for its registry too: /healthz says "not ready"
-		// until it is connected.
-		defer watch.Serve(ln, metrics, w.Ready)()
-		log.Info("serving /healthz and /metrics", "address", ln.Addr().String())
-	}
-	if err := w.Connect(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while still trying: nothing was registered
-		}
-		return fmt.Errorf("watch: registry %q: %w", cfg.Backend(), err)
-	}
-	defer func() { _ = w.Close() }()
-	log.Info("watching", "node", node, "backend", cfg.Backend(), "docker", docker.DaemonHost(), "advertise", defaultIP, "internal", o.internal)
-	return w.Run(ctx)
+	return f.WatchEngine(ctx, f, o)
 }

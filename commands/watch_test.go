@@ -44,10 +44,11 @@ func TestRegistratorDuration(t *testing.T) {
 		{time.Second, "-5s", 0, false},
 		{time.Second, "abc", 0, false},
 	} {
-		d := registratorDuration{unit: tc.unit}
+		var got time.Duration
+		d := registratorDuration{d: &got, unit: tc.unit}
 		err := d.Set(tc.in)
-		if (err == nil) != tc.ok || tc.ok && d.d != tc.want {
-			t.Errorf("Set(%q) with unit %s = %v, %v; want %v (ok %t)", tc.in, tc.unit, d.d, err, tc.want, tc.ok)
+		if (err == nil) != tc.ok || tc.ok && got != tc.want {
+			t.Errorf("Set(%q) with unit %s = %v, %v; want %v (ok %t)", tc.in, tc.unit, got, err, tc.want, tc.ok)
 		}
 	}
 }

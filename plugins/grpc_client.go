@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,16 +62,35 @@ func (c *grpcClient) Info(ctx context.Context) (registry.Info, error) {
 	if info := c.info.Load(); info != nil {
 		return *info, nil
 	}
-	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{ProtocolMinor: ProtocolMinor})
+	if _, err := c.info1(ctx, nil); err != nil {
+		return registry.Info{}, err
+	}
+	return *c.info.Load(), nil
+}
+
+// configuredWith calls Info (and keeps its answer) and reports whether a warm backend is
+// configured with the config section raw already.
+func (c *grpcClient) configuredWith(ctx context.Context, raw []byte) (bool, error) {
+	sum := sha256.Sum256(raw)
+	resp, err := c.info1(ctx, sum[:])
 	if err != nil {
-		return registry.Info{}, c.convert(ctx, err)
+		return false, err
+	}
+	return resp.GetConfigured(), nil
+}
+
+// info1 asks the backend for its Info and records it.
+func (c *grpcClient) info1(ctx context.Context, configSum []byte) (*pb.InfoResponse, error) {
+	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{ProtocolMinor: ProtocolMinor, ConfigSha256: configSum})
+	if err != nil {
+		return nil, c.convert(ctx, err)
 	}
 	info := infoFromProto(resp)
 	minor := min(resp.GetProtocolMinor(), ProtocolMinor)
 	c.minor.Store(int32(minor))
 	c.batch.Store(minor >= 1 && info.Has(registry.CapBatchRegister))
 	c.info.Store(&info)
-	return info, nil
+	return resp, nil
 }
 
 // canBatch reports whether RegisterBatch goes to the backend in one call, asking the backend
@@ -109,12 +129,26 @@ func (c *grpcClient) RegisterBatch(ctx context.Context, insts []registry.Instanc
 
 // configure sends the backend its config section.
 func (c *grpcClient) configure(ctx context.Context, section map[string]any) error {
+	raw, err := encodeSection(section)
+	if err != nil {
+		return err
+	}
+	return c.configureRaw(ctx, raw)
+}
+
+// configureRaw sends the backend its config section, encoded by encodeSection.
+func (c *grpcClient) configureRaw(ctx context.Context, raw []byte) error {
+	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: raw})
+	return c.convert(ctx, err)
+}
+
+// encodeSection is the JSON form of a config section that Configure carries.
+func encodeSection(section map[string]any) ([]byte, error) {
 	raw, err := json.Marshal(section)
 	if err != nil {
-		return fmt.Errorf("encode backend config: %w", err)
+		return nil, fmt.Errorf("encode backend config: %w", err)
 	}
-	_, err = c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: raw})
-	return c.convert(ctx, err)
+	return raw, nil
 }
 
 func (c *grpcClient) Register(ctx context.Context, inst registry.Instance) error {

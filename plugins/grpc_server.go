@@ -3,6 +3,7 @@ package plugins
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -59,9 +60,17 @@ func (s *server) close() error {
 	return err
 }
 
-func (s *server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse, error) {
+func (s *server) Info(ctx context.Context, req *pb.InfoRequest) (*pb.InfoResponse, error) {
 	resp := infoToProto(s.backend.Info())
 	resp.ProtocolMinor = s.minor
+	if sum := req.GetConfigSha256(); s.warm && len(sum) == sha256.Size {
+		s.mu.Lock()
+		if s.reg != nil {
+			have := sha256.Sum256(s.configured)
+			resp.Configured = bytes.Equal(have[:], sum)
+		}
+		s.mu.Unlock()
+	}
 	return resp, nil
 }
 

@@ -151,17 +151,28 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	gc.minor.Store(-1)
 	c := &Client{Registry: gc, Candidate: cand, Protocol: ProtocolVersion, log: h.logger(), warm: &warmConn{conn: gconn, pid: pid, sock: sock}}
 	gc.transportErr = c.transportError
-	// A backend that does not answer Info quickly hangs: it is replaced.
+	raw, err := encodeSection(section)
+	if err != nil {
+		_ = gconn.Close()
+		return nil, err
+	}
+	// A backend that does not answer Info quickly hangs: it is replaced. Its answer also says
+	// whether it is configured with this section already (the usual case: the section is part
+	// of the socket's name), which spares a Configure call.
 	ictx, cancel := context.WithTimeout(ctx, h.startTimeout())
 	defer cancel()
-	if _, err := gc.Info(ictx); err != nil {
+	configured, err := gc.configuredWith(ictx, raw)
+	if err != nil {
 		_ = gconn.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("%w: info: %v", errWarmUnusable, err)
 	}
-	if err := gc.configure(ctx, section); err != nil {
+	if configured {
+		return c, nil
+	}
+	if err := gc.configureRaw(ctx, raw); err != nil {
 		_ = gconn.Close()
 		// The backend's own verdict on the config (invalid, unreachable registry, refused
 		// credentials) is the command's answer; anything else means this process is unusable.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strings"
+	"sync"
 )
 
 // A document written by sdctl carries a checksum of everything after its "checksum" line:
@@ -37,10 +38,12 @@ const (
 	documentClose  = "]\n}\n"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is made on first use: a package-level table would be built at start-up by every
+// process that links the file backend, sdctl included, whatever the command.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // checksum is CRC-32C, which CPUs compute at several GB/s.
-func checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+func checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli()) }
 
 func putChecksum(dst []byte, sum uint32) {
 	for i := 7; i >= 0; i-- {

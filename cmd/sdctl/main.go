@@ -16,5 +16,5 @@ func main() {
 	if code, ok := plugins.ServeBuiltin(os.Args[1:], backends); ok {
 		os.Exit(code)
 	}
-	os.Exit(commands.Main(os.Args[1:], backends, builtin.Bundled()))
+	os.Exit(commands.Main(os.Args[1:], commands.Program{Builtins: backends, Bundled: builtin.Bundled()}))
 }

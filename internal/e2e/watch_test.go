@@ -6,10 +6,15 @@ package e2e
 // --label, since other test packages start containers on the same engine at the same time.
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -376,4 +381,46 @@ func httpGetBody(url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// TestWatchNeedsItsProgram: `sdctl watch` runs sdctl-watch from sdctl's own directory. An sdctl
+// copied alone still checks the command line (exit 2), then fails with exit 1 naming the
+// missing file and how to install it, and never looks for sdctl-watch on PATH.
+func TestWatchNeedsItsProgram(t *testing.T) {
+	sdctl, _ := binaries(t)
+	alone := filepath.Join(t.TempDir(), "sdctl")
+	data, err := os.ReadFile(sdctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := cleanEnv(t.TempDir(), filepath.Dir(sdctl)) // PATH holds the real sdctl-watch
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"watch", "--workers", "0"}, 2, "--workers"},
+		{[]string{"watch", "--bogus"}, 2, "unknown flag"},
+		{[]string{"watch"}, 1, filepath.Join(filepath.Dir(alone), "sdctl-watch") + " is missing"},
+	} {
+		cmd := exec.Command(alone, tc.args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(stderr.String(), tc.want) || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("sdctl %s without sdctl-watch beside it: exit %d, stderr %q; want exit %d and one line with %q",
+				strings.Join(tc.args, " "), code, stderr.String(), tc.code, tc.want)
+		}
+	}
 }

@@ -31,9 +31,10 @@ var (
 	buildDir string
 )
 
-// BundledCommands are the backends that ship beside sdctl as their own executables. Build puts
-// them next to the sdctl binary, where sdctl looks for them.
-var BundledCommands = []string{"./cmd/sdctl-backend-consul", "./cmd/sdctl-backend-etcd"}
+// BundledCommands are the programs that ship beside sdctl as their own executables (the
+// bundled backends and sdctl-watch). Build puts them next to the sdctl binary, where sdctl
+// looks for them.
+var BundledCommands = []string{"./cmd/sdctl-backend-consul", "./cmd/sdctl-backend-etcd", "./cmd/sdctl-watch"}
 
 // Build compiles the main package pkg (a path relative to the module root, like
 // "./cmd/sdctl") once per test process and returns the binary's path. name is the file name.

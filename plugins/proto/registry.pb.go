@@ -421,6 +421,10 @@ type InfoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The newest minor version of protocol 1 the host speaks (0 from hosts before 1.1).
 	ProtocolMinor uint32 `protobuf:"varint,1,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
+	// A warm backend's client: the SHA-256 of the config_json it would send to Configure. The
+	// backend answers whether it is configured with that section already (InfoResponse.configured),
+	// which spares the client a Configure call.
+	ConfigSha256  []byte `protobuf:"bytes,2,opt,name=config_sha256,json=configSha256,proto3" json:"config_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +466,13 @@ func (x *InfoRequest) GetProtocolMinor() uint32 {
 	return 0
 }
 
+func (x *InfoRequest) GetConfigSha256() []byte {
+	if x != nil {
+		return x.ConfigSha256
+	}
+	return nil
+}
+
 type InfoResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -470,6 +481,9 @@ type InfoResponse struct {
 	Options      []*Option              `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty"`
 	// The newest minor version of protocol 1 the backend speaks (0 from backends before 1.1).
 	ProtocolMinor uint32 `protobuf:"varint,5,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
+	// Set by a warm backend configured with the section whose SHA-256 the request carries; false
+	// from every other backend (the client then calls Configure).
+	Configured    bool `protobuf:"varint,6,opt,name=configured,proto3" json:"configured,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -537,6 +551,13 @@ func (x *InfoResponse) GetProtocolMinor() uint32 {
 		return x.ProtocolMinor
 	}
 	return 0
+}
+
+func (x *InfoResponse) GetConfigured() bool {
+	if x != nil {
+		return x.Configured
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -1558,15 +1579,19 @@ const file_registry_proto_rawDesc = "" +
 	"\x04help\x18\x03 \x01(\tR\x04help\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\bR\x06secret\x12\x10\n" +
 	"\x03env\x18\x05 \x03(\tR\x03env\x12\x12\n" +
-	"\x04list\x18\x06 \x01(\bR\x04list\"4\n" +
+	"\x04list\x18\x06 \x01(\bR\x04list\"Y\n" +
 	"\vInfoRequest\x12%\n" +
-	"\x0eprotocol_minor\x18\x01 \x01(\rR\rprotocolMinor\"\xbc\x01\n" +
+	"\x0eprotocol_minor\x18\x01 \x01(\rR\rprotocolMinor\x12#\n" +
+	"\rconfig_sha256\x18\x02 \x01(\fR\fconfigSha256\"\xdc\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
 	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\x123\n" +
 	"\aoptions\x18\x04 \x03(\v2\x19.sdctl.registry.v1.OptionR\aoptions\x12%\n" +
-	"\x0eprotocol_minor\x18\x05 \x01(\rR\rprotocolMinor\"3\n" +
+	"\x0eprotocol_minor\x18\x05 \x01(\rR\rprotocolMinor\x12\x1e\n" +
+	"\n" +
+	"configured\x18\x06 \x01(\bR\n" +
+	"configured\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +

@@ -10,13 +10,19 @@ import (
 
 // Seeds live in testdata/fuzz/<FuzzName>/.
 
+// refused reports whether a parser refused s, failing t unless the error wraps ErrInvalid.
+func refused(t *testing.T, parser, s string, err error) bool {
+	t.Helper()
+	if err != nil && !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("%s(%q) error %v does not wrap ErrInvalid", parser, s, err)
+	}
+	return err != nil
+}
+
 func FuzzParseHostPort(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		host, port, err := registry.ParseHostPort(s)
-		if err != nil {
-			if !errors.Is(err, registry.ErrInvalid) {
-				t.Fatalf("ParseHostPort(%q) error %v does not wrap ErrInvalid", s, err)
-			}
+		if refused(t, "ParseHostPort", s, err) {
 			return
 		}
 		if err := registry.ValidatePort(port); err != nil {
@@ -39,10 +45,7 @@ func FuzzParseHostPort(f *testing.F) {
 func FuzzParseMeta(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		key, value, err := registry.ParseMeta(s)
-		if err != nil {
-			if !errors.Is(err, registry.ErrInvalid) {
-				t.Fatalf("ParseMeta(%q) error %v does not wrap ErrInvalid", s, err)
-			}
+		if refused(t, "ParseMeta", s, err) {
 			return
 		}
 		if strings.Contains(key, "=") || key+"="+value != s {

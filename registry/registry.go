@@ -85,23 +85,24 @@ func (h Health) severity() int {
 	return 2
 }
 
-// Instance is one reachable endpoint of a service.
+// Instance is one reachable endpoint of a service. Its JSON form is defined once, in json.go
+// (MarshalJSON, UnmarshalJSON, DecodeInstance, InstanceKeys).
 type Instance struct {
-	ID      string            `json:"id"`
-	Name    string            `json:"name"`
-	Address string            `json:"address"`
-	Port    int               `json:"port"`
-	Tags    []string          `json:"tags,omitempty"`
-	Meta    map[string]string `json:"meta,omitempty"`
+	ID      string
+	Name    string
+	Address string
+	Port    int
+	Tags    []string
+	Meta    map[string]string
 	// Weight biases the weighted strategy: 1 to MaxWeight; zero means the default of 1.
-	Weight int `json:"weight,omitempty"`
+	Weight int
 	// Drain takes the instance out of rotation while keeping it registered: it is listed (catalog,
 	// resolve --all, watches) but never picked by resolve, whatever the strategy. Users write it
 	// as weight 0 (--weight 0, "weight": 0 in JSON). Backends advertise it as CapDrain.
-	Drain bool `json:"-"`
+	Drain bool
 	// TTL, when set, makes the instance critical unless Heartbeat is called within TTL.
-	TTL    time.Duration `json:"ttl,omitempty"`
-	Checks []Check       `json:"checks,omitempty"`
+	TTL    time.Duration
+	Checks []Check
 	// Health is the instance's state as Instances reports it. On Register it declares the state
 	// when set (passing, warning, critical or maintenance), for instances whose health is known
 	// outside the registry, such as a container's HEALTHCHECK. The declared state is an upper
@@ -109,14 +110,14 @@ type Instance struct {
 	// heartbeat still makes the instance critical (or removes it, where expiry deletes), and a
 	// failing check still counts. Empty declares nothing: the registry alone decides, from its
 	// checks and TTL, and a state declared by an earlier registration of the ID is dropped.
-	Health Health `json:"health,omitempty"`
+	Health Health
 
 	// Fields below are reported by the registry and ignored by Register.
 
 	// Node names the registry node or agent that holds the instance, when the backend has one.
-	Node string `json:"node,omitempty"`
+	Node string
 	// Expires is when a TTL instance turns critical without a heartbeat.
-	Expires time.Time `json:"expires,omitzero"`
+	Expires time.Time
 }
 
 // CheckKind says how a registry probes an instance.
@@ -135,21 +136,22 @@ const (
 	CheckTTL CheckKind = "ttl"
 )
 
-// Check is a health probe run by the registry (not by sdctl).
+// Check is a health probe run by the registry (not by sdctl). Its JSON form is defined in
+// json.go, like Instance's.
 type Check struct {
-	Kind CheckKind `json:"kind"`
+	Kind CheckKind
 	// Target is what the probe contacts: a URL for http, host:port for tcp and grpc, a command
 	// line for script.
-	Target          string              `json:"target"`
-	Interval        time.Duration       `json:"interval,omitempty"`
-	Timeout         time.Duration       `json:"timeout,omitempty"`
-	DeregisterAfter time.Duration       `json:"deregister_after,omitempty"`
-	Method          string              `json:"method,omitempty"`
-	Header          map[string][]string `json:"header,omitempty"`
-	TLSSkipVerify   bool                `json:"tls_skip_verify,omitempty"`
-	InitialStatus   Health              `json:"initial_status,omitempty"`
+	Target          string
+	Interval        time.Duration
+	Timeout         time.Duration
+	DeregisterAfter time.Duration
+	Method          string
+	Header          map[string][]string
+	TLSSkipVerify   bool
+	InitialStatus   Health
 	// GRPCUseTLS makes a grpc check connect with TLS.
-	GRPCUseTLS bool `json:"grpc_use_tls,omitempty"`
+	GRPCUseTLS bool
 }
 
 // Query selects instances of one service.

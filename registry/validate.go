@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -174,16 +175,8 @@ func ValidateMeta(meta map[string]string) error {
 		return Invalidf("meta", "%d metadata pairs (at most %d)", len(meta), MaxMetaPairs)
 	}
 	for k, v := range meta {
-		if k == "" {
-			return Invalidf("meta", "metadata key is empty")
-		}
-		if len(k) > MaxMetaKeyLen {
-			return Invalidf("meta", "metadata key %q is longer than %d characters", abbreviate(k), MaxMetaKeyLen)
-		}
-		for _, r := range k {
-			if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-				return Invalidf("meta", "metadata key %q: character %q is not allowed (use letters, digits, '-' and '_')", abbreviate(k), r)
-			}
+		if err := validateWord("meta", "metadata key", k, MaxMetaKeyLen, metaKeyChar, " (use letters, digits, '-' and '_')"); err != nil {
+			return err
 		}
 		if len(v) > MaxMetaValLen {
 			return Invalidf("meta", "metadata value of %q is longer than %d characters", k, MaxMetaValLen)
@@ -207,16 +200,31 @@ func ParseMeta(s string) (key, value string, err error) {
 // ValidateTags checks that tags are non-empty printable strings.
 func ValidateTags(tags []string) error {
 	for _, t := range tags {
-		if t == "" {
-			return Invalidf("tags", "tag is empty")
+		if err := validateWord("tags", "tag", t, MaxTagLen, tagChar, ""); err != nil {
+			return err
 		}
-		if len(t) > MaxTagLen {
-			return Invalidf("tags", "tag %q is longer than %d characters", abbreviate(t), MaxTagLen)
-		}
-		for _, r := range t {
-			if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-				return Invalidf("tags", "tag %q: character %q is not allowed", abbreviate(t), r)
-			}
+	}
+	return nil
+}
+
+func metaKeyChar(r rune) bool {
+	return r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
+func tagChar(r rune) bool { return unicode.IsPrint(r) && !unicode.IsSpace(r) }
+
+// validateWord checks one tag or metadata key (what, in field): not empty, at most maxLen bytes,
+// and made of characters that pass allowed; hint, when set, says which those are.
+func validateWord(field, what, s string, maxLen int, allowed func(rune) bool, hint string) error {
+	if s == "" {
+		return Invalidf(field, "%s is empty", what)
+	}
+	if len(s) > maxLen {
+		return Invalidf(field, "%s %q is longer than %d characters", what, abbreviate(s), maxLen)
+	}
+	for _, r := range s {
+		if !allowed(r) {
+			return Invalidf(field, "%s %q: character %q is not allowed%s", what, abbreviate(s), r, hint)
 		}
 	}
 	return nil
@@ -280,25 +288,9 @@ func (inst Instance) Validate() error {
 			return err
 		}
 	}
-	if err := ValidateName(inst.Name); err != nil {
-		return err
-	}
-	if err := ValidateID(inst.ID); err != nil {
-		return err
-	}
-	if err := ValidateAddress(inst.Address); err != nil {
-		return err
-	}
-	if err := ValidatePort(inst.Port); err != nil {
-		return err
-	}
-	if err := ValidateTags(inst.Tags); err != nil {
-		return err
-	}
-	if err := ValidateMeta(inst.Meta); err != nil {
-		return err
-	}
-	if err := ValidateWeight(inst.Weight); err != nil {
+	// The first field that fails is reported, in this order.
+	if err := cmp.Or(ValidateName(inst.Name), ValidateID(inst.ID), ValidateAddress(inst.Address), ValidatePort(inst.Port),
+		ValidateTags(inst.Tags), ValidateMeta(inst.Meta), ValidateWeight(inst.Weight)); err != nil {
 		return err
 	}
 	if inst.Drain && inst.Weight != 0 {

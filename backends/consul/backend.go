@@ -63,6 +63,18 @@ func (b *Backend) begin(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// beginID is the common start of a call on one instance. The instance may have been registered
+// by another tool, with an ID that Register would refuse, so only an empty ID is refused.
+func (b *Backend) beginID(ctx context.Context, id string) error {
+	if err := b.begin(ctx); err != nil {
+		return err
+	}
+	if id == "" {
+		return registry.Invalidf("id", "instance ID is empty")
+	}
+	return nil
+}
+
 // Info names the backend, its version and options, and what it supports. It does not contact
 // Consul.
 func (b *Backend) Info(ctx context.Context) (registry.Info, error) {

@@ -15,20 +15,14 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // TestChecksRunByConsul registers one instance per check kind and waits for Consul to run
 // the checks and report what they found.
 func TestChecksRunByConsul(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Consul server")
-	}
-	t.Parallel()
-	a := consultest.StartDev(t)
-	b := open(t, nil, a.HTTPAddr)
-	ctx := testCtx(t, 90*time.Second)
+	a, b, ctx := devBackend(t, 90*time.Second)
 
 	// An HTTP endpoint that records how Consul probes it.
 	var (
@@ -72,7 +66,7 @@ func TestChecksRunByConsul(t *testing.T) {
 		{inst("https-2", registry.Check{Kind: registry.CheckHTTP, Target: tlsSrv.URL}), registry.HealthCritical},
 		{inst("busy-1", registry.Check{Kind: registry.CheckHTTP, Target: busySrv.URL}), registry.HealthWarning},
 		{inst("tcp-1", registry.Check{Kind: registry.CheckTCP, Target: httpSrv.Listener.Addr().String()}), registry.HealthPassing},
-		{inst("tcp-2", registry.Check{Kind: registry.CheckTCP, Target: closedAddr(t), InitialStatus: registry.HealthPassing}), registry.HealthCritical},
+		{inst("tcp-2", registry.Check{Kind: registry.CheckTCP, Target: registrytest.ClosedAddr(t), InitialStatus: registry.HealthPassing}), registry.HealthCritical},
 		{inst("grpc-1", registry.Check{Kind: registry.CheckGRPC, Target: grpcAddr}), registry.HealthPassing},
 		{inst("grpc-2", registry.Check{Kind: registry.CheckGRPC, Target: grpcAddr + "/not-served"}), registry.HealthCritical},
 	} {
@@ -82,7 +76,7 @@ func TestChecksRunByConsul(t *testing.T) {
 		want[tc.inst.ID] = tc.want
 	}
 
-	eventually(t, 30*time.Second, func() error {
+	registrytest.Eventually(t, 30*time.Second, poll, func() error {
 		insts, err := b.Instances(ctx, registry.Query{Name: "web"})
 		if err != nil {
 			return err
@@ -124,7 +118,7 @@ func TestChecksRunByConsul(t *testing.T) {
 		if err := b.Register(ctx, registry.Instance{ID: "tcp-2", Name: "web", Address: "127.0.0.1", Port: 3000}); err != nil {
 			t.Fatal(err)
 		}
-		if h := healthOf(ctx, t, b, "web", "tcp-2"); h != registry.HealthPassing {
+		if h := registrytest.HealthOf(ctx, t, b, "web", "tcp-2"); h != registry.HealthPassing {
 			t.Errorf("tcp-2 re-registered without checks has health %q", h)
 		}
 		var checks map[string]struct{ ServiceID string }
@@ -141,14 +135,14 @@ func TestChecksRunByConsul(t *testing.T) {
 		if !errors.Is(err, registry.ErrUnsupported) {
 			t.Fatalf("Register with a script check: %v", err)
 		}
-		if h := healthOf(ctx, t, b, "web", "script-1"); h != "" {
+		if h := registrytest.HealthOf(ctx, t, b, "web", "script-1"); h != "" {
 			t.Errorf("script-1 was registered (%s)", h)
 		}
 	})
 
 	t.Run("DeregisterAfterAccepted", func(t *testing.T) {
 		// Consul reaps after a minute at the earliest; here it is enough that it takes the field.
-		c := registry.Check{Kind: registry.CheckTCP, Target: closedAddr(t), DeregisterAfter: time.Minute}
+		c := registry.Check{Kind: registry.CheckTCP, Target: registrytest.ClosedAddr(t), DeregisterAfter: time.Minute}
 		if err := b.Register(ctx, inst("reaped-1", c)); err != nil {
 			t.Fatal(err)
 		}

@@ -13,15 +13,14 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // TestCluster runs against three servers: cluster status, deregistration through another
 // agent than the owner, and reads that go on while a server, then the leader, is killed.
 // It is not parallel: the failover timings it logs mean more on a quiet machine.
 func TestCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-server Consul cluster")
-	}
+	skipShort(t, "starts a 3-server Consul cluster")
 	agents := consultest.StartCluster(t, 3)
 	ctx := testCtx(t, 5*time.Minute)
 
@@ -29,7 +28,7 @@ func TestCluster(t *testing.T) {
 		leader := consultest.Leader(t, agents...)
 		b := open(t, nil, addrs(agents...)...)
 		// Autopilot calls a server healthy once it has been stable for a second.
-		eventually(t, 20*time.Second, func() error {
+		registrytest.Eventually(t, 20*time.Second, poll, func() error {
 			st, err := b.ClusterStatus(ctx)
 			if err != nil {
 				return err
@@ -75,8 +74,8 @@ func TestCluster(t *testing.T) {
 		if agentHas(t, f[0], "owned-1") {
 			t.Fatalf("owned-1 is still registered with %s", f[0].Name)
 		}
-		eventually(t, 10*time.Second, func() error {
-			if h := healthOf(ctx, t, other, "owned", "owned-1"); h != "" {
+		registrytest.Eventually(t, 10*time.Second, poll, func() error {
+			if h := registrytest.HealthOf(ctx, t, other, "owned", "owned-1"); h != "" {
 				return fmt.Errorf("owned-1 is still in the catalog (%s)", h)
 			}
 			return nil
@@ -124,9 +123,9 @@ func TestCluster(t *testing.T) {
 		// Reads are stale by default: each server's copy of the catalog may lag a moment, and
 		// the read after the kill goes to one of the others.
 		for _, a := range agents {
-			eventually(t, 5*time.Second, func() error { return resolve(open(t, nil, a.HTTPAddr)) })
+			registrytest.Eventually(t, 5*time.Second, poll, func() error { return resolve(open(t, nil, a.HTTPAddr)) })
 		}
-		eventually(t, 5*time.Second, func() error { return resolve(b) })
+		registrytest.Eventually(t, 5*time.Second, poll, func() error { return resolve(b) })
 		victim.Kill()
 		start := time.Now()
 		if err := resolve(b); err != nil {
@@ -143,7 +142,7 @@ func TestCluster(t *testing.T) {
 		if err := b.Register(ctx, registry.Instance{ID: "fo-2", Name: "fo", Address: "10.0.0.2", Port: 3000}); err != nil {
 			t.Errorf("Register after failover: %v", err)
 		}
-		eventually(t, 30*time.Second, func() error {
+		registrytest.Eventually(t, 30*time.Second, poll, func() error {
 			st, err := b.ClusterStatus(ctx)
 			if err != nil {
 				return err
@@ -158,7 +157,7 @@ func TestCluster(t *testing.T) {
 
 		victim.Restart(t)
 		consultest.Leader(t, agents...)
-		eventually(t, 30*time.Second, func() error {
+		registrytest.Eventually(t, 30*time.Second, poll, func() error {
 			st, err := b.ClusterStatus(ctx)
 			if err != nil {
 				return err

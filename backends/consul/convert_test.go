@@ -3,10 +3,11 @@ package consul
 import (
 	"encoding/json"
 	"errors"
-	"github.com/hashicorp/consul/api"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/sdctl/sdctl/registry"
 )

@@ -2,15 +2,15 @@ package consul
 
 import (
 	"fmt"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // TestDeclaredHealthOnConsul checks the declared-health check on a real agent: its
@@ -18,31 +18,13 @@ import (
 // is registered again), that it lives beside the TTL check and other checks, and that a
 // registration without a declaration, or a deregistration, removes it.
 func TestDeclaredHealthOnConsul(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Consul server")
-	}
-	t.Parallel()
-	a := consultest.StartDev(t)
-	b := open(t, nil, a.HTTPAddr)
-	ctx := testCtx(t, 2*time.Minute)
+	a, b, ctx := devBackend(t, 2*time.Minute)
 
 	// A port that accepts connections, so the tcp check passes.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
 	inst := registry.Instance{ID: "web-1", Name: "web", Address: "127.0.0.1", Port: 3000, TTL: time.Minute,
-		Checks: []registry.Check{{Kind: registry.CheckTCP, Target: l.Addr().String(), Interval: time.Second, InitialStatus: registry.HealthPassing}}}
+		Checks: []registry.Check{{Kind: registry.CheckTCP, Target: srv.Listener.Addr().String(), Interval: time.Second, InitialStatus: registry.HealthPassing}}}
 	register := func(h registry.Health) {
 		t.Helper()
 		inst.Health = h
@@ -95,7 +77,7 @@ func TestDeclaredHealthOnConsul(t *testing.T) {
 			t.Errorf("declared %s: check service:web-1:declared = %+v (present %t), want a ttl check named %q, %s, with sdctl's notes",
 				h, c, ok, declaredCheckName, status)
 		}
-		if got := healthOf(ctx, t, b, "web", inst.ID); got != h {
+		if got := registrytest.HealthOf(ctx, t, b, "web", inst.ID); got != h {
 			t.Errorf("declared %s: Instances reports %q", h, got)
 		}
 		healthy, err := b.Instances(ctx, registry.Query{Name: "web", HealthyOnly: true})
@@ -123,8 +105,8 @@ func TestDeclaredHealthOnConsul(t *testing.T) {
 
 	// Wait for the tcp check to have run, so that only the declaration decides.
 	register("")
-	eventually(t, 20*time.Second, func() error {
-		if h := healthOf(ctx, t, b, "web", inst.ID); h != registry.HealthPassing {
+	registrytest.Eventually(t, 20*time.Second, poll, func() error {
+		if h := registrytest.HealthOf(ctx, t, b, "web", inst.ID); h != registry.HealthPassing {
 			return fmt.Errorf("web-1 is %q, not passing yet", h)
 		}
 		return nil
@@ -135,16 +117,19 @@ func TestDeclaredHealthOnConsul(t *testing.T) {
 	checkIDs("service:web-1", "service:web-1:1", "service:web-1:declared")
 	expect(registry.HealthCritical, "critical")
 	// Each of these re-registers an existing check, whose status Consul would otherwise keep.
-	register(registry.HealthPassing)
-	expect(registry.HealthPassing, "passing")
-	register(registry.HealthWarning)
-	expect(registry.HealthWarning, "warning")
-	register(registry.HealthMaintenance)
-	expect(registry.HealthMaintenance, "critical")
-	register(registry.HealthMaintenance)
-	expect(registry.HealthMaintenance, "critical")
-	register(registry.HealthPassing)
-	expect(registry.HealthPassing, "passing")
+	for _, step := range []struct {
+		declare registry.Health
+		status  string
+	}{
+		{registry.HealthPassing, "passing"},
+		{registry.HealthWarning, "warning"},
+		{registry.HealthMaintenance, "critical"},
+		{registry.HealthMaintenance, "critical"},
+		{registry.HealthPassing, "passing"},
+	} {
+		register(step.declare)
+		expect(step.declare, step.status)
+	}
 
 	// Heartbeats pass the TTL check only; the declaration stays.
 	register(registry.HealthCritical)
@@ -162,7 +147,7 @@ func TestDeclaredHealthOnConsul(t *testing.T) {
 	// A registration without a declaration removes the check and Consul alone decides again.
 	register("")
 	checkIDs("service:web-1", "service:web-1:1")
-	if h := healthOf(ctx, t, b, "web", inst.ID); h != registry.HealthPassing {
+	if h := registrytest.HealthOf(ctx, t, b, "web", inst.ID); h != registry.HealthPassing {
 		t.Errorf("declaration dropped: health %q, want passing", h)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -88,18 +89,6 @@ func TestStatusError(t *testing.T) {
 	}
 }
 
-// closedAddr returns a loopback address nobody listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // silentAddr returns a loopback address that accepts connections and never answers, like a
 // hung server.
 func silentAddr(t *testing.T) string {
@@ -136,7 +125,7 @@ func silentAddr(t *testing.T) string {
 
 func TestUnreachable(t *testing.T) {
 	t.Run("Refused", func(t *testing.T) {
-		addr := closedAddr(t)
+		addr := registrytest.ClosedAddr(t)
 		b := open(t, nil, addr)
 		start := time.Now()
 		_, err := b.Instances(testCtx(t, 10*time.Second), registry.Query{Name: "web"})
@@ -174,7 +163,7 @@ func TestUnreachable(t *testing.T) {
 	})
 
 	t.Run("AllAddressesNamed", func(t *testing.T) {
-		a1, a2 := closedAddr(t), silentAddr(t)
+		a1, a2 := registrytest.ClosedAddr(t), silentAddr(t)
 		b := open(t, func(o *Options) { o.AttemptTimeout = 100 * time.Millisecond }, a1, a2)
 		_, err := b.ClusterStatus(t.Context())
 		if !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), a1) || !strings.Contains(err.Error(), a2) {
@@ -194,7 +183,7 @@ func TestUnreachable(t *testing.T) {
 
 	t.Run("TokenNotInErrors", func(t *testing.T) {
 		const token = "3c0ffee0-1111-2222-3333-444455556666"
-		addr := closedAddr(t)
+		addr := registrytest.ClosedAddr(t)
 		b := open(t, func(o *Options) { o.Token = token }, addr)
 		for _, err := range []error{
 			b.Register(t.Context(), registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 1}),

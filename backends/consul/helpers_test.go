@@ -29,6 +29,27 @@ func open(t *testing.T, edit func(*Options), addrs ...string) *Backend {
 	return b
 }
 
+// devBackend starts a dev agent for a test that is skipped with -short and runs in parallel,
+// and opens a backend on it whose calls are bounded by d.
+func devBackend(t *testing.T, d time.Duration) (*consultest.Agent, *Backend, context.Context) {
+	t.Helper()
+	skipShort(t, "starts a Consul server")
+	t.Parallel()
+	a := consultest.StartDev(t)
+	return a, open(t, nil, a.HTTPAddr), testCtx(t, d)
+}
+
+// skipShort skips a test that starts servers when the tests run with -short.
+func skipShort(t *testing.T, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+}
+
+// poll is how often the tests poll Consul for a state they wait for.
+const poll = 50 * time.Millisecond
+
 // testCtx bounds a test's calls so a hang fails the test rather than the whole run.
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
@@ -63,37 +84,6 @@ func apiCall(t *testing.T, a *consultest.Agent, method, path string, body any, o
 			t.Fatalf("%s %s: %v in %s", method, path, err, data)
 		}
 	}
-}
-
-// eventually polls cond every 50ms until it returns nil, failing t after timeout.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// healthOf returns the health of instance id of service name, or "" when it is not listed.
-func healthOf(ctx context.Context, t *testing.T, b *Backend, name, id string) registry.Health {
-	t.Helper()
-	insts, err := b.Instances(ctx, registry.Query{Name: name})
-	if err != nil {
-		t.Fatalf("Instances(%s): %v", name, err)
-	}
-	for _, inst := range insts {
-		if inst.ID == id {
-			return inst.Health
-		}
-	}
-	return ""
 }
 
 func ids(insts []registry.Instance) []string {

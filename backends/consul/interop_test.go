@@ -16,18 +16,13 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // TestInterop checks that what the backend registers looks right to Consul's own tools (the
 // CLI, the HTTP health endpoint, DNS), and that what they register resolves through it.
 func TestInterop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Consul server")
-	}
-	t.Parallel()
-	a := consultest.StartDev(t)
-	b := open(t, nil, a.HTTPAddr)
-	ctx := testCtx(t, 2*time.Minute)
+	a, b, ctx := devBackend(t, 2*time.Minute)
 
 	web1 := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 3000,
 		Tags: []string{"v1", "primary"}, Meta: map[string]string{"version": "1.0", "team": "a"}, Weight: 3}
@@ -99,7 +94,7 @@ func TestInterop(t *testing.T) {
 		if got := srv(ctx, t, r, "web.service.consul"); len(got) != 3 {
 			t.Errorf("SRV with a fresh TTL instance: %v, want 3 records", got)
 		}
-		eventually(t, 10*time.Second, func() error {
+		registrytest.Eventually(t, 10*time.Second, poll, func() error {
 			if got := srv(ctx, t, r, "web.service.consul"); !maps.Equal(got, want) {
 				return fmt.Errorf("SRV after web-3's TTL ran out: %v, want %v", got, want)
 			}

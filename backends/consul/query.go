@@ -40,19 +40,11 @@ func (b *Backend) Instances(ctx context.Context, q registry.Query) ([]registry.I
 
 // health reads the health entries of one service. index > 0 makes it a blocking query.
 func (b *Backend) health(ctx context.Context, name string, passing bool, index uint64) ([]*api.ServiceEntry, uint64, error) {
-	var (
-		entries []*api.ServiceEntry
-		meta    *api.QueryMeta
-		wait    time.Duration
-	)
-	if index > 0 {
-		wait = b.opts.Wait
-	}
-	ep, err := b.c.do(ctx, op{wait: wait, run: func(ctx context.Context, ep *endpoint) error {
-		var err error
-		entries, meta, err = ep.api.Health().Service(name, "", passing, b.c.queryOptions(ctx, false, index, wait))
-		return err
-	}})
+	var entries []*api.ServiceEntry
+	ep, meta, err := b.read(ctx, index, func(ep *endpoint, q *api.QueryOptions) (meta *api.QueryMeta, err error) {
+		entries, meta, err = ep.api.Health().Service(name, "", passing, q)
+		return meta, err
+	})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -62,6 +54,25 @@ func (b *Backend) health(ctx context.Context, name string, passing bool, index u
 		}
 	}
 	return entries, lastIndex(meta), nil
+}
+
+// read runs one read through the client (see client.do), a blocking query past index held up
+// to the wait option when index > 0. It returns the endpoint that answered and the answer's
+// metadata.
+func (b *Backend) read(ctx context.Context, index uint64, get func(ep *endpoint, q *api.QueryOptions) (*api.QueryMeta, error)) (*endpoint, *api.QueryMeta, error) {
+	var (
+		meta *api.QueryMeta
+		wait time.Duration
+	)
+	if index > 0 {
+		wait = b.opts.Wait
+	}
+	ep, err := b.c.do(ctx, op{wait: wait, run: func(ctx context.Context, ep *endpoint) error {
+		var err error
+		meta, err = get(ep, b.c.queryOptions(ctx, false, index, wait))
+		return err
+	}})
+	return ep, meta, err
 }
 
 // hidden checks an empty answer for ACL filtering: Consul answers reads the token may not see
@@ -135,19 +146,11 @@ func (b *Backend) Services(ctx context.Context) ([]registry.Service, error) {
 // serviceNames lists the catalog's service names, sorted, without Consul's own. index > 0
 // makes it a blocking query.
 func (b *Backend) serviceNames(ctx context.Context, index uint64) ([]string, uint64, error) {
-	var (
-		m    map[string][]string
-		meta *api.QueryMeta
-		wait time.Duration
-	)
-	if index > 0 {
-		wait = b.opts.Wait
-	}
-	ep, err := b.c.do(ctx, op{wait: wait, run: func(ctx context.Context, ep *endpoint) error {
-		var err error
-		m, meta, err = ep.api.Catalog().Services(b.c.queryOptions(ctx, false, index, wait))
-		return err
-	}})
+	var m map[string][]string
+	ep, meta, err := b.read(ctx, index, func(ep *endpoint, q *api.QueryOptions) (meta *api.QueryMeta, err error) {
+		m, meta, err = ep.api.Catalog().Services(q)
+		return meta, err
+	})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -58,11 +58,8 @@ func (b *Backend) Register(ctx context.Context, inst registry.Instance) error {
 // the catalog. Deregistering through another agent would not last (the owner's anti-entropy
 // puts it back), so the owner is searched for: see onOwner.
 func (b *Backend) Deregister(ctx context.Context, id string) error {
-	if err := b.begin(ctx); err != nil {
+	if err := b.beginID(ctx, id); err != nil {
 		return err
-	}
-	if id == "" {
-		return registry.Invalidf("id", "instance ID is empty")
 	}
 	err := b.onOwner(ctx, id, ownerOp{
 		agent: func(ctx context.Context, ep *endpoint) error {
@@ -89,11 +86,8 @@ func (b *Backend) Deregister(ctx context.Context, id string) error {
 
 // Heartbeat passes the instance's TTL check (service:<id>) on the agent that holds it.
 func (b *Backend) Heartbeat(ctx context.Context, id string) error {
-	if err := b.begin(ctx); err != nil {
+	if err := b.beginID(ctx, id); err != nil {
 		return err
-	}
-	if id == "" {
-		return registry.Invalidf("id", "instance ID is empty")
 	}
 	noTTL := registry.Errorf(registry.ErrInvalid, "consul: instance %s has no TTL (register it with --ttl to use heartbeats)", id)
 	return b.onOwner(ctx, id, ownerOp{

@@ -16,9 +16,7 @@ import (
 )
 
 func TestACL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Consul server")
-	}
+	skipShort(t, "starts a Consul server")
 	t.Parallel()
 	a, mgmt := consultest.StartACL(t)
 	ctx := testCtx(t, 60*time.Second)
@@ -157,9 +155,7 @@ func uuid(t *testing.T) string {
 }
 
 func TestTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Consul servers")
-	}
+	skipShort(t, "starts Consul servers")
 	t.Parallel()
 	web := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 3000}
 	works := func(t *testing.T, b *Backend) {

@@ -15,14 +15,13 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // TestTTLCheckAndGRPCTLS checks what reaches Consul for a TTL with an initial status and a
 // deregister-after (a registry.CheckTTL), and for a gRPC check over TLS.
 func TestTTLCheckAndGRPCTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Consul server")
-	}
+	skipShort(t, "starts a Consul server")
 	t.Parallel()
 	a := consultest.StartDev(t)
 	// A proxy in front of the agent keeps the registrations sdctl sends: Consul's API does not
@@ -67,7 +66,7 @@ func TestTTLCheckAndGRPCTLS(t *testing.T) {
 	}
 	// The catalog carries each check's definition once the agent has synced it.
 	checks := map[string]check{}
-	eventually(t, 20*time.Second, func() error {
+	registrytest.Eventually(t, 20*time.Second, poll, func() error {
 		for _, svc := range []string{"ttl", "grpc"} {
 			var list []check
 			apiCall(t, a, http.MethodGet, "/v1/health/checks/"+svc, nil, &list)
@@ -99,13 +98,13 @@ func TestTTLCheckAndGRPCTLS(t *testing.T) {
 	if n := len(checks); n != 2 {
 		t.Errorf("%d checks, want 2 (the ttl check folds into the TTL check)", n)
 	}
-	if h := healthOf(ctx, t, b, "ttl", "ttl-1"); h != registry.HealthCritical {
+	if h := registrytest.HealthOf(ctx, t, b, "ttl", "ttl-1"); h != registry.HealthCritical {
 		t.Errorf("ttl-1 is %s before its first heartbeat, want critical", h)
 	}
 	if err := b.Heartbeat(ctx, "ttl-1"); err != nil {
 		t.Fatal(err)
 	}
-	if h := healthOf(ctx, t, b, "ttl", "ttl-1"); h != registry.HealthPassing {
+	if h := registrytest.HealthOf(ctx, t, b, "ttl", "ttl-1"); h != registry.HealthPassing {
 		t.Errorf("ttl-1 is %s after a heartbeat, want passing", h)
 	}
 

@@ -178,20 +178,11 @@ func (b *Backend) waitAll(ctx context.Context, index uint64) (uint64, error) {
 // filter matches no check, so the answer is an empty list whatever the cluster's size: only
 // the index matters here.
 func (b *Backend) checksIndex(ctx context.Context, index uint64) (uint64, error) {
-	var (
-		meta *api.QueryMeta
-		wait time.Duration
-	)
-	if index > 0 {
-		wait = b.opts.Wait
-	}
-	_, err := b.c.do(ctx, op{wait: wait, run: func(ctx context.Context, ep *endpoint) error {
-		q := b.c.queryOptions(ctx, false, index, wait)
+	_, meta, err := b.read(ctx, index, func(ep *endpoint, q *api.QueryOptions) (meta *api.QueryMeta, err error) {
 		q.Filter = `CheckID == ""`
-		var err error
 		_, meta, err = ep.api.Health().State(api.HealthAny, q)
-		return err
-	}})
+		return meta, err
+	})
 	if err != nil {
 		return 0, err
 	}

@@ -13,12 +13,13 @@ import (
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 func TestWatchRetriesUntilCancelled(t *testing.T) {
 	const token = "9d1f0c4e-aaaa-bbbb-cccc-ddddeeeeffff"
 	var logs testutil.SyncBuffer
-	addr := closedAddr(t)
+	addr := registrytest.ClosedAddr(t)
 	b := open(t, func(o *Options) {
 		o.Token = token
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -45,9 +46,7 @@ func TestWatchRetriesUntilCancelled(t *testing.T) {
 // watch moves to the second, whose index is behind, and reports the second's state at once
 // instead of holding a blocking query until its index catches up.
 func TestWatchFailsOverToAnotherCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Consul servers")
-	}
+	skipShort(t, "starts Consul servers")
 	t.Parallel()
 	a1, a2 := consultest.StartDev(t), consultest.StartDev(t)
 	ctx := testCtx(t, time.Minute)
@@ -66,36 +65,14 @@ func TestWatchFailsOverToAnotherCluster(t *testing.T) {
 	}
 
 	b := open(t, func(o *Options) { o.Wait = 30 * time.Second }, a1.HTTPAddr, a2.HTTPAddr)
-	events := make(chan registry.Event, 8)
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Watch(wctx, registry.WatchRequest{Name: "web"}, func(ev registry.Event) error {
-			events <- ev
-			return nil
-		})
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	next := func() registry.Event {
-		t.Helper()
-		select {
-		case ev := <-events:
-			return ev
-		case <-time.After(10 * time.Second):
-			t.Fatal("no watch event within 10s")
-		}
-		panic("unreachable")
-	}
-	ev1 := next()
+	events, _ := registrytest.WatchEvents(t, b, registry.WatchRequest{Name: "web"})
+	ev1 := registrytest.NextEvent(t, events, 10*time.Second)
 	if got := ids(ev1.Instances); !slices.Equal(got, []string{"web-1"}) {
 		t.Fatalf("first event %v, want web-1", got)
 	}
 	a1.Kill()
 	start := time.Now()
-	ev2 := next()
+	ev2 := registrytest.NextEvent(t, events, 10*time.Second)
 	if got := ids(ev2.Instances); !slices.Equal(got, []string{"web-2"}) || ev2.Index >= ev1.Index {
 		t.Fatalf("event after failover: %v at index %d, want web-2 below index %d", got, ev2.Index, ev1.Index)
 	}

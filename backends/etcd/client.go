@@ -124,6 +124,19 @@ func (b *Backend) begin(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// beginID is the common start of a call on instance id. It returns the key this process last
+// wrote the instance at, if any (see hint).
+func (b *Backend) beginID(ctx context.Context, id string) (string, error) {
+	if err := b.begin(ctx); err != nil {
+		return "", err
+	}
+	if err := registry.ValidateID(id); err != nil {
+		return "", err
+	}
+	hint, _ := b.hint(id)
+	return hint, nil
+}
+
 // Close ends the connection to the cluster. Leases of instances with a TTL keep running until
 // they expire or are renewed by another process.
 func (b *Backend) Close() error {

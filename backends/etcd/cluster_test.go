@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -23,7 +24,7 @@ func TestLeaderKilled(t *testing.T) {
 	t.Parallel()
 	ms := etcdtest.StartCluster(t, 3)
 	opts := Options{Prefix: randomPrefix(t), DialTimeout: 5 * time.Second}
-	var writerLog logBuffer
+	var writerLog testutil.SyncBuffer
 	writer := open(t, opts, &writerLog, ms...)
 	ctx := ctxFor(t, 2*time.Minute)
 

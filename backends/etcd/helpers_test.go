@@ -1,15 +1,14 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
 )
 
@@ -22,28 +21,10 @@ func randomPrefix(t testing.TB) string {
 	return "/sdctl-test-" + hex.EncodeToString(b)
 }
 
-// logBuffer collects a backend's log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // open connects a backend with opts (endpoints of members when opts has none, a random prefix
 // when it has none) and closes it when the test ends. Its log goes to the test log and, when
 // logs is set, to logs.
-func open(t testing.TB, opts Options, logs *logBuffer, members ...*etcdtest.Member) *Backend {
+func open(t testing.TB, opts Options, logs *testutil.SyncBuffer, members ...*etcdtest.Member) *Backend {
 	t.Helper()
 	if len(opts.Endpoints) == 0 {
 		for _, m := range members {

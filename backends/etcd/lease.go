@@ -18,14 +18,11 @@ import (
 // reading the key and renewing it, the instance is written again with a new lease; once the
 // key is gone, Heartbeat fails with registry.ErrNotFound and the caller registers again.
 func (b *Backend) Heartbeat(ctx context.Context, id string) error {
-	if err := b.begin(ctx); err != nil {
+	hint, err := b.beginID(ctx, id)
+	if err != nil {
 		return err
 	}
-	if err := registry.ValidateID(id); err != nil {
-		return err
-	}
-	hint, _ := b.hint(id)
-	err := b.retry(ctx, func(ctx context.Context) error {
+	err = b.retry(ctx, func(ctx context.Context) error {
 		insts, err := b.lookup(ctx, id, hint)
 		if err != nil {
 			return err

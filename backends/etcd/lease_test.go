@@ -34,14 +34,23 @@ func TestLeases(t *testing.T) {
 		}
 		return resp.TTL > 0
 	}
-
-	t.Run("RoundedUpToSeconds", func(t *testing.T) {
+	// registered opens a backend of its own and registers inst through it, returning the
+	// backend and the lease of inst's key.
+	registered := func(t *testing.T, inst registry.Instance) (*Backend, clientv3.LeaseID) {
+		t.Helper()
 		b := open(t, Options{}, nil, m)
-		inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, TTL: 1500 * time.Millisecond}
 		if err := b.Register(ctx, inst); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := cli.TimeToLive(ctx, leaseOf(t, b, "web", "web-1"))
+		return b, leaseOf(t, b, inst.Name, inst.ID)
+	}
+	web1 := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, TTL: 30 * time.Second}
+
+	t.Run("RoundedUpToSeconds", func(t *testing.T) {
+		inst := web1
+		inst.TTL = 1500 * time.Millisecond
+		b, lease := registered(t, inst)
+		resp, err := cli.TimeToLive(ctx, lease)
 		if err != nil || resp.GrantedTTL != 2 {
 			t.Fatalf("lease TimeToLive = %+v, %v; want a granted TTL of 2s", resp, err)
 		}
@@ -52,12 +61,8 @@ func TestLeases(t *testing.T) {
 	})
 
 	t.Run("ReplacedLeaseRevoked", func(t *testing.T) {
-		b := open(t, Options{}, nil, m)
-		inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, TTL: 30 * time.Second}
-		if err := b.Register(ctx, inst); err != nil {
-			t.Fatal(err)
-		}
-		first := leaseOf(t, b, "web", "web-1")
+		inst := web1
+		b, first := registered(t, inst)
 		if err := b.Register(ctx, inst); err != nil {
 			t.Fatal(err)
 		}
@@ -79,11 +84,7 @@ func TestLeases(t *testing.T) {
 	})
 
 	t.Run("DeregisterRevokes", func(t *testing.T) {
-		b := open(t, Options{}, nil, m)
-		if err := b.Register(ctx, registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, TTL: 30 * time.Second}); err != nil {
-			t.Fatal(err)
-		}
-		lease := leaseOf(t, b, "web", "web-1")
+		b, lease := registered(t, web1)
 		if err := b.Deregister(ctx, "web-1"); err != nil {
 			t.Fatal(err)
 		}
@@ -95,11 +96,7 @@ func TestLeases(t *testing.T) {
 	t.Run("LostLeaseRewritten", func(t *testing.T) {
 		// The lease ends between the heartbeat's read of the key and its renewal (it expired
 		// during a partition, say): the heartbeat writes the key again with a new lease.
-		b := open(t, Options{}, nil, m)
-		inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, TTL: 30 * time.Second}
-		if err := b.Register(ctx, inst); err != nil {
-			t.Fatal(err)
-		}
+		b, _ := registered(t, web1)
 		found, err := b.lookup(ctx, "web-1", "")
 		if err != nil || len(found) != 1 {
 			t.Fatalf("lookup = %v, %v", found, err)
@@ -125,12 +122,11 @@ func TestLeases(t *testing.T) {
 	})
 
 	t.Run("MovedToAnotherService", func(t *testing.T) {
-		b := open(t, Options{}, nil, m)
-		if err := b.Register(ctx, registry.Instance{ID: "x-1", Name: "web", Address: "10.0.0.1", Port: 80, TTL: 30 * time.Second}); err != nil {
-			t.Fatal(err)
-		}
-		lease := leaseOf(t, b, "web", "x-1")
-		if err := b.Register(ctx, registry.Instance{ID: "x-1", Name: "api", Address: "10.0.0.1", Port: 80}); err != nil {
+		x1 := web1
+		x1.ID = "x-1"
+		b, lease := registered(t, x1)
+		x1.Name, x1.TTL = "api", 0
+		if err := b.Register(ctx, x1); err != nil {
 			t.Fatal(err)
 		}
 		for name, want := range map[string]int{"web": 0, "api": 1} {

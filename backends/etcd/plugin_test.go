@@ -13,6 +13,7 @@ import (
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
 	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // startPlugin starts the backend in a plugin subprocess and configures it with section.
@@ -58,19 +59,10 @@ func TestThroughPlugin(t *testing.T) {
 		t.Fatalf("Info = %+v, %v", info, err)
 	}
 
-	events := make(chan registry.Event, 8)
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go c.Watch(wctx, registry.WatchRequest{Name: "web"}, func(ev registry.Event) error { events <- ev; return nil })
+	events, _ := registrytest.WatchEvents(t, c, registry.WatchRequest{Name: "web"})
 	next := func() registry.Event {
 		t.Helper()
-		select {
-		case ev := <-events:
-			return ev
-		case <-time.After(10 * time.Second):
-			t.Fatal("no watch event through the plugin")
-		}
-		return registry.Event{}
+		return registrytest.NextEvent(t, events, 10*time.Second)
 	}
 	if ev := next(); len(ev.Instances) != 0 {
 		t.Fatalf("first event %+v, want an empty set", ev)

@@ -139,17 +139,14 @@ func (b *Backend) ours(kv *mvccpb.KeyValue) bool {
 
 // Deregister deletes the keys of instance id and revokes their leases.
 func (b *Backend) Deregister(ctx context.Context, id string) error {
-	if err := b.begin(ctx); err != nil {
+	hint, err := b.beginID(ctx, id)
+	if err != nil {
 		return err
 	}
-	if err := registry.ValidateID(id); err != nil {
-		return err
-	}
-	hint, _ := b.hint(id)
 	// A delete whose answer was lost may have landed; if a retry then finds nothing, the
 	// instance is gone as asked, not missing.
 	var attempted bool
-	err := b.retry(ctx, func(ctx context.Context) error {
+	err = b.retry(ctx, func(ctx context.Context) error {
 		found, err := b.find(ctx, id, hint, false)
 		if err != nil {
 			return err

@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -9,8 +8,10 @@ import (
 
 	"go.etcd.io/etcd/client/v3/naming/endpoints"
 
+	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 func TestValueRoundTrip(t *testing.T) {
@@ -146,7 +147,7 @@ func TestKeys(t *testing.T) {
 func TestForeignValues(t *testing.T) {
 	t.Parallel()
 	m := etcdtest.StartSingle(t)
-	var logs logBuffer
+	var logs testutil.SyncBuffer
 	b := open(t, Options{}, &logs, m)
 	ctx := ctxFor(t, time.Minute)
 	cli := etcdtest.Client(t, m)
@@ -188,11 +189,8 @@ func TestForeignValues(t *testing.T) {
 			t.Fatalf("Services = %+v, %v", svcs, err)
 		}
 	}
-	events := make(chan registry.Event, 8)
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go b.Watch(wctx, registry.WatchRequest{Name: "web"}, func(ev registry.Event) error { events <- ev; return nil })
-	if ev := <-events; len(ev.Instances) != 1 {
+	events, _ := registrytest.WatchEvents(t, b, registry.WatchRequest{Name: "web"})
+	if ev := registrytest.NextEvent(t, events, 10*time.Second); len(ev.Instances) != 1 {
 		t.Fatalf("first watch event %v, want web-1 only", ids(ev.Instances))
 	}
 	// Garbage written during a watch changes nothing the watcher sees; the next real change does.
@@ -202,13 +200,8 @@ func TestForeignValues(t *testing.T) {
 	if err := b.Register(ctx, registry.Instance{ID: "web-2", Name: "web", Address: "10.0.0.2", Port: 80}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case ev := <-events:
-		if got := ids(ev.Instances); len(got) != 2 {
-			t.Fatalf("watch event after garbage and a registration: %v, want web-1 and web-2", got)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no watch event")
+	if got := ids(registrytest.NextEvent(t, events, 10*time.Second).Instances); len(got) != 2 {
+		t.Fatalf("watch event after garbage and a registration: %v, want web-1 and web-2", got)
 	}
 
 	out := logs.String()
@@ -284,17 +277,7 @@ func TestExplicitHealth(t *testing.T) {
 	// declared it.
 	health := func(id string) registry.Health {
 		t.Helper()
-		all, err := b.Instances(ctx, registry.Query{Name: "web"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, inst := range all {
-			if inst.ID == id {
-				return inst.Health
-			}
-		}
-		t.Fatalf("%s is not listed", id)
-		return ""
+		return registrytest.HealthOf(ctx, t, b, "web", id)
 	}
 	register := func(id string, port int, h registry.Health) {
 		t.Helper()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -57,6 +58,17 @@ func (r *recorder) until(t *testing.T, after uint64, want ...string) registry.Ev
 	}
 }
 
+// watchWeb1 starts what the watch tests start from: a member of their own, a backend on it
+// (logging to logs when set), web-1 registered, and a watch of web that has reported it.
+func watchWeb1(t *testing.T, logs *testutil.SyncBuffer) (*etcdtest.Member, *Backend, *recorder, registry.Event) {
+	t.Helper()
+	m := etcdtest.StartSingle(t)
+	b := open(t, Options{}, logs, m)
+	register(t, b, "web-1")
+	w := record(t, b, registry.WatchRequest{Name: "web"})
+	return m, b, w, w.until(t, 0, "web-1")
+}
+
 func register(t *testing.T, b *Backend, ids ...string) {
 	t.Helper()
 	for i, id := range ids {
@@ -77,11 +89,7 @@ func deregister(t *testing.T, b *Backend, id string) {
 // resumed watch reports the changes made meanwhile, and nothing the first watch had seen.
 func TestWatchResume(t *testing.T) {
 	t.Parallel()
-	m := etcdtest.StartSingle(t)
-	b := open(t, Options{}, nil, m)
-	register(t, b, "web-1")
-	w := record(t, b, registry.WatchRequest{Name: "web"})
-	first := w.until(t, 0, "web-1")
+	_, b, w, first := watchWeb1(t, nil)
 	register(t, b, "web-2")
 	second := w.until(t, first.Index, "web-1", "web-2")
 	w.cancel()
@@ -111,12 +119,8 @@ func TestWatchResume(t *testing.T) {
 // reports the current set.
 func TestWatchCompacted(t *testing.T) {
 	t.Parallel()
-	m := etcdtest.StartSingle(t)
-	var logs logBuffer
-	b := open(t, Options{}, &logs, m)
-	register(t, b, "web-1")
-	w := record(t, b, registry.WatchRequest{Name: "web"})
-	first := w.until(t, 0, "web-1")
+	var logs testutil.SyncBuffer
+	m, b, w, first := watchWeb1(t, &logs)
 	w.cancel()
 
 	register(t, b, "web-2")
@@ -170,11 +174,7 @@ func TestWatchCompacted(t *testing.T) {
 // after the last revision it saw and reports the change made after the restart.
 func TestWatchMemberRestart(t *testing.T) {
 	t.Parallel()
-	m := etcdtest.StartSingle(t)
-	b := open(t, Options{}, nil, m)
-	register(t, b, "web-1")
-	w := record(t, b, registry.WatchRequest{Name: "web"})
-	first := w.until(t, 0, "web-1")
+	m, b, w, first := watchWeb1(t, nil)
 	m.Kill()
 	m.Restart(t)
 	register(t, b, "web-2")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // fakeClock is a settable clock for TTL tests.
@@ -121,17 +122,7 @@ func TestDeclaredHealth(t *testing.T) {
 	}
 	health := func(id string) registry.Health {
 		t.Helper()
-		all, err := b.Instances(ctx, registry.Query{Name: "web"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, inst := range all {
-			if inst.ID == id {
-				return inst.Health
-			}
-		}
-		t.Fatalf("%s is not listed", id)
-		return ""
+		return registrytest.HealthOf(ctx, t, b, "web", id)
 	}
 	register := func(inst registry.Instance, h registry.Health) {
 		t.Helper()

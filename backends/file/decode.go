@@ -257,19 +257,13 @@ func (p *parser) record(r *record, tags []string, meta map[string]string) error 
 			r.Expires, err = p.time(key)
 		case "health":
 			bit = fHealth
-			var h string
-			h, err = p.str(key)
-			r.Health = registry.Health(h)
+			r.Health, err = p.health(key)
 		case "declared_health":
 			bit = fDeclared
-			var h string
-			h, err = p.str(key)
-			r.Declared = registry.Health(h)
+			r.Declared, err = p.health(key)
 		case "initial_health":
 			bit = fInitial
-			var h string
-			h, err = p.str(key)
-			r.Initial = registry.Health(h)
+			r.Initial, err = p.health(key)
 		case "deregister_after":
 			bit = fDeregisterAfter
 			r.DeregisterAfter, err = p.duration(key)
@@ -327,6 +321,12 @@ func (p *parser) meta(m map[string]string) error {
 		m[k] = v
 	}
 	return err
+}
+
+// health reads a health state; record.validate checks it.
+func (p *parser) health(what string) (registry.Health, error) {
+	h, err := p.str(what)
+	return registry.Health(h), err
 }
 
 func (p *parser) duration(what string) (time.Duration, error) {

@@ -142,21 +142,18 @@ func (p *parser) str(what string) (string, error) {
 		case c == '\\':
 			return p.strEscaped(start, i)
 		case c < 0x20:
-			p.pos = i
-			return "", p.errorf("control character %q in a string (write it as an escape such as \\n)", rune(c))
+			return "", p.controlChar(i, c)
 		case c < utf8.RuneSelf:
 			i++
 		default:
-			r, size := utf8.DecodeRuneInString(p.s[i:])
-			if r == utf8.RuneError && size == 1 {
-				p.pos = i
-				return "", p.errorf("invalid UTF-8 in a string")
+			size, err := p.runeSize(i)
+			if err != nil {
+				return "", err
 			}
 			i += size
 		}
 	}
-	p.pos = len(p.s)
-	return "", p.errorf("the file ends inside a string (is it truncated?)")
+	return "", p.unterminated()
 }
 
 // strEscaped continues str from the first backslash at i, building an unescaped copy.
@@ -170,13 +167,11 @@ func (p *parser) strEscaped(start, i int) (string, error) {
 			p.pos = i + 1
 			return b.String(), nil
 		case c < 0x20:
-			p.pos = i
-			return "", p.errorf("control character %q in a string (write it as an escape such as \\n)", rune(c))
+			return "", p.controlChar(i, c)
 		case c == '\\':
 			p.pos = i
 			if i+1 >= len(p.s) {
-				p.pos = len(p.s)
-				return "", p.errorf("the file ends inside a string (is it truncated?)")
+				return "", p.unterminated()
 			}
 			switch e := p.s[i+1]; e {
 			case '"', '\\', '/':
@@ -207,17 +202,38 @@ func (p *parser) strEscaped(start, i int) (string, error) {
 			b.WriteByte(c)
 			i++
 		default:
-			r, size := utf8.DecodeRuneInString(p.s[i:])
-			if r == utf8.RuneError && size == 1 {
-				p.pos = i
-				return "", p.errorf("invalid UTF-8 in a string")
+			size, err := p.runeSize(i)
+			if err != nil {
+				return "", err
 			}
 			b.WriteString(p.s[i : i+size])
 			i += size
 		}
 	}
+	return "", p.unterminated()
+}
+
+// runeSize returns the length of the UTF-8 sequence at i, inside a string, failing on
+// invalid UTF-8.
+func (p *parser) runeSize(i int) (int, error) {
+	r, size := utf8.DecodeRuneInString(p.s[i:])
+	if r == utf8.RuneError && size == 1 {
+		p.pos = i
+		return 0, p.errorf("invalid UTF-8 in a string")
+	}
+	return size, nil
+}
+
+// controlChar fails on the control character c at i, inside a string.
+func (p *parser) controlChar(i int, c byte) error {
+	p.pos = i
+	return p.errorf("control character %q in a string (write it as an escape such as \\n)", rune(c))
+}
+
+// unterminated fails on a document that ends inside a string.
+func (p *parser) unterminated() error {
 	p.pos = len(p.s)
-	return "", p.errorf("the file ends inside a string (is it truncated?)")
+	return p.errorf("the file ends inside a string (is it truncated?)")
 }
 
 // unicodeEscape decodes \uXXXX at i, joining a UTF-16 surrogate pair, and returns the rune and

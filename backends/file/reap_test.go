@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // ttlInstance is a web instance with a TTL and a ttl check carrying initial status and
@@ -21,8 +22,7 @@ func TestExpiredInstancesAreReaped(t *testing.T) {
 	b := openTemp(t)
 	ctx := t.Context()
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	now := start
-	b.now = func() time.Time { return now }
+	clock := withClock(b, start)
 	for _, inst := range []registry.Instance{
 		ttlInstance("web-reaped", 2*time.Second, 5*time.Second, ""),
 		ttlInstance("web-kept", 2*time.Second, 0, ""),
@@ -45,12 +45,12 @@ func TestExpiredInstancesAreReaped(t *testing.T) {
 		return out
 	}
 
-	now = start.Add(3 * time.Second) // both TTLs ran out; deregister-after not yet
+	clock.t = start.Add(3 * time.Second) // both TTLs ran out; deregister-after not yet
 	if got := listed(); got["web-reaped"] != registry.HealthCritical || got["web-kept"] != registry.HealthCritical || len(got) != 3 {
 		t.Errorf("after the TTL: %v", got)
 	}
 
-	now = start.Add(7 * time.Second) // 2s TTL + 5s deregister-after
+	clock.t = start.Add(7 * time.Second) // 2s TTL + 5s deregister-after
 	if got := listed(); len(got) != 2 || got["web-kept"] != registry.HealthCritical {
 		t.Errorf("after deregister-after: %v, want web-kept (critical) and web-nottl", got)
 	}
@@ -77,8 +77,7 @@ func TestExpiredInstancesAreReaped(t *testing.T) {
 func TestTTLInitialStatus(t *testing.T) {
 	b := openTemp(t)
 	ctx := t.Context()
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	b.now = func() time.Time { return now }
+	withClock(b, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	for _, tc := range []struct {
 		initial registry.Health
 		want    registry.Health
@@ -87,26 +86,13 @@ func TestTTLInitialStatus(t *testing.T) {
 		if err := b.Register(ctx, ttlInstance(id, 10*time.Second, 0, tc.initial)); err != nil {
 			t.Fatal(err)
 		}
-		health := func() registry.Health {
-			got, err := b.Instances(ctx, registry.Query{Name: "web"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, inst := range got {
-				if inst.ID == id {
-					return inst.Health
-				}
-			}
-			t.Fatalf("%s not listed", id)
-			return ""
-		}
-		if got := health(); got != tc.want {
+		if got := registrytest.HealthOf(ctx, t, b, "web", id); got != tc.want {
 			t.Errorf("initial status %q: health %q before a heartbeat, want %q", tc.initial, got, tc.want)
 		}
 		if err := b.Heartbeat(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		if got := health(); got != registry.HealthPassing {
+		if got := registrytest.HealthOf(ctx, t, b, "web", id); got != registry.HealthPassing {
 			t.Errorf("initial status %q: health %q after a heartbeat, want passing", tc.initial, got)
 		}
 	}
@@ -118,12 +104,11 @@ func TestInitialCriticalIsReapedWithoutHeartbeat(t *testing.T) {
 	b := openTemp(t)
 	ctx := t.Context()
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	now := start
-	b.now = func() time.Time { return now }
+	clock := withClock(b, start)
 	if err := b.Register(ctx, ttlInstance("web-1", time.Minute, 10*time.Second, registry.HealthCritical)); err != nil {
 		t.Fatal(err)
 	}
-	now = start.Add(10 * time.Second)
+	clock.t = start.Add(10 * time.Second)
 	if got, err := b.Instances(ctx, registry.Query{Name: "web"}); err != nil || len(got) != 0 {
 		t.Errorf("10s after a critical registration with deregister-after 10s: %v %v", got, err)
 	}

@@ -1,7 +1,6 @@
 package file
 
 import (
-	"context"
 	"errors"
 	"os"
 	"slices"
@@ -10,43 +9,8 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/registry"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
-
-// watchEvents runs b.Watch in the background and returns its events and final error.
-func watchEvents(t *testing.T, b *Backend, req registry.WatchRequest) (<-chan registry.Event, <-chan error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	events := make(chan registry.Event, 32)
-	done := make(chan error, 1)
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		done <- b.Watch(ctx, req, func(ev registry.Event) error {
-			select {
-			case events <- ev:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-finished
-	})
-	return events, done
-}
-
-func nextEvent(t *testing.T, events <-chan registry.Event, within time.Duration) registry.Event {
-	t.Helper()
-	select {
-	case ev := <-events:
-		return ev
-	case <-time.After(within):
-		t.Fatalf("no event within %v", within)
-	}
-	panic("unreachable")
-}
 
 func expectIDs(t *testing.T, ev registry.Event, want ...string) {
 	t.Helper()
@@ -66,8 +30,8 @@ func TestWatchOnlyRealChanges(t *testing.T) {
 	if err := b.Register(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	events, _ := watchEvents(t, b, registry.WatchRequest{Name: "web"})
-	expectIDs(t, nextEvent(t, events, 5*time.Second), "web-1")
+	events, _ := registrytest.WatchEvents(t, b, registry.WatchRequest{Name: "web"})
+	expectIDs(t, registrytest.NextEvent(t, events, 5*time.Second), "web-1")
 
 	if err := b.Register(ctx, registry.Instance{ID: "api-1", Name: "api", Address: "10.0.0.9", Port: 9}); err != nil {
 		t.Fatal(err)
@@ -78,7 +42,7 @@ func TestWatchOnlyRealChanges(t *testing.T) {
 	if err := b.Register(ctx, webInstance("web-2", 2)); err != nil {
 		t.Fatal(err)
 	}
-	ev := nextEvent(t, events, 5*time.Second)
+	ev := registrytest.NextEvent(t, events, 5*time.Second)
 	expectIDs(t, ev, "web-1", "web-2")
 	if ev.Index != 4 {
 		t.Errorf("event index %d, want the document revision 4", ev.Index)
@@ -93,15 +57,15 @@ func TestWatchLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, _ := watchEvents(t, b, registry.WatchRequest{Name: "web"})
-	nextEvent(t, events, 5*time.Second)
+	events, _ := registrytest.WatchEvents(t, b, registry.WatchRequest{Name: "web"})
+	registrytest.NextEvent(t, events, 5*time.Second)
 	var delays []time.Duration
 	for i := range 7 {
 		if err := writer.Register(t.Context(), webInstance("web-"+string(rune('a'+i)), i+1)); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		ev := nextEvent(t, events, 5*time.Second)
+		ev := registrytest.NextEvent(t, events, 5*time.Second)
 		delays = append(delays, time.Since(start))
 		if len(ev.Instances) != i+1 {
 			t.Fatalf("event holds %d instances, want %d", len(ev.Instances), i+1)
@@ -123,19 +87,19 @@ func TestWatchExpiry(t *testing.T) {
 	if err := b.Register(t.Context(), inst); err != nil {
 		t.Fatal(err)
 	}
-	events, _ := watchEvents(t, b, registry.WatchRequest{Name: "web"})
-	first := nextEvent(t, events, 5*time.Second)
+	events, _ := registrytest.WatchEvents(t, b, registry.WatchRequest{Name: "web"})
+	first := registrytest.NextEvent(t, events, 5*time.Second)
 	if first.Instances[0].Health != registry.HealthPassing {
 		t.Fatalf("first event: health %q", first.Instances[0].Health)
 	}
-	expired := nextEvent(t, events, 5*time.Second)
+	expired := registrytest.NextEvent(t, events, 5*time.Second)
 	if h := expired.Instances[0].Health; h != registry.HealthCritical || expired.Index != first.Index {
 		t.Errorf("expiry event: health %q index %d, want critical at the same index %d", h, expired.Index, first.Index)
 	}
 	if err := b.Heartbeat(t.Context(), "web-1"); err != nil {
 		t.Fatal(err)
 	}
-	if revived := nextEvent(t, events, 5*time.Second); revived.Instances[0].Health != registry.HealthPassing {
+	if revived := registrytest.NextEvent(t, events, 5*time.Second); revived.Instances[0].Health != registry.HealthPassing {
 		t.Errorf("after heartbeat: health %q", revived.Instances[0].Health)
 	}
 }
@@ -148,8 +112,8 @@ func TestWatchHandEdit(t *testing.T) {
 	if err := b.Register(t.Context(), webInstance("web-1", 1)); err != nil {
 		t.Fatal(err)
 	}
-	events, done := watchEvents(t, b, registry.WatchRequest{Name: "web"})
-	nextEvent(t, events, 5*time.Second)
+	events, done := registrytest.WatchEvents(t, b, registry.WatchRequest{Name: "web"})
+	registrytest.NextEvent(t, events, 5*time.Second)
 
 	data, _ := os.ReadFile(b.Path())
 	if err := os.WriteFile(b.Path(), data[:len(data)/2], 0o600); err != nil {
@@ -179,8 +143,8 @@ func TestWatchFailsOnLastingCorruption(t *testing.T) {
 	if err := b.Register(t.Context(), webInstance("web-1", 1)); err != nil {
 		t.Fatal(err)
 	}
-	events, done := watchEvents(t, b, registry.WatchRequest{Name: "web"})
-	nextEvent(t, events, 5*time.Second)
+	events, done := registrytest.WatchEvents(t, b, registry.WatchRequest{Name: "web"})
+	registrytest.NextEvent(t, events, 5*time.Second)
 	if err := os.WriteFile(b.Path(), []byte("{broken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -198,8 +162,8 @@ func TestWatchFailsOnLastingCorruption(t *testing.T) {
 func TestWatchEndsOnClose(t *testing.T) {
 	t.Parallel()
 	b := openTemp(t)
-	events, done := watchEvents(t, b, registry.WatchRequest{})
-	nextEvent(t, events, 5*time.Second)
+	events, done := registrytest.WatchEvents(t, b, registry.WatchRequest{})
+	registrytest.NextEvent(t, events, 5*time.Second)
 	_ = b.Close()
 	select {
 	case err := <-done:

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // jsonInstance is an instance as `sdctl resolve -o json` prints it.
@@ -244,7 +245,7 @@ func TestConsul(t *testing.T) {
 // say which address they tried.
 func TestConsulUnreachable(t *testing.T) {
 	t.Parallel()
-	down1, down2 := closedAddr(t), closedAddr(t)
+	down1, down2 := registrytest.ClosedAddr(t), registrytest.ClosedAddr(t)
 	env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+down1)
 	for _, args := range [][]string{{"resolve", "web"}, {"catalog"}, {"register", "web", "10.0.0.1:80"}, {"deregister", "web-1"}, {"cluster", "status"}} {
 		start := time.Now()

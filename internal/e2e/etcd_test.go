@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // etcdArgs prefixes args with --backend etcd.
@@ -148,7 +149,7 @@ func TestEtcd(t *testing.T) {
 // exit code 4 and name the endpoints.
 func TestEtcdUnreachable(t *testing.T) {
 	t.Parallel()
-	down1, down2 := closedAddr(t), closedAddr(t)
+	down1, down2 := registrytest.ClosedAddr(t), registrytest.ClosedAddr(t)
 	env := serverEnv(t, "ETCDCTL_ENDPOINTS="+down1+",http://"+down2)
 	start := time.Now()
 	_, stderr := runCode(t, env, 4, etcdArgs("resolve", "web")...)

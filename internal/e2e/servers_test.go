@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/internal/testutil"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // serverEnv is a new user's environment (see userEnv) without any CONSUL_ or ETCDCTL_ variable
@@ -55,33 +56,11 @@ func runCode(t *testing.T, env []string, want int, args ...string) (string, stri
 	return out, stderr
 }
 
-// eventually calls f until it returns nil, failing the test with f's last error after timeout.
+// eventually calls f every 100ms until it returns nil, failing the test with f's last error
+// after timeout.
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %v: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// closedAddr returns "127.0.0.1:PORT" of a port that nothing listens on: connections to it are
-// refused.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	registrytest.Eventually(t, timeout, 100*time.Millisecond, f)
 }
 
 // countingListener accepts and counts TCP connections, closing them at once: an address that

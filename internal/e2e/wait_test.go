@@ -7,6 +7,7 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // TestResolveWaitsForARegistryThatStartsLater starts `resolve --wait` while the registry is
@@ -46,7 +47,7 @@ func TestResolveWaitsForARegistryThatStartsLater(t *testing.T) {
 	}
 	t.Run("never up", func(t *testing.T) {
 		t.Parallel()
-		env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+closedAddr(t))
+		env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+registrytest.ClosedAddr(t))
 		_, stderr := runCode(t, env, 4, "resolve", "late", "--wait", "2s")
 		if !strings.Contains(stderr, "after waiting 2s") || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("stderr: %q", stderr)

@@ -26,6 +26,7 @@ import (
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // consulProxy stands in front of a Consul agent: it forwards requests, or answers 503 to all
@@ -184,7 +185,7 @@ func TestWatchWaitsForConsul(t *testing.T) {
 	w := newWatchEnv(t)
 	env := serverEnv(t)
 
-	_, stderr := runCode(t, env, 4, w.watchArgs("--retry-attempts", "2", "--retry-interval", "100ms", "consul://"+closedAddr(t))...)
+	_, stderr := runCode(t, env, 4, w.watchArgs("--retry-attempts", "2", "--retry-interval", "100ms", "consul://"+registrytest.ClosedAddr(t))...)
 	if n := strings.Count(stderr, "registry not ready, retrying"); n != 2 {
 		t.Errorf("%d retry lines for --retry-attempts 2, want 2:\n%s", n, stderr)
 	}

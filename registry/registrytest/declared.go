@@ -59,30 +59,26 @@ func (s *suite) testDeclaredHealth(t *testing.T) {
 				watched = want
 			}
 		}
-		declare := func(h registry.Health) {
-			t.Helper()
-			web1.Health = h
+		for _, step := range []struct {
+			declare registry.Health
+			what    string
+			want    registry.Health
+		}{
+			{registry.HealthCritical, "declared critical", registry.HealthCritical},
+			{registry.HealthPassing, "declared passing after critical", registry.HealthPassing},
+			{"", "re-registered without a declaration", registry.HealthPassing},
+			{registry.HealthWarning, "declared warning", registry.HealthWarning},
+			{registry.HealthMaintenance, "declared maintenance", registry.HealthMaintenance},
+			{registry.HealthMaintenance, "declared maintenance again", registry.HealthMaintenance},
+			{registry.HealthCritical, "declared critical after maintenance", registry.HealthCritical},
+			// Dropping a declaration that is not passing must bring the registry's own verdict
+			// back, not keep the last declared state.
+			{"", "critical, then re-registered without a declaration", registry.HealthPassing},
+		} {
+			web1.Health = step.declare
 			register(ctx, t, r, web1)
+			expect(step.what, step.want)
 		}
-
-		declare(registry.HealthCritical)
-		expect("declared critical", registry.HealthCritical)
-		declare(registry.HealthPassing)
-		expect("declared passing after critical", registry.HealthPassing)
-		declare("")
-		expect("re-registered without a declaration", registry.HealthPassing)
-		declare(registry.HealthWarning)
-		expect("declared warning", registry.HealthWarning)
-		declare(registry.HealthMaintenance)
-		expect("declared maintenance", registry.HealthMaintenance)
-		declare(registry.HealthMaintenance)
-		expect("declared maintenance again", registry.HealthMaintenance)
-		declare(registry.HealthCritical)
-		expect("declared critical after maintenance", registry.HealthCritical)
-		// Dropping a declaration that is not passing must bring the registry's own verdict
-		// back, not keep the last declared state.
-		declare("")
-		expect("critical, then re-registered without a declaration", registry.HealthPassing)
 
 		web1.Health = "sick"
 		expectErr(t, "Register with health \"sick\"", r.Register(ctx, web1), registry.ErrInvalid)

@@ -162,22 +162,6 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// eventually polls cond every interval until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout, interval time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 // supports asks the backend whether it advertises c.
 func supports(ctx context.Context, t *testing.T, r registry.Registry, c registry.Capability) bool {
 	t.Helper()

@@ -45,90 +45,66 @@ func (s *suite) testTTL(t *testing.T) {
 		}
 	})
 
-	t.Run("ExpiresAndRecovers", func(t *testing.T) {
-		t.Parallel()
-		ctx := s.ctx(t)
-		r := s.open(t)
-		inst := instance("web", "web-1", 1)
-		inst.TTL = ttl
-		start := time.Now()
-		register(ctx, t, r, inst)
-		eventually(t, ttl+s.opts.Timeout, poll, func() error {
-			if healthy(ctx, t, r, "web-1") {
-				return fmt.Errorf("web-1 (TTL %v, no heartbeat) is still healthy", ttl)
-			}
-			return nil
-		})
-		// Nine tenths of the TTL leaves room for a server whose clock runs slightly fast.
-		if elapsed := time.Since(start); elapsed < ttl*9/10 {
-			t.Fatalf("web-1 turned unhealthy after %v, before its TTL of %v", elapsed, ttl)
-		}
-
-		all := instances(ctx, t, r, registry.Query{Name: "web"})
-		if s.opts.ExpiryDeletes {
-			checkIDs(t, "after expiry (backend deletes expired instances)", all)
-			expectErr(t, "Heartbeat after expiry", r.Heartbeat(ctx, "web-1"), registry.ErrNotFound)
-			return
-		}
-		checkIDs(t, "Instances(web) without HealthyOnly after expiry", all, "web-1")
-		if all[0].Health == registry.HealthPassing {
-			t.Errorf("expired instance has health %q", all[0].Health)
-		}
-		if err := r.Heartbeat(ctx, "web-1"); err != nil {
-			t.Fatalf("Heartbeat after expiry: %v", err)
-		}
-		eventually(t, s.opts.Timeout, poll, func() error {
-			if !healthy(ctx, t, r, "web-1") {
-				return errors.New("web-1 is not healthy again after a heartbeat")
-			}
-			return nil
-		})
-	})
-
-	t.Run("DeclaredPassingStillExpires", func(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		declared registry.Health
+	}{
+		{"ExpiresAndRecovers", ""},
 		// A declared state is an upper bound: the TTL running out wins over passing.
-		t.Parallel()
-		ctx := s.ctx(t)
-		r := s.open(t)
-		inst := instance("web", "web-1", 1)
-		inst.TTL = ttl
-		inst.Health = registry.HealthPassing
-		register(ctx, t, r, inst)
-		if !healthy(ctx, t, r, "web-1") {
-			t.Fatalf("web-1, declared passing with a fresh TTL, is not healthy")
-		}
-		eventually(t, ttl+s.opts.Timeout, poll, func() error {
-			if healthy(ctx, t, r, "web-1") {
-				return fmt.Errorf("web-1 (declared passing, TTL %v, no heartbeat) is still healthy", ttl)
-			}
-			return nil
-		})
-		all := instances(ctx, t, r, registry.Query{Name: "web"})
-		if s.opts.ExpiryDeletes {
-			checkIDs(t, "after expiry (backend deletes expired instances)", all)
-			return
-		}
-		checkIDs(t, "Instances(web) after expiry", all, "web-1")
-		if all[0].Health != registry.HealthCritical {
-			t.Errorf("expired instance declared passing has health %q, want critical", all[0].Health)
-		}
-		svcs, err := r.Services(ctx)
-		if err != nil {
-			t.Fatalf("Services: %v", err)
-		}
-		if len(svcs) != 1 || svcs[0].Passing != 0 {
-			t.Errorf("Services after expiry = %+v, want web with none passing", svcs)
-		}
-		if err := r.Heartbeat(ctx, "web-1"); err != nil {
-			t.Fatalf("Heartbeat after expiry: %v", err)
-		}
-		eventually(t, s.opts.Timeout, poll, func() error {
+		{"DeclaredPassingStillExpires", registry.HealthPassing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := s.ctx(t)
+			r := s.open(t)
+			inst := instance("web", "web-1", 1)
+			inst.TTL = ttl
+			inst.Health = tc.declared
+			what := fmt.Sprintf("web-1 (declared %q, TTL %v, no heartbeat)", tc.declared, ttl)
+			start := time.Now()
+			register(ctx, t, r, inst)
 			if !healthy(ctx, t, r, "web-1") {
-				return errors.New("web-1 is not healthy again after a heartbeat")
+				t.Fatalf("%s is not healthy with a fresh TTL", what)
 			}
-			return nil
+			Eventually(t, ttl+s.opts.Timeout, poll, func() error {
+				if healthy(ctx, t, r, "web-1") {
+					return fmt.Errorf("%s is still healthy", what)
+				}
+				return nil
+			})
+			// Nine tenths of the TTL leaves room for a server whose clock runs slightly fast.
+			if elapsed := time.Since(start); elapsed < ttl*9/10 {
+				t.Fatalf("%s turned unhealthy after %v, before its TTL", what, elapsed)
+			}
+
+			all := instances(ctx, t, r, registry.Query{Name: "web"})
+			if s.opts.ExpiryDeletes {
+				checkIDs(t, "after expiry (backend deletes expired instances)", all)
+				expectErr(t, "Heartbeat after expiry", r.Heartbeat(ctx, "web-1"), registry.ErrNotFound)
+				return
+			}
+			checkIDs(t, "Instances(web) without HealthyOnly after expiry", all, "web-1")
+			if all[0].Health != registry.HealthCritical {
+				t.Errorf("%s has health %q after expiry, want critical", what, all[0].Health)
+			}
+			svcs, err := r.Services(ctx)
+			if err != nil {
+				t.Fatalf("Services: %v", err)
+			}
+			if len(svcs) != 1 || svcs[0].Passing != 0 {
+				t.Errorf("Services after expiry = %+v, want web with none passing", svcs)
+			}
+			if err := r.Heartbeat(ctx, "web-1"); err != nil {
+				t.Fatalf("Heartbeat after expiry: %v", err)
+			}
+			Eventually(t, s.opts.Timeout, poll, func() error {
+				if !healthy(ctx, t, r, "web-1") {
+					return errors.New("web-1 is not healthy again after a heartbeat")
+				}
+				return nil
+			})
 		})
-	})
+	}
 
 	t.Run("HeartbeatKeepsAlive", func(t *testing.T) {
 		t.Parallel()

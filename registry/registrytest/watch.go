@@ -104,6 +104,19 @@ func eventIDs(t *testing.T, what string, ev registry.Event, want ...string) {
 	}
 }
 
+// watchWeb1 registers web-1 in a new registry and watches service web until its first event,
+// which must hold web-1.
+func (s *suite) watchWeb1(t *testing.T) (context.Context, registry.Registry, *watcher, registry.Event) {
+	t.Helper()
+	ctx := s.ctx(t)
+	r := s.open(t)
+	register(ctx, t, r, instance("web", "web-1", 1))
+	w := s.watch(t, r, registry.WatchRequest{Name: "web"})
+	first := w.next(t)
+	eventIDs(t, "first event", first, "web-1")
+	return ctx, r, w, first
+}
+
 func (s *suite) testWatch(t *testing.T) {
 	if !s.opts.Watch {
 		t.Run("Unsupported", func(t *testing.T) {
@@ -126,12 +139,7 @@ func (s *suite) testWatch(t *testing.T) {
 	})
 
 	t.Run("Changes", func(t *testing.T) {
-		ctx := s.ctx(t)
-		r := s.open(t)
-		register(ctx, t, r, instance("web", "web-1", 1))
-		w := s.watch(t, r, registry.WatchRequest{Name: "web"})
-		first := w.next(t)
-		eventIDs(t, "first event", first, "web-1")
+		ctx, r, w, first := s.watchWeb1(t)
 
 		register(ctx, t, r, instance("web", "web-2", 2))
 		added := w.until(t, "web-1", "web-2")
@@ -165,11 +173,7 @@ func (s *suite) testWatch(t *testing.T) {
 	})
 
 	t.Run("Resume", func(t *testing.T) {
-		ctx := s.ctx(t)
-		r := s.open(t)
-		register(ctx, t, r, instance("web", "web-1", 1))
-		w := s.watch(t, r, registry.WatchRequest{Name: "web"})
-		first := w.next(t)
+		ctx, r, w, first := s.watchWeb1(t)
 		w.cancel()
 
 		// Whether the registration lands before or after the resumed watch starts, its first

@@ -77,10 +77,10 @@ func TestLayers(t *testing.T) {
 			func(p string) bool { return under(p, "internal/config") }},
 		{"cobra (the CLI) only in commands/, cmd/ and the docs generator",
 			func(i string) bool { return strings.HasPrefix(i, "github.com/spf13/cobra") },
-			func(p string) bool { return under(p, "commands", "cmd", "internal/docgen") }},
+			func(p string) bool { return under(p, "commands", "cmd", "tools/docgen") }},
 		{"commands/ only from cmd/ and the docs generator",
 			func(i string) bool { return under(i, "commands") },
-			func(p string) bool { return under(p, "cmd", "internal/docgen") }},
+			func(p string) bool { return under(p, "cmd", "tools/docgen") }},
 		{"the domain (registry/) imports no CLI, configuration, transport or backend",
 			func(i string) bool {
 				return strings.HasPrefix(i, "github.com/spf13/") || strings.HasPrefix(i, "google.golang.org/grpc") ||
@@ -115,7 +115,7 @@ var osExit = regexp.MustCompile(`\bos\.Exit\(`)
 // TestExitOnlyInMain checks that only the programs' main packages end the process.
 func TestExitOnlyInMain(t *testing.T) {
 	for _, p := range packages(t) {
-		if under(p.ImportPath, "cmd", "examples", "internal/bench", "internal/docgen", "internal/testutil") {
+		if under(p.ImportPath, "cmd", "examples", "tools", "internal/testutil") {
 			continue // programs, whose main decides the exit code, and test harnesses for TestMain
 		}
 		for _, f := range p.GoFiles {

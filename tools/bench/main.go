@@ -28,7 +28,7 @@
 //
 // Usage (what `make bench` runs):
 //
-//	go run ./internal/bench -sdctl bin/sdctl
+//	go run ./tools/bench -sdctl bin/sdctl
 //
 // The report goes to stdout and progress to stderr. With -write FILE the report also replaces
 // the part of FILE between the lines "<!-- bench:begin -->" and "<!-- bench:end -->".
@@ -166,7 +166,7 @@ func parseFlags(args []string) (*config, error) {
 func commandLine(args []string) string {
 	prog := filepath.Base(os.Args[0])
 	if strings.Contains(os.Args[0], "go-build") {
-		prog = "go run ./internal/bench" // a binary built by `go run`
+		prog = "go run ./tools/bench" // a binary built by `go run`
 	}
 	parts := []string{prog}
 	for _, a := range args {

@@ -14,20 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/harness"
 	"github.com/sdctl/sdctl/internal/testutil"
 )
 
-// serverEnv is a new user's environment (see userEnv) without any CONSUL_ or ETCDCTL_ variable
-// of the machine running the tests, plus extra ("KEY=VALUE").
+// serverEnv is a new user's environment (see userEnv) without any CONSUL_ or ETCD variable of
+// the machine running the tests, plus extra ("KEY=VALUE").
 func serverEnv(t *testing.T, extra ...string) []string {
-	var env []string
-	for _, kv := range userEnv(t) {
-		if strings.HasPrefix(kv, "CONSUL_") || strings.HasPrefix(kv, "ETCDCTL_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
+	return append(harness.ServerEnv(userEnv(t)), extra...)
 }
 
 // withEnv returns a copy of env with extra appended (later entries win in os/exec).
@@ -75,12 +69,10 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 // refused.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	return addr
 }
 

@@ -16,6 +16,10 @@ import (
 
 const module = "github.com/sdctl/sdctl"
 
+// notShipped are the internal packages that only tests and tools/ use: no sdctl binary links
+// them.
+var notShipped = []string{"internal/harness", "internal/testutil", "internal/dockerimage", "internal/e2e"}
+
 type pkg struct {
 	ImportPath string
 	Dir        string
@@ -90,6 +94,9 @@ func TestLayers(t *testing.T) {
 		{"backends import no other backend, no plugin host and no commands",
 			func(i string) bool { return under(i, "commands", "plugins") },
 			func(p string) bool { return !under(p, "backends") }},
+		{"the test and benchmark harnesses only from each other and tools/: shipped code never links them",
+			func(i string) bool { return under(i, notShipped...) },
+			func(p string) bool { return under(p, slices.Concat(notShipped, []string{"tools"})...) }},
 	}
 	for _, p := range packages(t) {
 		for _, imp := range p.Imports {

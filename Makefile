@@ -7,7 +7,7 @@ DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X github.com/sdctl/sdctl/internal/buildinfo.Version=$(VERSION) \
              -X github.com/sdctl/sdctl/internal/buildinfo.Commit=$(COMMIT) \
              -X github.com/sdctl/sdctl/internal/buildinfo.Date=$(DATE)
-TOOLS     := $(GO) -C tools tool
+TOOLS     := $(GO) -C tools/proto tool
 
 .PHONY: help build test test-short race lint vet proto bench fuzz demo clean consul etcd
 .PHONY: image image-rootfs image-test release-check snapshot docs
@@ -56,11 +56,11 @@ vet:
 	$(GO) vet ./...
 
 proto: ## regenerate plugins/proto from registry.proto with the pinned generators
-	$(GO) -C tools build -o ../$(BIN)/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
-	cd plugins/proto && PATH="$(CURDIR)/$(BIN):$$PATH" buf generate
+	$(GO) -C tools/proto build -o $(abspath $(BIN))/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	cd plugins/proto && PATH="$(abspath $(BIN)):$$PATH" buf generate
 
 bench: build ## benchmarks; results go in docs/benchmarks.md
-	$(GO) run ./internal/bench -sdctl $(BIN)/sdctl
+	$(GO) run ./tools/bench -sdctl $(BIN)/sdctl
 
 fuzz: ## run each fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz FuzzParseHostPort -fuzztime 20s ./registry
@@ -123,4 +123,4 @@ snapshot: ## a local release in dist/: archives for every platform, checksums, i
 	$(GORELEASER) release --snapshot --clean --skip=publish
 
 docs: ## regenerate the command reference in docs/cli and the man pages in docs/man
-	$(GO) run ./internal/docgen -md docs/cli -man docs/man
+	$(GO) run ./tools/docgen -md docs/cli -man docs/man

@@ -1,6 +1,6 @@
-// Package dockerimage builds the small images this repository's tests and benchmarks run,
-// FROM scratch, through the engine API, from files held in memory: nothing is pulled and no
-// docker CLI is needed.
+// Package dockerimage connects to the Docker engine and builds the small images this
+// repository's tests and benchmarks run, FROM scratch, through the engine API, from files held
+// in memory: nothing is pulled and no docker CLI is needed.
 package dockerimage
 
 import (
@@ -22,6 +22,25 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 )
+
+// Connect connects to the engine the environment names (DOCKER_HOST and friends, else the
+// local socket), as sdctl watch does, checks within 10s that it answers, and settles the API
+// version before any concurrent use: the client negotiates lazily and unsynchronised, which
+// races when its first calls are concurrent.
+func Connect(ctx context.Context) (*client.Client, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("no Docker engine at %s: %w", cli.DaemonHost(), err)
+	}
+	cli.NegotiateAPIVersion(ctx)
+	return cli, nil
+}
 
 // File is one file of a build context.
 type File struct {

@@ -14,21 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/harness"
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
-// serverEnv is a new user's environment (see userEnv) without any CONSUL_ or ETCDCTL_ variable
-// of the machine running the tests, plus extra ("KEY=VALUE").
+// serverEnv is a new user's environment (see userEnv) without any CONSUL_ or ETCD variable of
+// the machine running the tests, plus extra ("KEY=VALUE").
 func serverEnv(t *testing.T, extra ...string) []string {
-	var env []string
-	for _, kv := range userEnv(t) {
-		if strings.HasPrefix(kv, "CONSUL_") || strings.HasPrefix(kv, "ETCDCTL_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
+	return append(harness.ServerEnv(userEnv(t)), extra...)
 }
 
 // withEnv returns a copy of env with extra appended (later entries win in os/exec).

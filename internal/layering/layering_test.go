@@ -16,6 +16,10 @@ import (
 
 const module = "github.com/sdctl/sdctl"
 
+// notShipped are the internal packages that only tests and tools/ use: no sdctl binary links
+// them.
+var notShipped = []string{"internal/harness", "internal/testutil", "internal/dockerimage", "internal/e2e"}
+
 type pkg struct {
 	ImportPath string
 	Dir        string
@@ -77,10 +81,10 @@ func TestLayers(t *testing.T) {
 			func(p string) bool { return under(p, "internal/config") }},
 		{"cobra (the CLI) only in commands/, cmd/ and the docs generator",
 			func(i string) bool { return strings.HasPrefix(i, "github.com/spf13/cobra") },
-			func(p string) bool { return under(p, "commands", "cmd", "internal/docgen") }},
+			func(p string) bool { return under(p, "commands", "cmd", "tools/docgen") }},
 		{"commands/ only from cmd/ and the docs generator",
 			func(i string) bool { return under(i, "commands") },
-			func(p string) bool { return under(p, "cmd", "internal/docgen") }},
+			func(p string) bool { return under(p, "cmd", "tools/docgen") }},
 		{"the domain (registry/) imports no CLI, configuration, transport or backend",
 			func(i string) bool {
 				return strings.HasPrefix(i, "github.com/spf13/") || strings.HasPrefix(i, "google.golang.org/grpc") ||
@@ -90,6 +94,9 @@ func TestLayers(t *testing.T) {
 		{"backends import no other backend, no plugin host and no commands",
 			func(i string) bool { return under(i, "commands", "plugins") },
 			func(p string) bool { return !under(p, "backends") }},
+		{"the test and benchmark harnesses only from each other and tools/: shipped code never links them",
+			func(i string) bool { return under(i, notShipped...) },
+			func(p string) bool { return under(p, slices.Concat(notShipped, []string{"tools"})...) }},
 	}
 	for _, p := range packages(t) {
 		for _, imp := range p.Imports {
@@ -115,7 +122,7 @@ var osExit = regexp.MustCompile(`\bos\.Exit\(`)
 // TestExitOnlyInMain checks that only the programs' main packages end the process.
 func TestExitOnlyInMain(t *testing.T) {
 	for _, p := range packages(t) {
-		if under(p.ImportPath, "cmd", "examples", "internal/bench", "internal/docgen", "internal/testutil") {
+		if under(p.ImportPath, "cmd", "examples", "tools", "internal/testutil") {
 			continue // programs, whose main decides the exit code, and test harnesses for TestMain
 		}
 		for _, f := range p.GoFiles {

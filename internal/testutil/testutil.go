@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sdctl/sdctl/internal/harness"
 )
 
 // RequireAllEnv, when set to 1 (as .ci/run does), turns every Skip for a missing dependency into
@@ -23,6 +24,25 @@ func SkipUnlessRequired(t testing.TB, reason string) {
 		t.Fatalf("%s (%s=1, so this is a failure, not a skip)", reason, RequireAllEnv)
 	}
 	t.Skip(reason)
+}
+
+// Server is a server process of internal/harness: a Consul agent or an etcd member.
+type Server interface {
+	Kill()
+	LogTail(n int) string
+}
+
+// KillAtEnd has t.Cleanup kill each server, and log the last logLines lines of its output when
+// the test failed.
+func KillAtEnd(t testing.TB, logLines int, servers ...Server) {
+	for _, s := range servers {
+		t.Cleanup(func() {
+			s.Kill()
+			if t.Failed() {
+				t.Log(s.LogTail(logLines))
+			}
+		})
+	}
 }
 
 var (
@@ -83,12 +103,12 @@ func Cleanup() {
 	}
 }
 
-// ModuleRoot is the directory holding go.mod.
+// ModuleRoot is the directory holding go.mod (see harness.ModuleRoot).
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the module root")
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return strings.TrimSuffix(filepath.Dir(file), filepath.FromSlash("/internal/testutil"))
+	return root
 }

@@ -141,7 +141,11 @@ func TestTLSAgent(t *testing.T) {
 			}
 
 			// Without a client certificate.
-			noCert := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: files.ClientConfig(t, false)}}
+			noCertConfig, err := files.ClientConfig(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			noCert := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: noCertConfig}}
 			defer noCert.CloseIdleConnections()
 			resp, err := noCert.Get(a.URL() + "/v1/status/leader")
 			if err == nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
+	"github.com/sdctl/sdctl/internal/dockerimage"
 	"github.com/sdctl/sdctl/internal/testutil"
 )
 
@@ -118,29 +119,16 @@ func requireMain(t testing.TB) {
 	}
 }
 
-func newClient() (*client.Client, error) {
-	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-}
-
-// Client connects to the engine named by the environment and pings it. When the engine is
-// unreachable it skips t (fails it under SDCTL_TEST_REQUIRE_ALL=1). The client is closed by
-// t.Cleanup.
+// Client connects to the engine named by the environment (see dockerimage.Connect). When the
+// engine is unreachable it skips t (fails it under SDCTL_TEST_REQUIRE_ALL=1). The client is
+// closed by t.Cleanup.
 func Client(t testing.TB) *client.Client {
 	t.Helper()
 	requireMain(t)
-	cli, err := newClient()
+	cli, err := dockerimage.Connect(context.Background())
 	if err != nil {
-		testutil.SkipUnlessRequired(t, "dockertest: no Docker client: "+err.Error())
+		testutil.SkipUnlessRequired(t, "dockertest: "+err.Error())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(ctx); err != nil {
-		cli.Close()
-		testutil.SkipUnlessRequired(t, fmt.Sprintf("dockertest: no Docker engine at %s: %v", cli.DaemonHost(), err))
-	}
-	// Negotiate now: the client negotiates lazily and unsynchronised, which races when the
-	// first calls are concurrent (a test's and a watcher's).
-	cli.NegotiateAPIVersion(ctx)
 	touched.Store(true)
 	t.Cleanup(func() { cli.Close() })
 	return cli
@@ -152,17 +140,12 @@ func Client(t testing.TB) *client.Client {
 // SIGINT or SIGTERM it cleans up before exiting.
 func Main(m *testing.M) int {
 	mainCalled.Store(true)
-	if cli, err := newClient(); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := cli.Ping(ctx)
-		cancel()
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			if err := Sweep(ctx, cli); err != nil {
-				fmt.Fprintf(os.Stderr, "dockertest: sweeping earlier runs: %v\n", err)
-			}
-			cancel()
+	if cli, err := dockerimage.Connect(context.Background()); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := Sweep(ctx, cli); err != nil {
+			fmt.Fprintf(os.Stderr, "dockertest: sweeping earlier runs: %v\n", err)
 		}
+		cancel()
 		cli.Close()
 	}
 
@@ -204,7 +187,7 @@ func cleanupRun() error {
 	if !touched.Load() {
 		return nil
 	}
-	cli, err := newClient()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package testutil
+package harness
 
 import (
 	"crypto/ecdsa"
@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// CA is a certificate authority made for a test: ECDSA P-256, valid from an hour ago for two
-// days.
+// CA is a certificate authority for the servers the harness starts and their clients: ECDSA
+// P-256, valid from an hour ago for two days.
 type CA struct {
 	cert     *x509.Certificate
 	key      *ecdsa.PrivateKey

@@ -1,17 +1,14 @@
-package consultest
+package harness
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
-	"testing"
-
-	"github.com/sdctl/sdctl/internal/testutil"
 )
 
-// TLSFiles are PEM files made by GenerateTLS: a CA, a server certificate signed by it and a
-// client certificate signed by it.
-type TLSFiles struct {
+// ConsulTLSFiles are PEM files made by GenerateConsulTLS: a CA, a server certificate signed by
+// it and a client certificate signed by it.
+type ConsulTLSFiles struct {
 	CAFile         string // the CA certificate
 	CertFile       string // server certificate: 127.0.0.1, ::1, localhost, server.dc1.consul
 	KeyFile        string // server key
@@ -19,50 +16,35 @@ type TLSFiles struct {
 	ClientKeyFile  string // client key
 }
 
-// GenerateTLS writes a fresh ECDSA P-256 CA, server certificate and client certificate into a
-// t.TempDir(). The server certificate is valid for the agent's HTTPS listener (127.0.0.1,
+// GenerateConsulTLS writes a fresh ECDSA P-256 CA, server certificate and client certificate
+// into dir. The server certificate is valid for the agent's HTTPS listener (127.0.0.1,
 // localhost) and for Consul's server RPC name in dc1 (server.dc1.consul), and can act as a
 // client too, as Consul servers need for verify_outgoing.
-func GenerateTLS(t testing.TB) TLSFiles {
-	t.Helper()
-	dir := t.TempDir()
-	ca, err := testutil.NewCA(dir, "sdctl test CA")
+func GenerateConsulTLS(dir string) (ConsulTLSFiles, error) {
+	ca, err := NewCA(dir, "sdctl test CA")
 	if err != nil {
-		t.Fatalf("consultest: %v", err)
+		return ConsulTLSFiles{}, err
 	}
 	server, err := ca.Issue(dir, "server.dc1.consul", "server.dc1.consul", "localhost", "127.0.0.1", "::1")
 	if err != nil {
-		t.Fatalf("consultest: %v", err)
+		return ConsulTLSFiles{}, err
 	}
 	client, err := ca.Issue(dir, "sdctl-test-client")
 	if err != nil {
-		t.Fatalf("consultest: %v", err)
+		return ConsulTLSFiles{}, err
 	}
-	return TLSFiles{
+	return ConsulTLSFiles{
 		CAFile: ca.CertFile, CertFile: server.CertFile, KeyFile: server.KeyFile,
 		ClientCertFile: client.CertFile, ClientKeyFile: client.KeyFile,
-	}
+	}, nil
 }
 
 // ClientConfig returns a TLS client configuration that trusts the CA and, when withCert is
 // true, presents the client certificate.
-func (f TLSFiles) ClientConfig(t testing.TB, withCert bool) *tls.Config {
-	t.Helper()
-	cfg, err := f.clientConfig(withCert)
-	if err != nil {
-		t.Fatalf("consultest: %v", err)
-	}
-	return cfg
-}
-
-func (f TLSFiles) clientConfig(withCert bool) (*tls.Config, error) {
-	caPEM, err := os.ReadFile(f.CAFile)
+func (f ConsulTLSFiles) ClientConfig(withCert bool) (*tls.Config, error) {
+	pool, err := certPool(f.CAFile)
 	if err != nil {
 		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, &os.PathError{Op: "parse CA", Path: f.CAFile, Err: os.ErrInvalid}
 	}
 	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	if withCert {
@@ -73,4 +55,17 @@ func (f TLSFiles) clientConfig(withCert bool) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// certPool is a pool holding the certificates of the PEM file caFile.
+func certPool(caFile string) (*x509.CertPool, error) {
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, &os.PathError{Op: "parse CA", Path: caFile, Err: os.ErrInvalid}
+	}
+	return pool, nil
 }

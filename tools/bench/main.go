@@ -28,7 +28,7 @@
 //
 // Usage (what `make bench` runs):
 //
-//	go run ./internal/bench -sdctl bin/sdctl
+//	go run ./tools/bench -sdctl bin/sdctl
 //
 // The report goes to stdout and progress to stderr. With -write FILE the report also replaces
 // the part of FILE between the lines "<!-- bench:begin -->" and "<!-- bench:end -->".
@@ -47,6 +47,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sdctl/sdctl/internal/harness"
 )
 
 // config holds the command-line flags.
@@ -166,7 +168,7 @@ func parseFlags(args []string) (*config, error) {
 func commandLine(args []string) string {
 	prog := filepath.Base(os.Args[0])
 	if strings.Contains(os.Args[0], "go-build") {
-		prog = "go run ./internal/bench" // a binary built by `go run`
+		prog = "go run ./tools/bench" // a binary built by `go run`
 	}
 	parts := []string{prog}
 	for _, a := range args {
@@ -212,14 +214,14 @@ func run(ctx context.Context, cfg *config) error {
 	// Find (or build) the servers first, so that a missing one fails the run at once.
 	var consulBin, etcdBin string
 	if cfg.consul || cfg.docker {
-		b, err := serverBinary(cfg.consulBin, "SDCTL_CONSUL_BIN", "consul-bin.sh")
+		b, err := serverBinary(cfg.consulBin, harness.Consul)
 		if err != nil {
 			return fmt.Errorf("consul binary: %w (run `make consul`, or pass -consul=false -docker=false)", err)
 		}
 		consulBin = b
 	}
 	if cfg.etcd {
-		b, err := serverBinary(cfg.etcdBin, "SDCTL_ETCD_BIN", "etcd-bin.sh")
+		b, err := serverBinary(cfg.etcdBin, harness.Etcd)
 		if err != nil {
 			return fmt.Errorf("etcd binary: %w (run `make etcd`, or pass -etcd=false)", err)
 		}
@@ -232,13 +234,13 @@ func run(ctx context.Context, cfg *config) error {
 	defer ws.remove()
 	// Servers are stopped before the scratch directory holding their data is removed, also
 	// after an error or Ctrl-C.
-	var servers []*server
+	var started []*server
 	defer func() {
-		for _, s := range servers {
+		for _, s := range started {
 			s.Stop()
 		}
 	}()
-	keep := func(s *server) { servers = append(servers, s) }
+	keep := func(s *server) { started = append(started, s) }
 	defer closeDocker()
 
 	rep := &report{cfg: cfg}

@@ -4,7 +4,7 @@
 //
 // Usage (what `make docs` runs):
 //
-//	go run ./internal/docgen -md docs/cli -man docs/man
+//	go run ./tools/docgen -md docs/cli -man docs/man
 //
 // An empty -md or -man skips that output: the release build writes only the man pages it
 // packs into the archives (-md= -man manpages).

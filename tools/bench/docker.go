@@ -21,6 +21,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/sdctl/sdctl/internal/dockerimage"
+	"github.com/sdctl/sdctl/internal/harness"
 )
 
 // The Docker part: `sdctl watch` follows the real Docker engine and registers the containers'
@@ -67,21 +68,15 @@ type dockerPart struct {
 	cleaned []string // what the last cleanup removed, for the progress line
 }
 
-// connectDocker connects to the engine the way the watcher does (DOCKER_HOST and friends, else
-// the local socket) and settles the API version before any concurrent use: the client's lazy
-// negotiation is not synchronised.
+// connectDocker connects to the engine the way the watcher does (see dockerimage.Connect) and
+// describes it for the report.
 func connectDocker(ctx context.Context) (*dockerPart, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := dockerimage.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cli.NegotiateAPIVersion(cctx)
-	if _, err := cli.Ping(cctx); err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("the Docker engine at %s does not answer: %w", cli.DaemonHost(), err)
-	}
 	ver, err := cli.ServerVersion(cctx)
 	if err != nil {
 		cli.Close()
@@ -113,7 +108,7 @@ func (d *dockerPart) callCtx(timeout time.Duration) (context.Context, context.Ca
 // its Dockerfile with an in-memory build context.
 func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
 	_ = ws
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		return err
 	}

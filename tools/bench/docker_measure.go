@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sdctl/sdctl/internal/harness"
 )
 
 // What the Docker part measures, with `sdctl watch` as a subprocess (one per measurement, so
@@ -36,6 +38,7 @@ import (
 
 const (
 	watchReadyTimeout  = 60 * time.Second
+	watchStopTimeout   = 10 * time.Second
 	watchResync        = 10 * time.Second // the watcher's --resync
 	healthWait         = "5s"             // a blocking query's wait
 	reconcileWaitLimit = 3*watchResync + 30*time.Second
@@ -67,11 +70,8 @@ func (d *dockerPart) setup(ctx context.Context, ws *workspace, consulBin string,
 	}
 	res.image, res.imageSize, res.imageBuild = d.image, d.imageSize, d.imageBuild
 	progress("  built %s (%.1f MB) in %s", d.image, float64(d.imageSize)/1e6, d.imageBuild.Round(time.Millisecond))
-	// A Consul agent of its own, in a directory of its own: startConsul keeps its data under
-	// the workspace root it is given.
-	dws := *ws
-	dws.root = filepath.Join(ws.root, "docker")
-	srv, err := startConsul(ctx, &dws, consulBin)
+	// A Consul agent of its own, in a directory of its own.
+	srv, err := startConsul(ctx, filepath.Join(ws.root, "docker"), consulBin)
 	keep(srv)
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func dockerSteps(ctx context.Context, ws *workspace, cfg *config, d *dockerPart,
 			return err
 		}
 		if !d.srv.running() {
-			return fmt.Errorf("consul exited during the run\n%s", d.srv.logTail(30))
+			return fmt.Errorf("consul exited during the run\n%s", d.srv.LogTail(30))
 		}
 		d.srv.Stop()
 		if err := d.cleanup(); err != nil {
@@ -158,11 +158,10 @@ func (d *dockerPart) startWatcher(ctx context.Context, ws *workspace, tag string
 // startWatcherWith is startWatcher with another --resync (0: none) and, when consul is set,
 // another CONSUL_HTTP_ADDR.
 func (d *dockerPart) startWatcherWith(ctx context.Context, ws *workspace, tag string, resync time.Duration, consul string) (*watchProc, error) {
-	ports, err := freeLoopbackPorts(1)
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + itoa(ports[0])
 	args := []string{"--backend", "consul", "watch", "--label", d.label, "--node-id", benchNode, "--listen", addr}
 	if resync > 0 {
 		args = append(args, "--resync", resync.String())
@@ -182,10 +181,9 @@ func (d *dockerPart) startWatcherWith(ctx context.Context, ws *workspace, tag st
 	cmd.Stdout, cmd.Stderr = lw, lw
 	// Its own process group, so that a Ctrl-C in the terminal reaches the bench, which stops
 	// it; the kernel kills it should the bench die.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	w := &watchProc{cmd: cmd, addr: addr, log: lw, done: make(chan struct{})}
 	w.started = time.Now()
-	if err := startLocked(cmd); err != nil {
+	if err := harness.StartProcess(cmd); err != nil {
 		lw.file.Close()
 		return nil, err
 	}
@@ -234,7 +232,7 @@ func (w *watchProc) healthy() error {
 }
 
 // Stop ends the watcher with SIGTERM, and its process group with SIGKILL if it has not exited
-// after serverStopTimeout. It is safe to call more than once, and on nil.
+// after watchStopTimeout. It is safe to call more than once, and on nil.
 func (w *watchProc) Stop() {
 	if w == nil {
 		return
@@ -243,12 +241,28 @@ func (w *watchProc) Stop() {
 		_ = w.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-w.done:
-		case <-time.After(serverStopTimeout):
-			progress("sdctl watch did not stop within %s of SIGTERM; killing it", serverStopTimeout)
+		case <-time.After(watchStopTimeout):
+			progress("sdctl watch did not stop within %s of SIGTERM; killing it", watchStopTimeout)
 			_ = syscall.Kill(-w.pid, syscall.SIGKILL) // the group: the plugin too
 			<-w.done
 		}
 	})
+}
+
+// finish ends a measurement: it stops the watcher first (it has nothing to do with the
+// removals), then removes the containers of cs that were created, and returns how many.
+func (d *dockerPart) finish(w *watchProc, cs []benchContainer) int {
+	d.stopWatcher(w)
+	var made []benchContainer
+	for _, c := range cs {
+		if c.id != "" {
+			made = append(made, c)
+		}
+	}
+	if err := d.removeContainers(made); err != nil {
+		progress("  %v", err)
+	}
+	return len(made)
 }
 
 func (d *dockerPart) stopWatcher(w *watchProc) {
@@ -661,12 +675,13 @@ type dockerCPUSample struct {
 func (d *dockerPart) sampleCPU(w *watchProc) dockerCPUSample {
 	c := readCPU()
 	s := dockerCPUSample{at: c.at, busy: c.busy, total: c.total}
-	s.watcher = procCPU(w.pid)
+	s.watcher = harness.ProcCPU(w.pid).Seconds()
 	for _, p := range w.pluginPIDs() {
-		s.watcher += procCPU(p)
+		s.watcher += harness.ProcCPU(p).Seconds()
 	}
-	if d.srv != nil && d.srv.cmd != nil {
-		s.consul = procCPU(d.srv.cmd.Process.Pid)
+	if d.srv != nil {
+		total, _ := d.srv.CPUTime()
+		s.consul = total.Seconds()
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -695,28 +710,62 @@ func cpuBetween(name string, a, b dockerCPUSample) dockerCPU {
 
 // seqResult is containers started and stopped one at a time.
 type seqResult struct {
-	n       int
-	visible []time.Duration // `start` event → listed by the health API
-	gone    []time.Duration // `die` event → no longer listed
-	// From the watcher's log (millisecond timestamps): `start` event → its `added` line, and
-	// that line → listed (negative: listed before the line was written); the same for `die`
-	// and `removed`.
-	toAdded, addedToVisible  []time.Duration
-	toRemoved, removedToGone []time.Duration
+	n    int
+	up   seqSide // `start` event → listed by the health API
+	down seqSide // `die` event → no longer listed
 	// `die` event → the engine answered an inspect of the container that the bench sent as
 	// soon as it had the event, as the watcher does on its own copy of the event: how long
 	// the engine takes to answer one then.
-	dieInspect    []time.Duration
-	startCall     []time.Duration // the ContainerStart call
-	stopCall      []time.Duration // the ContainerStop call
-	missedVisible int
-	missedGone    int
-	failures      []string
-	exitCodes     map[string]int // exit code of the `die` events → containers
+	dieInspect []time.Duration
+	startCall  []time.Duration // the ContainerStart call
+	stopCall   []time.Duration // the ContainerStop call
+	failures   []string
+	exitCodes  map[string]int // exit code of the `die` events → containers
 }
 
 func (r *seqResult) ok() bool {
-	return r.missedVisible == 0 && r.missedGone == 0 && len(r.failures) == 0 && len(r.visible) == r.n && len(r.gone) == r.n
+	return r.up.missed == 0 && r.down.missed == 0 && len(r.failures) == 0 && len(r.up.took) == r.n && len(r.down.took) == r.n
+}
+
+// fail keeps the first failures.
+func (r *seqResult) fail(format string, args ...any) {
+	if len(r.failures) < 5 {
+		r.failures = append(r.failures, fmt.Sprintf(format, args...))
+	}
+}
+
+// seqSide is one half of the one-at-a-time test: starts and their listing, or stops and their
+// removal.
+type seqSide struct {
+	what  string // "start → visible"
+	early string // the failure when Consul showed the change before it was made
+	line  string // the watcher's log line for the change: "added", "removed"
+
+	took []time.Duration // the engine's event → the health API's answer that showed the change
+	// From the watcher's log (millisecond timestamps): the event → its line, and that line →
+	// the answer (negative: the answer came before the line was written).
+	toLine, lineToAnswer []time.Duration
+	missed               int // changes Consul did not show within dockerVisibleMax
+}
+
+// record adds one change of container c: hv is the health API's answer that showed it (or why
+// none did), at and evErr the engine's event.
+func (s *seqSide) record(ctx context.Context, r *seqResult, w *watchProc, c benchContainer, hv healthResult, at time.Time, evErr error) {
+	switch {
+	case hv.err != nil:
+		s.missed++
+		r.fail("%s: %s: %v", c.name, s.what, hv.err)
+	case hv.v.first:
+		r.fail("%s: %s", c.name, s.early)
+	case evErr != nil:
+		r.fail("%s: %v", c.name, evErr)
+	default:
+		s.took = append(s.took, hv.v.at.Sub(at))
+		if lineAt, ok := w.log.awaitFor(ctx, s.line, c.name); ok {
+			s.toLine = append(s.toLine, lineAt.Sub(at))
+			s.lineToAnswer = append(s.lineToAnswer, hv.v.at.Sub(lineAt))
+		}
+	}
 }
 
 func (d *dockerPart) measureSequential(ctx context.Context, ws *workspace, n int, res *dockerResult) (*seqResult, error) {
@@ -725,21 +774,12 @@ func (d *dockerPart) measureSequential(ctx context.Context, ws *workspace, n int
 		return nil, err
 	}
 	defer d.stopWatcher(w)
-	r := &seqResult{n: n, exitCodes: map[string]int{}}
+	r := &seqResult{n: n, exitCodes: map[string]int{},
+		up:   seqSide{what: "start → visible", early: "listed before it was started", line: "added"},
+		down: seqSide{what: "stop → gone", early: "not listed any more before it was stopped", line: "removed"}}
 	var made []benchContainer
-	defer func() {
-		d.stopWatcher(w) // first: it has nothing to do with the removals
-		if err := d.removeContainers(made); err != nil {
-			progress("  %v", err)
-		}
-	}()
+	defer func() { d.finish(w, made) }()
 	cpu0 := d.sampleCPU(w)
-	fail := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		if len(r.failures) < 5 {
-			r.failures = append(r.failures, msg)
-		}
-	}
 	for i := range n {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -763,21 +803,7 @@ func (d *dockerPart) measureSequential(ctx context.Context, ws *workspace, n int
 		r.startCall = append(r.startCall, time.Since(t))
 		hv := <-visible
 		startAt, evErr := d.ev.wait(ctx, c.id, "start", 10*time.Second)
-		switch {
-		case hv.err != nil:
-			r.missedVisible++
-			fail("%s: start → visible: %v", c.name, hv.err)
-		case hv.v.first:
-			fail("%s: listed before it was started", c.name)
-		case evErr != nil:
-			fail("%s: %v", c.name, evErr)
-		default:
-			r.visible = append(r.visible, hv.v.at.Sub(startAt))
-			if at, ok := w.log.awaitFor(ctx, "added", c.name); ok {
-				r.toAdded = append(r.toAdded, at.Sub(startAt))
-				r.addedToVisible = append(r.addedToVisible, hv.v.at.Sub(at))
-			}
-		}
+		r.up.record(ctx, r, w, c, hv, startAt, evErr)
 		if hv.err != nil {
 			continue // not registered: nothing to remove
 		}
@@ -807,24 +833,10 @@ func (d *dockerPart) measureSequential(ctx context.Context, ws *workspace, n int
 		if evErr == nil {
 			r.exitCodes[d.ev.exitCode(c.id)]++
 		}
-		switch {
-		case hv.err != nil:
-			r.missedGone++
-			fail("%s: stop → gone: %v", c.name, hv.err)
-		case hv.v.first:
-			fail("%s: not listed any more before it was stopped", c.name)
-		case evErr != nil:
-			fail("%s: %v", c.name, evErr)
-		default:
-			r.gone = append(r.gone, hv.v.at.Sub(dieAt))
-			if at, ok := w.log.awaitFor(ctx, "removed", c.name); ok {
-				r.toRemoved = append(r.toRemoved, at.Sub(dieAt))
-				r.removedToGone = append(r.removedToGone, hv.v.at.Sub(at))
-			}
-		}
+		r.down.record(ctx, r, w, c, hv, dieAt, evErr)
 		if i%10 == 9 || i == n-1 {
 			progress("  %d of %d containers: start → visible p50 %s, stop → gone p50 %s", i+1, n,
-				ms(summarize(r.visible).p50), ms(summarize(r.gone).p50))
+				ms(summarize(r.up.took).p50), ms(summarize(r.down.took).p50))
 		}
 	}
 	res.cpu = append(res.cpu, cpuBetween(fmt.Sprintf("%d containers one at a time", n), cpu0, d.sampleCPU(w)))
@@ -859,18 +871,7 @@ func (d *dockerPart) measureBurst(ctx context.Context, ws *workspace, n int, res
 	defer d.stopWatcher(w)
 	r := &burstResult{n: n, workers: dockerWorkers}
 	cs := make([]benchContainer, n)
-	defer func() {
-		d.stopWatcher(w) // first: it has nothing to do with the removals
-		var made []benchContainer
-		for _, c := range cs {
-			if c.id != "" {
-				made = append(made, c)
-			}
-		}
-		if err := d.removeContainers(made); err != nil {
-			progress("  %v", err)
-		}
-	}()
+	defer func() { d.finish(w, cs) }()
 	t := time.Now()
 	if err := forEach(ctx, n, dockerWorkers, func(i int) (err error) { cs[i], err = d.createContainer("burst"); return err }); err != nil {
 		return nil, err
@@ -1025,18 +1026,9 @@ func (d *dockerPart) measureReconcile(ctx context.Context, ws *workspace, n int,
 	r := &reconcileResult{n: n, batch: dockerBatch, workers: dockerWorkers, poll: 500 * time.Millisecond}
 	cs := make([]benchContainer, n)
 	defer func() {
-		d.stopWatcher(w) // first: it has nothing to do with the removals
-		var made []benchContainer
-		for _, c := range cs {
-			if c.id != "" {
-				made = append(made, c)
-			}
-		}
 		t := time.Now()
-		if err := d.removeContainers(made); err != nil {
-			progress("  %v", err)
-		}
-		progress("  removed %d containers in %s", len(made), time.Since(t).Round(time.Millisecond))
+		k := d.finish(w, cs)
+		progress("  removed %d containers in %s", k, time.Since(t).Round(time.Millisecond))
 	}()
 
 	cpu0 := d.sampleCPU(w)

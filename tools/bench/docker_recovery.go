@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -81,22 +79,6 @@ func (p *countingProxy) take() map[string]int {
 	return h
 }
 
-// restartEmpty SIGKILLs the server, empties its data directory and starts it again with the
-// same configuration (the same ports), returning when it is ready.
-func (s *server) restartEmpty(ctx context.Context) error {
-	s.kill()
-	entries, err := os.ReadDir(s.data)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(s.data, e.Name())); err != nil {
-			return err
-		}
-	}
-	return s.launch(ctx, s.ready)
-}
-
 func (d *dockerPart) measureRecovery(ctx context.Context, ws *workspace, n int) (*recoveryResult, error) {
 	r := &recoveryResult{n: n, idleWindow: idleWindow}
 	proxy, err := startCountingProxy(d.srv.addr)
@@ -109,18 +91,7 @@ func (d *dockerPart) measureRecovery(ctx context.Context, ws *workspace, n int) 
 		return nil, err
 	}
 	cs := make([]benchContainer, n)
-	defer func() {
-		d.stopWatcher(w)
-		var made []benchContainer
-		for _, c := range cs {
-			if c.id != "" {
-				made = append(made, c)
-			}
-		}
-		if err := d.removeContainers(made); err != nil {
-			progress("  %v", err)
-		}
-	}()
+	defer func() { d.finish(w, cs) }()
 	err = forEach(ctx, n, dockerWorkers, func(i int) error {
 		c, err := d.createContainer("recovery")
 		if err != nil {
@@ -153,7 +124,8 @@ func (d *dockerPart) measureRecovery(ctx context.Context, ws *workspace, n int) 
 
 	from := w.log.len()
 	t0 := time.Now()
-	if err := d.srv.restartEmpty(ctx); err != nil {
+	// SIGKILL, its data directory emptied, started again on the same ports; back when ready.
+	if err := d.srv.consul.RestartEmpty(ctx); err != nil {
 		return nil, fmt.Errorf("restart consul empty: %w", err)
 	}
 	ready := time.Now()

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -310,15 +309,11 @@ func measureProbeFloor(ctx context.Context, ws *workspace, sc *scenario, cfg *co
 
 // concRun is one start of many concurrent `sdctl register` processes on a fresh registry.
 type concRun struct {
-	procs     int
-	wall      time.Duration // first start to last exit
-	perProc   []time.Duration
-	cpu       time.Duration // user+sys of every process, plugins included
-	errors    int
-	errSample []string // distinct error messages, a few
-	inFile    int      // instances in the file afterwards
-	missing   int      // expected IDs not in the file
-	catalog   string   // what `catalog -o json` counted
+	procs int
+	atOnce
+	inFile    int    // instances in the file afterwards
+	missing   int    // expected IDs not in the file
+	catalog   string // what `catalog -o json` counted
 	verifyErr string
 }
 
@@ -350,39 +345,12 @@ func measureConcurrent(ctx context.Context, ws *workspace, cfg *config) ([]*conc
 
 func concurrentRegister(ctx context.Context, ws *workspace, sc *scenario, procs int) (*concRun, error) {
 	c := &concRun{procs: procs}
-	results := make([]result, procs)
-	var ready, done sync.WaitGroup
-	start := make(chan struct{})
-	ready.Add(procs)
-	done.Add(procs)
-	for i := range procs {
-		inv := ws.sdctlCmd(sc, "register", "register", fmt.Sprintf("svc%d", i), fmt.Sprintf("127.0.0.1:%d", 20000+i))
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			results[i] = inv.run(ctx)
-		}()
+	invs := make([]invocation, procs)
+	for i := range invs {
+		invs[i] = ws.sdctlCmd(sc, "register", "register", fmt.Sprintf("svc%d", i), fmt.Sprintf("127.0.0.1:%d", 20000+i))
 	}
-	ready.Wait()
-	t0 := time.Now()
-	close(start)
-	done.Wait()
-	c.wall = time.Since(t0)
-	if err := ctx.Err(); err != nil {
+	if err := c.run(ctx, invs); err != nil {
 		return nil, err
-	}
-	seen := map[string]bool{}
-	for _, r := range results {
-		c.perProc = append(c.perProc, r.wall)
-		c.cpu += r.cpu
-		if !r.ok() {
-			c.errors++
-			if msg := r.failure(); !seen[msg] && len(c.errSample) < 3 {
-				seen[msg] = true
-				c.errSample = append(c.errSample, msg)
-			}
-		}
 	}
 
 	doc, err := readRegistry(sc.registry)

@@ -265,6 +265,55 @@ func (inv invocation) mustRun(ctx context.Context) (result, error) {
 	return r, nil
 }
 
+// atOnce is processes started at the same moment, and how they went.
+type atOnce struct {
+	started   time.Time     // the moment they were released
+	wall      time.Duration // first start to last exit
+	perProc   []time.Duration
+	cpu       time.Duration // user+sys of every process, plugins included
+	errors    int
+	errSample []string // distinct error messages, a few
+}
+
+// run starts every invocation at the same moment (each from a goroutine of its own, all
+// released together) and waits for all of them.
+func (a *atOnce) run(ctx context.Context, invs []invocation) error {
+	results := make([]result, len(invs))
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	ready.Add(len(invs))
+	done.Add(len(invs))
+	for i, inv := range invs {
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-start
+			results[i] = inv.run(ctx)
+		}()
+	}
+	ready.Wait()
+	a.started = time.Now()
+	close(start)
+	done.Wait()
+	a.wall = time.Since(a.started)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, r := range results {
+		a.perProc = append(a.perProc, r.wall)
+		a.cpu += r.cpu
+		if !r.ok() {
+			a.errors++
+			if msg := r.failure(); !seen[msg] && len(a.errSample) < 3 {
+				seen[msg] = true
+				a.errSample = append(a.errSample, msg)
+			}
+		}
+	}
+	return nil
+}
+
 // stampWriter collects output and remembers when the first bytes came.
 type stampWriter struct {
 	mu    sync.Mutex

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -76,10 +75,10 @@ func newBackendCase(ctx context.Context, ws *workspace, kind, bin string, keep f
 	switch kind {
 	case "consul":
 		b.title = "Consul"
-		b.srv, err = startConsul(ctx, ws, bin)
+		b.srv, err = startConsul(ctx, filepath.Join(ws.root, "consul"), bin)
 	case "etcd":
 		b.title = "etcd"
-		b.srv, err = startEtcd(ctx, ws, bin)
+		b.srv, err = startEtcd(ctx, filepath.Join(ws.root, "etcd"), bin)
 	default:
 		return nil, fmt.Errorf("unknown backend %q", kind)
 	}
@@ -281,11 +280,7 @@ type bulkRun struct {
 	procs     int
 	instances int
 	ttl       string // in every entry, "" for none
-	wall      time.Duration
-	perProc   []time.Duration
-	cpu       time.Duration
-	errors    int
-	errSample []string
+	atOnce
 	listed    int           // instances the server lists afterwards
 	listedAt  time.Duration // from the start until the server listed all of them
 	leased    int           // etcd: keys attached to a lease
@@ -386,38 +381,8 @@ func (b *backendCase) bulkRegister(ctx context.Context, ws *workspace, run *bulk
 		invs[k] = b.sdctl(ws, "register -f", "register", "-f", path)
 	}
 
-	results := make([]result, run.procs)
-	var ready, done sync.WaitGroup
-	start := make(chan struct{})
-	ready.Add(run.procs)
-	done.Add(run.procs)
-	for k, inv := range invs {
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			results[k] = inv.run(ctx)
-		}()
-	}
-	ready.Wait()
-	t0 := time.Now()
-	close(start)
-	done.Wait()
-	run.wall = time.Since(t0)
-	if err := ctx.Err(); err != nil {
+	if err := run.run(ctx, invs); err != nil {
 		return err
-	}
-	seen := map[string]bool{}
-	for _, r := range results {
-		run.perProc = append(run.perProc, r.wall)
-		run.cpu += r.cpu
-		if !r.ok() {
-			run.errors++
-			if msg := r.failure(); !seen[msg] && len(run.errSample) < 3 {
-				seen[msg] = true
-				run.errSample = append(run.errSample, msg)
-			}
-		}
 	}
 
 	// How soon the server lists them all: at once for etcd; Consul's agent copies its
@@ -431,7 +396,7 @@ func (b *backendCase) bulkRegister(ctx context.Context, ws *workspace, run *bulk
 		}
 		run.listed, run.leased = n, leased
 		if n >= run.instances || time.Now().After(deadline) {
-			run.listedAt = time.Since(t0)
+			run.listedAt = time.Since(run.started)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -503,7 +468,7 @@ func backendSteps(ctx context.Context, ws *workspace, cfg *config, kind, bin str
 			return err
 		}
 		if !b.srv.running() {
-			return fmt.Errorf("%s exited during the run\n%s", kind, b.srv.logTail(30))
+			return fmt.Errorf("%s exited during the run\n%s", kind, b.srv.LogTail(30))
 		}
 		b.srv.Stop()
 		return nil

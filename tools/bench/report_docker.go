@@ -34,7 +34,7 @@ func (res *dockerResult) targetRows() []dockerTarget {
 		for _, c := range []struct {
 			what string
 			d    []time.Duration
-		}{{"container start → listed in Consul", s.visible}, {"container stop → gone from Consul", s.gone}} {
+		}{{"container start → listed in Consul", s.up.took}, {"container stop → gone from Consul", s.down.took}} {
 			sum := summarize(c.d)
 			of := fmt.Sprintf(" (%d of %d)", sum.n, s.n)
 			rows = append(rows,
@@ -151,12 +151,12 @@ func (r *report) writeDocker(b *bytes.Buffer, num int) {
 			label string
 			d     []time.Duration
 		}{
-			{"`start` event → listed in Consul", s.visible},
-			{"… `start` event → the watcher's `added` line", s.toAdded},
-			{"… `added` line → listed", s.addedToVisible},
-			{"`die` event → gone from Consul", s.gone},
-			{"… `die` event → the watcher's `removed` line", s.toRemoved},
-			{"… `removed` line → gone", s.removedToGone},
+			{"`start` event → listed in Consul", s.up.took},
+			{"… `start` event → the watcher's `added` line", s.up.toLine},
+			{"… `added` line → listed", s.up.lineToAnswer},
+			{"`die` event → gone from Consul", s.down.took},
+			{"… `die` event → the watcher's `removed` line", s.down.toLine},
+			{"… `removed` line → gone", s.down.lineToAnswer},
 			{"for comparison: `die` event → the engine answers an inspect the bench sent on the event", s.dieInspect},
 			{"for comparison: the engine's start call (`ContainerStart`)", s.startCall},
 			{"for comparison: the engine's stop call (`ContainerStop`)", s.stopCall},
@@ -164,7 +164,7 @@ func (r *report) writeDocker(b *bytes.Buffer, num int) {
 			sum := summarize(row.d)
 			w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", row.label, sum.n, ms(sum.p50), ms(sum.p90), ms(sum.p99), ms(sum.mean), ms(sum.min), ms(sum.max))
 		}
-		w("\nNot listed within %s: %d; not gone within %s: %d. Exit codes of the `die` events: %s.", dockerVisibleMax, s.missedVisible, dockerVisibleMax, s.missedGone, exitCodes(s.exitCodes))
+		w("\nNot listed within %s: %d; not gone within %s: %d. Exit codes of the `die` events: %s.", dockerVisibleMax, s.up.missed, dockerVisibleMax, s.down.missed, exitCodes(s.exitCodes))
 		if len(s.exitCodes) > 1 || s.exitCodes["0"] == 0 {
 			w(" A code other than 0 is a container stopped before service-web had set up its SIGTERM handling (the stop comes as soon as the container is listed, a few milliseconds after its start): 2 when the Go runtime had started, which then exits with status 2 on SIGTERM; 137 when not even that, so that the SIGTERM was ignored, as PID 1 ignores a signal it has no handler for, and the engine killed the container %d s later. The gone time counts from the `die` event either way.", dockerStopSecs)
 		}

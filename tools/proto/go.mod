@@ -1,4 +1,8 @@
-module github.com/sdctl/sdctl/tools
+// The protobuf generators `make proto` runs: buf, protoc-gen-go and protoc-gen-go-grpc, built at
+// the versions required below. A module of its own, so that their dependencies stay out of
+// sdctl's build.
+// Change a version with: go get -tool MODULE@VERSION && go mod tidy
+module github.com/sdctl/sdctl/tools/proto
 
 go 1.26.7
 

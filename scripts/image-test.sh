@@ -75,6 +75,15 @@ else
 	fail "sdctl backend list: $out"
 fi
 
+# `sdctl watch` runs the sdctl-watch beside /sdctl: only the Docker client there refuses this
+# address, with exit code 2.
+code=0; out="$(run "$image" watch --docker-host 'tcp://a b' 2>&1)" || code=$?
+if [[ $code -eq 2 && "$out" == *"docker: parse"* ]]; then
+	pass "watch runs /sdctl-watch"
+else
+	fail "sdctl watch --docker-host 'tcp://a b': exit $code: $out"
+fi
+
 # The file backend through a named volume: Docker fills a new named volume with the image's
 # directory (owned by 65532), so the non-root user can write to it.
 docker volume create "$volume" >/dev/null

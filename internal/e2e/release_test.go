@@ -100,7 +100,7 @@ func TestReleaseSnapshot(t *testing.T) {
 	// The archive holds the binary, its bundled backends, completions and man pages; the binary
 	// reports its version and finds the backends beside it.
 	names := untar(t, linuxArchive, work)
-	for _, want := range []string{"sdctl", "sdctl-backend-consul", "sdctl-backend-etcd", "README.md", "completions/sdctl.bash", "completions/_sdctl", "manpages/sdctl.1", "manpages/sdctl-watch.1"} {
+	for _, want := range []string{"sdctl", "sdctl-backend-consul", "sdctl-backend-etcd", "sdctl-watch", "README.md", "completions/sdctl.bash", "completions/_sdctl", "manpages/sdctl.1", "manpages/sdctl-watch.1"} {
 		if !names[want] {
 			t.Errorf("%s lacks %s (has %v)", filepath.Base(linuxArchive), want, names)
 		}
@@ -114,6 +114,11 @@ func TestReleaseSnapshot(t *testing.T) {
 		if !strings.Contains(list, name+" bundled ok ") || !strings.Contains(list, "SNAPSHOT") {
 			t.Errorf("the released sdctl does not list %s as a working bundled backend of its version:\n%s", name, list)
 		}
+	}
+	// `sdctl watch` runs the sdctl-watch beside it: only the Docker client there can refuse this
+	// address (exit 2, its own words).
+	if out, err := exec.Command(filepath.Join(work, "unpacked", "sdctl"), "watch", "--docker-host", "tcp://a b").CombinedOutput(); exitOf(err) != 2 || !strings.Contains(string(out), "docker: parse") {
+		t.Errorf("the released sdctl watch did not run sdctl-watch: %v: %s", err, out)
 	}
 	// The image was built from the same binaries; it runs without a shell in it.
 	imageOut := sh(work, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "sdctl")
@@ -129,6 +134,9 @@ func TestReleaseSnapshot(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
 	if got := sh(work, "docker", "run", "--rm", "--network", "none", tag, "version"); !strings.Contains(got, "SNAPSHOT") {
 		t.Errorf("docker run %s version: %q", tag, got)
+	}
+	if out, err := exec.Command("docker", "run", "--rm", "--network", "none", tag, "watch", "--docker-host", "tcp://a b").CombinedOutput(); exitOf(err) != 2 || !strings.Contains(string(out), "docker: parse") {
+		t.Errorf("docker run %s watch did not run sdctl-watch: %v: %s", tag, err, out)
 	}
 	got := sh(work, "docker", "run", "--rm", "--network", "none", tag, "backend", "list", "--template", "{{.Name}} {{.Kind}} {{.Status}}\n")
 	for _, name := range []string{"consul", "etcd"} {
@@ -177,4 +185,16 @@ func untar(t *testing.T, archive, dir string) map[string]bool {
 		}
 	}
 	return names
+}
+
+// exitOf is the exit code of a finished command's error (0 for nil, -1 when it did not run).
+func exitOf(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -410,14 +409,7 @@ func TestWatchNeedsItsProgram(t *testing.T) {
 		cmd.Env = env
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		code := exitOf(cmd.Run())
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) || strings.Count(stderr.String(), "\n") != 1 {
 			t.Errorf("sdctl %s without sdctl-watch beside it: exit %d, stderr %q; want exit %d and one line with %q",
 				strings.Join(tc.args, " "), code, stderr.String(), tc.code, tc.want)

@@ -41,6 +41,7 @@ type backendCase struct {
 	rss     map[string][]int64 // by compare label: peak RSS through the probe
 	watch   *watchResult
 	bulk    []*bulkRun
+	writes  []*series // sdctl register, curl's, sdctl deregister, curl's
 }
 
 // sdctl is an sdctl invocation with --backend set.
@@ -454,6 +455,7 @@ func backendSteps(ctx context.Context, ws *workspace, cfg *config, kind, bin str
 		}},
 		{title + ": timing resolve against its own clients", func() error { return b.measureCompare(ctx, ws, cfg) }},
 		{title + ": peak RSS and phases (debug runs)", func() error { return b.measureDebug(ctx, ws, cfg) }},
+		{title + ": timing register and deregister against curl", func() error { return b.measureWrites(ctx, ws, cfg) }},
 	}
 	if cfg.watchN > 0 {
 		steps = append(steps, part{title + ": watch latency", func() error { return b.measureWatch(ctx, ws, cfg) }})

@@ -250,6 +250,10 @@ func run(ctx context.Context, cfg *config) error {
 	steps := []part{
 		{"seeding and checking registries", func() (err error) { rep.registries, err = prepareRegistries(ctx, ws); return err }},
 		{"timing resolve", func() (err error) { rep.resolve, err = measureResolve(ctx, ws, rep.registries, cfg); return err }},
+		{"timing resolve with a warm file backend against a Go hello-world", func() (err error) {
+			rep.warmFile, err = measureWarmFile(ctx, ws, rep.registries, cfg)
+			return err
+		}},
 		{"timing the plugin start", func() (err error) { rep.start, err = measureStart(ctx, ws, rep.registries[0], cfg); return err }},
 		{"peak RSS and phases (debug runs)", func() (err error) {
 			if rep.floor, err = measureProbeFloor(ctx, ws, rep.registries[0].sc, cfg); err != nil {

@@ -215,6 +215,7 @@ type report struct {
 	machine    machine
 	registries []*registryCase
 	resolve    []*series
+	warmFile   []*series // hello-world, then resolve with a warm file backend
 	start      []*series
 	debug      []*debugCase
 	conc       []*concRun
@@ -268,6 +269,7 @@ func (r *report) markdown() string {
 	r.writeTargets(&b)
 	r.writeRegistries(&b)
 	r.writeResolve(&b)
+	r.writeWarmFile(&b)
 	r.writeStart(&b)
 	r.writePhases(&b)
 	r.writeInit(&b)
@@ -354,6 +356,7 @@ func (r *report) writeTargets(b *bytes.Buffer) {
 		w("| %d concurrent `register` complete with 0 errors (and %d instances afterwards) | %d errors in %d runs; %d runs with a wrong registry | %s |\n",
 			targetConcurrent, targetConcurrent, errs, runs, bad, passFail(bad == 0))
 	}
+	r.warmFileTargets(w)
 	r.consul.targets(w)
 	r.etcd.targets(w)
 	r.docker.targets(w)

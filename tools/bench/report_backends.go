@@ -8,7 +8,7 @@ import (
 
 // Targets of the Consul and etcd parts.
 const (
-	targetCurlRatio  = 2.0                    // sdctl resolve p50 ≤ 2× curl's
+	targetCurlRatio  = 1.0                    // sdctl resolve p50 ≤ 1× curl's (warm backend)
 	targetCLIRatio   = 0.5                    // sdctl resolve p50 ≤ 0.5× the consul CLI's
 	targetWatchDereg = 100 * time.Millisecond // p99, deregister start to the watch's line
 )
@@ -220,6 +220,7 @@ func (r *report) writeBackend(b *bytes.Buffer, bc *backendCase, num int) {
 		}
 		w("\n")
 	}
+	r.writeWrites(b, bc, num)
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/backends/consul/consulopts"
-	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -56,7 +55,9 @@ type Options struct {
 	// AttemptTimeout bounds one request to one address before the next address is tried.
 	AttemptTimeout time.Duration `mapstructure:"attempt-timeout"`
 
-	// Version is reported by Info; the build's version when empty.
+	// Version is what Info reports when the backend is used in process; through the plugin
+	// protocol the plugin entry's version is reported. It is set by the program that embeds
+	// the backend, not by configuration.
 	Version string `mapstructure:"-"`
 	// Logger receives warnings (a watch retrying after an error); nothing is logged when nil.
 	Logger *slog.Logger `mapstructure:"-"`
@@ -146,9 +147,6 @@ func (opts Options) resolve() (Options, error) {
 	}
 	if strings.ContainsAny(opts.HTTPAuth, "\r\n") {
 		return opts, registry.Invalidf("http-auth", "the value contains a line break")
-	}
-	if opts.Version == "" {
-		opts.Version = buildinfo.Get().Version
 	}
 	return opts, nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/backends/etcd/etcdopts"
-	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -41,8 +40,9 @@ type Options struct {
 	DialTimeout time.Duration `mapstructure:"dial-timeout"`
 	// Prefix is the key prefix instances live under: <prefix>/<name>/<id>.
 	Prefix string `mapstructure:"prefix"`
-	// Version is reported by Info; the build's version when empty. It is set by the program
-	// that embeds the backend, not by configuration.
+	// Version is what Info reports when the backend is used in process; through the plugin
+	// protocol the plugin entry's version is reported. It is set by the program that embeds
+	// the backend, not by configuration.
 	Version string `mapstructure:"-"`
 }
 
@@ -99,9 +99,6 @@ func (opts Options) resolve() (Options, error) {
 		return opts, registry.Invalidf("prefix", "%q leaves no prefix; use a key prefix such as %s", "/", DefaultPrefix)
 	}
 
-	if opts.Version == "" {
-		opts.Version = buildinfo.Get().Version
-	}
 	return opts, nil
 }
 

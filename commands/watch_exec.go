@@ -24,11 +24,12 @@ func WatchPath(exe string) string {
 }
 
 // execWatch replaces this process with sdctl-watch and the same arguments, once they have been
-// checked here: signals reach the watcher directly and its exit code is the command's.
+// checked here: signals reach the watcher directly and its exit code is the command's. Its
+// argv[0] is this sdctl's path, which it runs to serve the built-in backends.
 func execWatch(f *Factory) error {
 	path := WatchPath(f.Executable)
 	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
 		return fmt.Errorf("watch: %s is missing (it ships beside sdctl: %s)", path, installHint)
 	}
-	return replaceProcess(path, f.args)
+	return replaceProcess(path, f.Executable, f.args)
 }

@@ -8,8 +8,9 @@ import (
 	"syscall"
 )
 
-// replaceProcess executes path with args in place of this process; it returns only on failure.
-func replaceProcess(path string, args []string) error {
-	err := syscall.Exec(path, append([]string{path}, args...), os.Environ())
+// replaceProcess executes path, with argv0 and args, in place of this process; it returns only
+// on failure.
+func replaceProcess(path, argv0 string, args []string) error {
+	err := syscall.Exec(path, append([]string{argv0}, args...), os.Environ())
 	return fmt.Errorf("watch: run %s: %w", path, err)
 }

@@ -17,16 +17,25 @@ import (
 )
 
 func main() {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
 	os.Exit(commands.Main(os.Args[1:], commands.Program{
 		Builtins:    builtin.Backends(),
 		Bundled:     builtin.Bundled(),
 		WatchEngine: run,
-		Executable:  filepath.Join(filepath.Dir(exe), "sdctl"),
+		Executable:  sdctlPath(),
 	}))
+}
+
+// sdctlPath is the sdctl that ran this program: its argv[0], an absolute path. Run some other
+// way, the sdctl beside this program.
+func sdctlPath() string {
+	if len(os.Args) > 0 && filepath.IsAbs(os.Args[0]) && filepath.Base(os.Args[0]) != filepath.Base(commands.WatchPath("")) {
+		return os.Args[0]
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return filepath.Join(filepath.Dir(exe), "sdctl")
 }
 
 // run maps the checked options of `sdctl watch` onto the engine.

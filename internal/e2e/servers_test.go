@@ -107,8 +107,14 @@ type proc struct {
 func startSdctl(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	sdctl, _ := binaries(t)
+	return startProgram(t, sdctl, env, args...)
+}
+
+// startProgram starts the program bin in the background; t.Cleanup kills it if it still runs.
+func startProgram(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{args: args, done: make(chan struct{})}
-	p.cmd = exec.Command(sdctl, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {

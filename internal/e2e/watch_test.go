@@ -416,3 +416,35 @@ func TestWatchNeedsItsProgram(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchFromARenamedSdctl: sdctl-watch serves the built-in backend with the sdctl that ran
+// it, whatever its name, not with a file called sdctl beside it.
+func TestWatchFromARenamedSdctl(t *testing.T) {
+	w := newWatchEnv(t)
+	sdctl, _ := binaries(t)
+	dir := t.TempDir()
+	for src, dst := range map[string]string{sdctl: "my-sdctl", filepath.Join(filepath.Dir(sdctl), "sdctl-watch"): "sdctl-watch"} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := filepath.Join(dir, "my-sdctl")
+	env := withEnv(userEnv(t), "SDCTL_FILE_PATH="+filepath.Join(t.TempDir(), "registry.json"))
+	p := startProgram(t, mine, env, w.watchArgs()...)
+	waitLog(t, p, "watching")
+	c := w.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}, Env: []string{"SERVICE_NAME=renamed-host"}})
+	eventually(t, 20*time.Second, func() error {
+		cmd := exec.Command(mine, "resolve", "renamed-host")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != c.HostPort(t, "3000") {
+			return fmt.Errorf("resolve renamed-host: %v: %s (want %s)", err, out, c.HostPort(t, "3000"))
+		}
+		return nil
+	})
+	p.terminate(t)
+}

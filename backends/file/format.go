@@ -86,8 +86,8 @@ func (r *record) instance(now time.Time) registry.Instance {
 		Name:    r.Name,
 		Address: r.Address,
 		Port:    r.Port,
-		Tags:    r.Tags,
-		Meta:    r.Meta,
+		Tags:    slices.Clone(r.Tags), // the record may be shared (see docCache)
+		Meta:    maps.Clone(r.Meta),
 		Weight:  r.Weight,
 		Drain:   r.Drain,
 		TTL:     r.TTL,

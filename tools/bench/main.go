@@ -254,6 +254,10 @@ func run(ctx context.Context, cfg *config) error {
 			rep.warmFile, err = measureWarmFile(ctx, ws, rep.registries, cfg)
 			return err
 		}},
+		{"timing what linking costs", func() (err error) {
+			rep.linkCost, err = measureLinkCost(ctx, ws, rep.registries[0].sc, cfg)
+			return err
+		}},
 		{"timing the plugin start", func() (err error) { rep.start, err = measureStart(ctx, ws, rep.registries[0], cfg); return err }},
 		{"peak RSS and phases (debug runs)", func() (err error) {
 			if rep.floor, err = measureProbeFloor(ctx, ws, rep.registries[0].sc, cfg); err != nil {

@@ -216,6 +216,7 @@ type report struct {
 	registries []*registryCase
 	resolve    []*series
 	warmFile   []*series // hello-world, then resolve with a warm file backend
+	linkCost   []*series // the link-cost ladder, then sdctl version
 	start      []*series
 	debug      []*debugCase
 	conc       []*concRun
@@ -271,6 +272,7 @@ func (r *report) markdown() string {
 	r.writeResolve(&b)
 	r.writeWarmFile(&b)
 	r.writeStart(&b)
+	r.writeLinkCost(&b)
 	r.writePhases(&b)
 	r.writeInit(&b)
 	r.writeRSS(&b)

@@ -6,10 +6,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+
+	"github.com/sdctl/sdctl/internal/harness"
 )
 
 // Targets for the warm file backend, in multiples of a Go hello-world's p50.
@@ -199,4 +203,75 @@ func (r *report) writeWrites(b *bytes.Buffer, bc *backendCase, num int) {
 		}
 	}
 	w("\n")
+}
+
+// linkStep is one program of the link-cost ladder: hello-world with more of sdctl's
+// dependencies linked in (blank imports: only their package initialisation runs).
+type linkStep struct {
+	label   string
+	imports []string
+}
+
+var linkLadder = []linkStep{
+	{"hello-world", nil},
+	{"+ cobra, viper (the CLI and its configuration)", []string{"github.com/spf13/cobra", "github.com/spf13/viper"}},
+	{"+ gRPC and sdctl's protocol (to talk to a backend)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto"}},
+	{"+ go-plugin (to start backends)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto", "github.com/hashicorp/go-plugin"}},
+	{"+ the Docker client (what sdctl-watch adds)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto", "github.com/hashicorp/go-plugin", "github.com/docker/docker/client"}},
+}
+
+// measureLinkCost builds the link-cost ladder inside sdctl's module (through a build overlay, so
+// that nothing is written into the source tree) and times each program next to `sdctl
+// version`, taking turns: what a process pays for what it links before it does anything.
+func measureLinkCost(ctx context.Context, ws *workspace, sc *scenario, cfg *config) ([]*series, error) {
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(ws.root, "linkcost")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var invs []invocation
+	for i, step := range linkLadder {
+		var src strings.Builder
+		src.WriteString("package main\n\nimport (\n\t\"fmt\"\n")
+		for _, imp := range step.imports {
+			fmt.Fprintf(&src, "\t_ %q\n", imp)
+		}
+		src.WriteString(")\n\nfunc main() { fmt.Println(\"hello, world\") }\n")
+		file := filepath.Join(dir, fmt.Sprintf("main%d.go", i))
+		if err := os.WriteFile(file, []byte(src.String()), 0o644); err != nil {
+			return nil, err
+		}
+		virtual := filepath.Join(root, "internal", "linkcost", fmt.Sprint(i), "main.go")
+		overlay, err := json.Marshal(map[string]map[string]string{"Replace": {virtual: file}})
+		if err != nil {
+			return nil, err
+		}
+		ovPath := filepath.Join(dir, fmt.Sprintf("overlay%d.json", i))
+		if err := os.WriteFile(ovPath, overlay, 0o644); err != nil {
+			return nil, err
+		}
+		bin := filepath.Join(dir, fmt.Sprintf("prog%d", i))
+		cmd := exec.CommandContext(ctx, "go", "build", "-overlay", ovPath, "-trimpath", "-ldflags=-s -w", "-o", bin, "./internal/linkcost/"+fmt.Sprint(i))
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %v\n%s", step.label, err, out)
+		}
+		invs = append(invs, invocation{label: step.label + ": " + binSize(bin), path: bin, sc: sc})
+	}
+	invs = append(invs, ws.sdctlCmd(sc, "`sdctl version`: "+binSize(ws.sdctl), "version"))
+	return timeInterleaved(ctx, invs, cfg.startN, cfg.warmup)
+}
+
+func (r *report) writeLinkCost(b *bytes.Buffer) {
+	if len(r.linkCost) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "### 2b. What linking costs a process\n\n")
+	fmt.Fprintf(b, "Every Go package linked into a program initialises in every process of it, used or not, and a larger program takes longer to load. Each row is a hello-world program with more of sdctl's dependencies linked in by blank imports (built by the bench inside sdctl's module with the same Go and flags as sdctl), next to `sdctl version`, which connects to nothing: %d timed runs each after %d warm-up runs, taking turns. Ratios are to the hello-world's p50. The rows bound what any sdctl command can cost: one that talks to a backend links at least the third row.\n\n",
+		r.cfg.startN, r.cfg.warmup)
+	r.writeRatios(b, r.linkCost, r.linkCost[0], "÷ hello-world")
 }

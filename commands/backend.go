@@ -36,12 +36,6 @@ type BackendStopOptions struct {
 }
 
 func newBackendCmd(f *Factory, listF func(context.Context, *BackendListOptions) error, stopF func(context.Context, *BackendStopOptions) error) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "backend",
-		Short: "List, inspect and stop registry backends",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
 	listOpts, stopOpts := &BackendListOptions{}, &BackendStopOptions{}
 	list := &cobra.Command{
 		Use:   "list",
@@ -59,13 +53,10 @@ ends them).`,
 		Example: "  sdctl backend list\n  sdctl backend list --plugin-path ./bin -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if listF != nil {
-				return listF(cmd.Context(), listOpts)
-			}
-			return runBackendList(cmd.Context(), f, listOpts)
+			return dispatch(cmd.Context(), f, listOpts, listF, runBackendList)
 		},
 	}
-	addOutputFlags(list, &listOpts.Output, &listOpts.Template, output.FormatTable, "'{{.Name}} {{.Path}}'")
+	addOutputFlags(list, &listOpts.OutputOptions, output.FormatTable, "'{{.Name}} {{.Path}}'")
 	stop := &cobra.Command{
 		Use:   "stop [NAME]",
 		Short: "Stop the warm backend processes of this user (all, or NAME's)",
@@ -78,17 +69,13 @@ each one it stopped. The next command starts a new one.`,
 			if len(args) == 1 {
 				stopOpts.Name = args[0]
 			}
-			if stopF != nil {
-				return stopF(cmd.Context(), stopOpts)
-			}
-			return runBackendStop(f, stopOpts)
+			return dispatch(cmd.Context(), f, stopOpts, stopF, runBackendStop)
 		},
 	}
-	cmd.AddCommand(list, stop)
-	return cmd
+	return newGroupCmd("backend", "List, inspect and stop registry backends", list, stop)
 }
 
-func runBackendStop(f *Factory, opts *BackendStopOptions) error {
+func runBackendStop(_ context.Context, f *Factory, opts *BackendStopOptions) error {
 	host, err := f.Host()
 	if err != nil {
 		return err
@@ -102,7 +89,7 @@ func runBackendStop(f *Factory, opts *BackendStopOptions) error {
 }
 
 func runBackendList(ctx context.Context, f *Factory, opts *BackendListOptions) error {
-	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
+	printer, err := opts.printer()
 	if err != nil {
 		return err
 	}

@@ -17,10 +17,9 @@ import (
 
 // CatalogOptions holds the parsed flags of `sdctl catalog`.
 type CatalogOptions struct {
-	Name     string
-	Tags     []string
-	Output   string
-	Template string
+	OutputOptions
+	Name string
+	Tags []string
 }
 
 func newCatalogCmd(f *Factory, runF func(context.Context, *CatalogOptions) error) *cobra.Command {
@@ -52,61 +51,52 @@ header when stdout is a pipe or a file.`,
 			if err := registry.ValidateTags(opts.Tags); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return runCatalog(cmd.Context(), f, opts)
+			return dispatch(cmd.Context(), f, opts, runF, runCatalog)
 		},
 	}
-	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatTable, "'{{.Name}} {{.Passing}}', with NAME '{{.ID}} {{.Health}}'")
+	addOutputFlags(cmd, &opts.OutputOptions, output.FormatTable, "'{{.Name}} {{.Passing}}', with NAME '{{.ID}} {{.Health}}'")
 	cmd.Flags().StringArrayVar(&opts.Tags, "tag", nil, "only instances with this tag (repeatable; with NAME)")
 	cmd.ValidArgsFunction = completeServiceNames(f, 0)
 	return cmd
 }
 
 func runCatalog(ctx context.Context, f *Factory, opts *CatalogOptions) error {
-	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
+	printer, err := opts.printer()
 	if err != nil {
 		return err
 	}
-	reg, err := f.Registry(ctx)
-	if err != nil {
-		return err
-	}
-	defer reg.Close()
-	ctx, cancel := f.callContext(ctx)
-	defer cancel()
-
-	if opts.Name == "" {
-		services, err := reg.Services(ctx)
-		if err != nil {
-			return fmt.Errorf("catalog: %w", err)
+	return f.withRegistry(ctx, func(ctx context.Context, reg registry.Registry) error {
+		if opts.Name == "" {
+			services, err := reg.Services(ctx)
+			if err != nil {
+				return fmt.Errorf("catalog: %w", err)
+			}
+			return printer.Print(f.IO.Out, services, func(w io.Writer) error {
+				t := f.table("name", "instances", "passing", "tags")
+				for _, s := range services {
+					t.AddRow(s.Name, strconv.Itoa(s.Instances), strconv.Itoa(s.Passing), strings.Join(s.Tags, ","))
+				}
+				return t.Render(w)
+			})
 		}
-		return printer.Print(f.IO.Out, services, func(w io.Writer) error {
-			t := f.table("name", "instances", "passing", "tags")
-			for _, s := range services {
-				t.AddRow(s.Name, strconv.Itoa(s.Instances), strconv.Itoa(s.Passing), strings.Join(s.Tags, ","))
+		insts, err := reg.Instances(ctx, registry.Query{Name: opts.Name, Tags: opts.Tags})
+		if err != nil {
+			return fmt.Errorf("catalog %s: %w", opts.Name, err)
+		}
+		if len(insts) == 0 {
+			return registry.Errorf(registry.ErrNotFound, "catalog %s: service has no instances", opts.Name)
+		}
+		return printer.Print(f.IO.Out, insts, func(w io.Writer) error {
+			t := f.table("id", "address", "health", "tags", "meta")
+			for _, in := range insts {
+				health := string(in.Health)
+				if in.Drain {
+					health += " (drained)"
+				}
+				t.AddRow(in.ID, registry.HostPort(in.Address, in.Port), health, strings.Join(in.Tags, ","), formatMeta(in.Meta))
 			}
 			return t.Render(w)
 		})
-	}
-	insts, err := reg.Instances(ctx, registry.Query{Name: opts.Name, Tags: opts.Tags})
-	if err != nil {
-		return fmt.Errorf("catalog %s: %w", opts.Name, err)
-	}
-	if len(insts) == 0 {
-		return registry.Errorf(registry.ErrNotFound, "catalog %s: service has no instances", opts.Name)
-	}
-	return printer.Print(f.IO.Out, insts, func(w io.Writer) error {
-		t := f.table("id", "address", "health", "tags", "meta")
-		for _, in := range insts {
-			health := string(in.Health)
-			if in.Drain {
-				health += " (drained)"
-			}
-			t.AddRow(in.ID, registry.HostPort(in.Address, in.Port), health, strings.Join(in.Tags, ","), formatMeta(in.Meta))
-		}
-		return t.Render(w)
 	})
 }
 

@@ -18,12 +18,6 @@ type ClusterStatusOptions struct {
 }
 
 func newClusterCmd(f *Factory, runF func(context.Context, *ClusterStatusOptions) error) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "cluster",
-		Short: "Inspect the registry cluster",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
 	opts := &ClusterStatusOptions{}
 	status := &cobra.Command{
 		Use:   "status",
@@ -38,30 +32,23 @@ readable.`,
   sdctl --backend consul cluster status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return runClusterStatus(cmd.Context(), f, opts)
+			return dispatch(cmd.Context(), f, opts, runF, runClusterStatus)
 		},
 	}
-	addOutputFlags(status, &opts.Output, &opts.Template, output.FormatTable, "'{{.Leader}}'")
-	cmd.AddCommand(status)
-	return cmd
+	addOutputFlags(status, &opts.OutputOptions, output.FormatTable, "'{{.Leader}}'")
+	return newGroupCmd("cluster", "Inspect the registry cluster", status)
 }
 
 func runClusterStatus(ctx context.Context, f *Factory, opts *ClusterStatusOptions) error {
-	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
+	printer, err := opts.printer()
 	if err != nil {
 		return err
 	}
-	reg, err := f.Registry(ctx)
-	if err != nil {
+	var st registry.ClusterStatus
+	err = f.withRegistry(ctx, func(ctx context.Context, reg registry.Registry) (err error) {
+		st, err = reg.ClusterStatus(ctx)
 		return err
-	}
-	defer reg.Close()
-	ctx, cancel := f.callContext(ctx)
-	defer cancel()
-	st, err := reg.ClusterStatus(ctx)
+	})
 	if err != nil {
 		return fmt.Errorf("cluster status: %w", err)
 	}

@@ -20,12 +20,6 @@ type ConfigViewOptions struct {
 }
 
 func newConfigCmd(f *Factory, runF func(context.Context, *ConfigViewOptions) error) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Inspect sdctl's configuration",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
 	opts := &ConfigViewOptions{}
 	view := &cobra.Command{
 		Use:   "view",
@@ -37,19 +31,15 @@ print as <redacted>.`,
 		Example: "  sdctl config view\n  SDCTL_BACKEND=consul sdctl config view -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return runConfigView(cmd.Context(), f, opts)
+			return dispatch(cmd.Context(), f, opts, runF, runConfigView)
 		},
 	}
-	addOutputFlags(view, &opts.Output, &opts.Template, output.FormatYAML, "'{{.Key}}={{.Value}}'")
-	cmd.AddCommand(view)
-	return cmd
+	addOutputFlags(view, &opts.OutputOptions, output.FormatYAML, "'{{.Key}}={{.Value}}'")
+	return newGroupCmd("config", "Inspect sdctl's configuration", view)
 }
 
 func runConfigView(ctx context.Context, f *Factory, view *ConfigViewOptions) error {
-	printer, err := newPrinter(view.Output, view.Template, output.FormatYAML)
+	printer, err := view.printer()
 	if err != nil {
 		return err
 	}

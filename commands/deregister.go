@@ -34,10 +34,7 @@ unless --ignore-missing is set.`,
 				return err
 			}
 			opts.ID = id
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return runDeregister(cmd.Context(), f, opts)
+			return dispatch(cmd.Context(), f, opts, runF, runDeregister)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.IgnoreMissing, "ignore-missing", false, "exit 0 when the instance does not exist")
@@ -63,14 +60,9 @@ func deregisterID(args []string) (string, error) {
 }
 
 func runDeregister(ctx context.Context, f *Factory, opts *DeregisterOptions) error {
-	reg, err := f.Registry(ctx)
-	if err != nil {
-		return err
-	}
-	defer reg.Close()
-	ctx, cancel := f.callContext(ctx)
-	defer cancel()
-	err = reg.Deregister(ctx, opts.ID)
+	err := f.withRegistry(ctx, func(ctx context.Context, reg registry.Registry) error {
+		return reg.Deregister(ctx, opts.ID)
+	})
 	if errors.Is(err, registry.ErrNotFound) && opts.IgnoreMissing {
 		return nil
 	}

@@ -139,6 +139,19 @@ func (f *Factory) Registry(ctx context.Context) (registry.Registry, error) {
 	return f.Backend(ctx)
 }
 
+// withRegistry opens the configured registry, calls fn with it and a context bounded by the
+// configured timeout, and closes it: for a command that makes one call.
+func (f *Factory) withRegistry(ctx context.Context, fn func(context.Context, registry.Registry) error) error {
+	reg, err := f.Registry(ctx)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	ctx, cancel := f.callContext(ctx)
+	defer cancel()
+	return fn(ctx, reg)
+}
+
 // Backend starts (or reattaches to) the configured backend process and configures it. The
 // caller must Close the result.
 func (f *Factory) Backend(ctx context.Context) (*plugins.Client, error) {

@@ -58,35 +58,16 @@ func TestCommandsInProcess(t *testing.T) {
 func TestEveryCommandHandsItsOptionsToRunF(t *testing.T) {
 	f := &Factory{}
 	var got []string
-	capture := func(name string) { got = append(got, name) }
 	for _, tc := range []struct {
 		cmd  *cobra.Command
 		args []string
 	}{
-		{newClusterCmd(f, func(_ context.Context, o *ClusterStatusOptions) error {
-			capture("cluster status " + o.Output)
-			return nil
-		}), []string{"status", "-o", "json"}},
-		{newConfigCmd(f, func(_ context.Context, o *ConfigViewOptions) error {
-			capture("config view " + o.Template)
-			return nil
-		}), []string{"view", "--template", "{{.Key}}"}},
-		{newVersionCmd(f, func(_ context.Context, o *VersionOptions) error {
-			capture("version " + o.Output)
-			return nil
-		}), []string{"-o", "yaml"}},
-		{newBackendCmd(f, func(_ context.Context, o *BackendListOptions) error {
-			capture("backend list " + o.Output)
-			return nil
-		}, nil), []string{"list", "-o", "table"}},
-		{newBackendCmd(f, nil, func(_ context.Context, o *BackendStopOptions) error {
-			capture("backend stop " + o.Name)
-			return nil
-		}), []string{"stop", "consul"}},
-		{newWatchCmd(f, func(_ context.Context, o *WatchOptions) error {
-			capture("watch " + o.URI)
-			return nil
-		}), []string{"consul://127.0.0.1:8500"}},
+		{newClusterCmd(f, capturing(&got, func(o *ClusterStatusOptions) string { return "cluster status " + o.Output })), []string{"status", "-o", "json"}},
+		{newConfigCmd(f, capturing(&got, func(o *ConfigViewOptions) string { return "config view " + o.Template })), []string{"view", "--template", "{{.Key}}"}},
+		{newVersionCmd(f, capturing(&got, func(o *VersionOptions) string { return "version " + o.Output })), []string{"-o", "yaml"}},
+		{newBackendCmd(f, capturing(&got, func(o *BackendListOptions) string { return "backend list " + o.Output }), nil), []string{"list", "-o", "table"}},
+		{newBackendCmd(f, nil, capturing(&got, func(o *BackendStopOptions) string { return "backend stop " + o.Name })), []string{"stop", "consul"}},
+		{newWatchCmd(f, capturing(&got, func(o *WatchOptions) string { return "watch " + o.URI })), []string{"consul://127.0.0.1:8500"}},
 	} {
 		tc.cmd.SetArgs(tc.args)
 		tc.cmd.SetOut(io.Discard)
@@ -97,5 +78,13 @@ func TestEveryCommandHandsItsOptionsToRunF(t *testing.T) {
 	want := []string{"cluster status json", "config view {{.Key}}", "version yaml", "backend list table", "backend stop consul", "watch consul://127.0.0.1:8500"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("captured %q, want %q", got, want)
+	}
+}
+
+// capturing is a runF that appends describe's account of the options it is given to got.
+func capturing[O any](got *[]string, describe func(*O) string) func(context.Context, *O) error {
+	return func(_ context.Context, o *O) error {
+		*got = append(*got, describe(o))
+		return nil
 	}
 }

@@ -18,13 +18,16 @@ var outputFormats = []output.Format{output.FormatTable, output.FormatJSON, outpu
 type OutputOptions struct {
 	Output   string
 	Template string
+
+	def output.Format // the command's default format
 }
 
-// addOutputFlags declares -o and --template on a command that prints data. def is the
+// addOutputFlags declares -o and --template on a command that prints data, into o. def is the
 // command's default format; example is a --template that fits the command's data.
-func addOutputFlags(cmd *cobra.Command, format, tmpl *string, def output.Format, example string) {
-	cmd.Flags().StringVarP(format, "output", "o", "", fmt.Sprintf("output format: table, json or yaml (default %s)", def))
-	cmd.Flags().StringVar(tmpl, "template", "", "format each result with a Go template instead of -o, e.g. "+example)
+func addOutputFlags(cmd *cobra.Command, o *OutputOptions, def output.Format, example string) {
+	o.def = def
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", fmt.Sprintf("output format: table, json or yaml (default %s)", def))
+	cmd.Flags().StringVar(&o.Template, "template", "", "format each result with a Go template instead of -o, e.g. "+example)
 	names := make([]string, len(outputFormats))
 	for i, a := range outputFormats {
 		names[i] = string(a)
@@ -33,9 +36,10 @@ func addOutputFlags(cmd *cobra.Command, format, tmpl *string, def output.Format,
 	cmd.Annotations = map[string]string{"output-default": string(def)}
 }
 
-// newPrinter validates -o and --template before anything is started. An empty format is the
-// command's default, def.
-func newPrinter(format, tmpl string, def output.Format) (output.Printer, error) {
+// printer validates -o and --template before anything is started. An empty format is the
+// command's default.
+func (o *OutputOptions) printer() (output.Printer, error) {
+	format, tmpl := o.Output, o.Template
 	if tmpl != "" {
 		if format != "" {
 			return output.Printer{}, usage(errors.New("-o and --template: choose one (--template replaces the output format)"))
@@ -47,7 +51,7 @@ func newPrinter(format, tmpl string, def output.Format) (output.Printer, error) 
 		return output.Printer{Format: output.FormatTemplate, Template: t}, nil
 	}
 	if format == "" {
-		return output.Printer{Format: def}, nil
+		return output.Printer{Format: o.def}, nil
 	}
 	fm, err := output.ParseFormat(format, append(outputFormats, output.FormatText)...)
 	if err != nil {

@@ -38,6 +38,8 @@ type RegisterOptions struct {
 
 	// drain is --weight 0: listed, never picked.
 	drain bool
+	// changed reports whether a flag was given on the command line.
+	changed func(string) bool
 }
 
 func newRegisterCmd(f *Factory, runF func(context.Context, *RegisterOptions) error) *cobra.Command {
@@ -82,10 +84,8 @@ to every entry. Reference: docs/batch-files.md.`,
 			if len(args) > 1 {
 				opts.HostPort = args[1]
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return runRegister(cmd.Context(), f, opts, cmd.Flags().Changed)
+			opts.changed = cmd.Flags().Changed
+			return dispatch(cmd.Context(), f, opts, runF, runRegister)
 		},
 	}
 	fl := cmd.Flags()
@@ -287,8 +287,8 @@ func outboundAddress() string {
 	return cmp.Or(hostaddr.Outbound(), "127.0.0.1")
 }
 
-func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions, changed func(string) bool) error {
-	insts, err := opts.instances(f.IO.In, changed)
+func runRegister(ctx context.Context, f *Factory, opts *RegisterOptions) error {
+	insts, err := opts.instances(f.IO.In, opts.changed)
 	if err != nil {
 		return err
 	}

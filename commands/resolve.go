@@ -18,13 +18,12 @@ import (
 
 // ResolveOptions holds the parsed flags of `sdctl resolve`.
 type ResolveOptions struct {
+	OutputOptions
 	Target         resolve.Target
 	All            bool
 	Tags           []string
 	Strategy       string
 	IncludeWarning bool
-	Output         string
-	Template       string
 	Wait           time.Duration
 	Min            int
 	Watch          bool
@@ -72,10 +71,7 @@ Exit codes: 0 found, 3 no healthy instance, 4 backend unavailable.`,
 			if err := opts.checkCombinations(cmd.Flags().Changed); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return runResolve(cmd.Context(), f, opts)
+			return dispatch(cmd.Context(), f, opts, runF, runResolve)
 		},
 	}
 	fl := cmd.Flags()
@@ -86,7 +82,7 @@ Exit codes: 0 found, 3 no healthy instance, 4 backend unavailable.`,
 	fl.DurationVarP(&opts.Wait, "wait", "w", 0, "wait up to this long for --min healthy instances")
 	fl.IntVar(&opts.Min, "min", 1, "healthy instances required")
 	fl.BoolVar(&opts.Watch, "watch", false, "print the healthy instances again on every change until interrupted")
-	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatTable, "'{{.Address}} {{.Port}}'")
+	addOutputFlags(cmd, &opts.OutputOptions, output.FormatTable, "'{{.Address}} {{.Port}}'")
 	_ = cmd.RegisterFlagCompletionFunc("strategy", cobra.FixedCompletions(
 		[]string{string(resolve.StrategyRandom), string(resolve.StrategyRoundRobin), string(resolve.StrategyFirst), string(resolve.StrategyWeighted)}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.ValidArgsFunction = completeServiceNames(f, 0)
@@ -120,7 +116,7 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 	if err != nil {
 		return err
 	}
-	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
+	printer, err := opts.printer()
 	if err != nil {
 		return err
 	}

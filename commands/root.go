@@ -240,6 +240,22 @@ func wrapArgs(c *cobra.Command) {
 	}
 }
 
+// dispatch runs a command once its arguments are parsed into opts: runF when the tests give one
+// (to see the options without running anything), else the command's run function.
+func dispatch[O any](ctx context.Context, f *Factory, opts *O, runF func(context.Context, *O) error, run func(context.Context, *Factory, *O) error) error {
+	if runF != nil {
+		return runF(ctx, opts)
+	}
+	return run(ctx, f, opts)
+}
+
+// newGroupCmd is a command that only groups subs.
+func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: groupRunE}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // groupRunE makes a command that only groups others print its help when called bare and reject
 // an unknown subcommand with the usage code.
 func groupRunE(cmd *cobra.Command, args []string) error {

@@ -30,18 +30,15 @@ func newVersionCmd(f *Factory, runF func(context.Context, *VersionOptions) error
 		Example: "  sdctl version\n  sdctl version -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return runVersion(f, opts)
+			return dispatch(cmd.Context(), f, opts, runF, runVersion)
 		},
 	}
-	addOutputFlags(cmd, &opts.Output, &opts.Template, output.FormatTable, "'{{.Version}}'")
+	addOutputFlags(cmd, &opts.OutputOptions, output.FormatTable, "'{{.Version}}'")
 	return cmd
 }
 
-func runVersion(f *Factory, opts *VersionOptions) error {
-	printer, err := newPrinter(opts.Output, opts.Template, output.FormatTable)
+func runVersion(_ context.Context, f *Factory, opts *VersionOptions) error {
+	printer, err := opts.printer()
 	if err != nil {
 		return err
 	}

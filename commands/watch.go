@@ -79,10 +79,7 @@ Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted to
 			if len(args) == 1 {
 				o.URI = args[0]
 			}
-			if runF != nil {
-				return runF(cmd.Context(), o)
-			}
-			return runWatch(cmd.Context(), f, o)
+			return dispatch(cmd.Context(), f, o, runF, runWatch)
 		},
 	}
 	fl := cmd.Flags()

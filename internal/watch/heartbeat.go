@@ -13,34 +13,31 @@ import (
 // heartbeatLoop renews TTL instances: every TTLRefresh, or every TTL/2 of each instance.
 // Instances whose container reports unhealthy are not renewed.
 func (w *Watcher) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		var due []string
-		w.mu.Lock()
-		for id, o := range w.owned {
-			if o.ttl <= 0 || o.health == registry.HealthCritical || w.kept[o.container] {
-				continue // kept containers exited: their TTL runs out, as with Registrator
-			}
-			every := o.ttl / 2
-			if w.opt.TTLRefresh > 0 && w.opt.TTLRefresh < every {
-				every = w.opt.TTLRefresh
-			}
-			if now.Sub(w.beatAt[id]) >= every {
-				due = append(due, id)
-			}
-		}
-		w.mu.Unlock()
-		for _, id := range due {
+	tick(ctx, time.Second, func() {
+		for _, id := range w.dueHeartbeats(time.Now()) {
 			w.heartbeat(ctx, id)
 		}
+	})
+}
+
+// dueHeartbeats lists the owned instances whose TTL is to be renewed at now.
+func (w *Watcher) dueHeartbeats(now time.Time) []string {
+	var due []string
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, o := range w.owned {
+		if o.ttl <= 0 || o.health == registry.HealthCritical || w.kept[o.container] {
+			continue // kept containers exited: their TTL runs out, as with Registrator
+		}
+		every := o.ttl / 2
+		if w.opt.TTLRefresh > 0 && w.opt.TTLRefresh < every {
+			every = w.opt.TTLRefresh
+		}
+		if now.Sub(w.beatAt[id]) >= every {
+			due = append(due, id)
+		}
 	}
+	return due
 }
 
 func (w *Watcher) heartbeat(ctx context.Context, id string) {

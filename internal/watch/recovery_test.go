@@ -61,9 +61,8 @@ func TestWatchRetriesOneSchedulePerContainer(t *testing.T) {
 func TestWatchRefillsARemovedRegistryFile(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
-	a := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	b := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(a, "3000"), h.id(b, "3000"))
+	web := h.runWeb(2)
+	a, b := web[0], web[1]
 	b.Stop(t, time.Second)
 	h.waitIDs(15*time.Second, h.id(a, "3000"))
 	reconciles := metricSum(t, h.m, "sdctl_watch_reconciles_total")

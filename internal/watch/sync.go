@@ -234,29 +234,20 @@ func (w *Watcher) apply(ctx context.Context, id, name, why string, desired []reg
 
 	writes := 0
 	var firstErr error
-	for _, inst := range todo {
-		wrote, err := w.register(ctx, name, inst)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		if wrote {
+	// count adds up the writes made; apply goes on past an error and returns the first one.
+	count := func(wrote bool, err error) {
+		switch {
+		case err != nil && firstErr == nil:
+			firstErr = err
+		case err == nil && wrote:
 			writes++
 		}
 	}
+	for _, inst := range todo {
+		count(w.register(ctx, name, inst))
+	}
 	for _, iid := range stale {
-		wrote, err := w.deregisterOwned(ctx, id, name, iid, why)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		if wrote {
-			writes++
-		}
+		count(w.deregisterOwned(ctx, id, name, iid, why))
 	}
 	return writes, firstErr
 }

@@ -329,14 +329,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // pluginLoop notices a dead backend process even when no call is due, restarts it, and so
 // triggers a reconcile.
 func (w *Watcher) pluginLoop(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, 500*time.Millisecond, func() {
 		w.regMu.Lock()
 		dead := w.reg == nil || w.reg.Exited()
 		w.regMu.Unlock()
@@ -345,6 +338,20 @@ func (w *Watcher) pluginLoop(ctx context.Context) {
 			if _, err := w.registry(ctx); err != nil && ctx.Err() == nil {
 				w.log.Error("failed: restart backend", "error", err)
 			}
+		}
+	})
+}
+
+// tick calls fn every interval until ctx ends.
+func tick(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }

@@ -224,14 +224,28 @@ func (h *harness) waitIDs(d time.Duration, ids ...string) map[string]registry.In
 
 func (h *harness) run(spec dockertest.Spec) dockertest.Container {
 	h.t.Helper()
-	if spec.Image == "" {
-		spec.Image = h.image
+	return dockertest.Run(h.t, h.cli, spec.Marked(h.image, "io.sdctl.test.watch", h.node))
+}
+
+// runWeb runs n containers that publish port 3000 on loopback and waits until the node owns
+// exactly their instances.
+func (h *harness) runWeb(n int) []dockertest.Container {
+	h.t.Helper()
+	cs := make([]dockertest.Container, n)
+	for i := range cs {
+		cs[i] = h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
 	}
-	if spec.Labels == nil {
-		spec.Labels = map[string]string{}
+	h.waitIDs(15*time.Second, h.webIDs(cs)...)
+	return cs
+}
+
+// webIDs are the instance IDs of containers from runWeb.
+func (h *harness) webIDs(cs []dockertest.Container) []string {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = h.id(c, "3000")
 	}
-	spec.Labels["io.sdctl.test.watch"] = h.node
-	return dockertest.Run(h.t, h.cli, spec)
+	return ids
 }
 
 func (h *harness) id(c dockertest.Container, port string) string {
@@ -411,12 +425,7 @@ func TestWatchBadMetadataNeverBlocksOthers(t *testing.T) {
 func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
-	var ids []string
-	for range 5 {
-		c := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-		ids = append(ids, h.id(c, "3000"))
-	}
-	h.waitIDs(15*time.Second, ids...)
+	web := h.runWeb(5)
 	time.Sleep(300 * time.Millisecond) // let the start events settle
 	res, err := h.w.Reconcile(context.Background(), "test")
 	if err != nil {
@@ -431,7 +440,7 @@ func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 		return metricSum(t, h.m, "sdctl_watch_registrations_total") + metricSum(t, h.m, "sdctl_watch_deregistrations_total")
 	}
 	before := writes()
-	if err := h.reg.Deregister(context.Background(), ids[0]); err != nil {
+	if err := h.reg.Deregister(context.Background(), h.id(web[0], "3000")); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.reg.Register(context.Background(), registry.Instance{ID: h.node + ":gone:3000", Name: "service-web", Address: "10.0.0.1", Port: 1,
@@ -442,7 +451,7 @@ func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 	if _, err = h.w.Reconcile(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	h.waitIDs(5*time.Second, ids...)
+	h.waitIDs(5*time.Second, h.webIDs(web)...)
 	h.eventually(5*time.Second, "two repair writes", func() (bool, string) {
 		n := writes() - before
 		return n == 2, fmt.Sprintf("%v writes", n)
@@ -458,9 +467,8 @@ func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 func TestWatchRestartConvergesWithoutDuplicates(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
-	a := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	b := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(a, "3000"), h.id(b, "3000"))
+	web := h.runWeb(2)
+	a, b := web[0], web[1]
 	h.stop() // like SIGKILL: nothing is deregistered
 
 	b.Remove(t)
@@ -472,8 +480,7 @@ func TestWatchRestartConvergesWithoutDuplicates(t *testing.T) {
 func TestWatchFastStopStartKeepsTheContainerRegistered(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
-	c := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(c, "3000"))
+	c := h.runWeb(1)[0]
 	for range 5 {
 		if err := h.cli.ContainerRestart(context.Background(), c.ID, containerStopNow()); err != nil {
 			t.Fatal(err)
@@ -491,9 +498,8 @@ func TestWatchFastStopStartKeepsTheContainerRegistered(t *testing.T) {
 func TestWatchRegistryOutageConverges(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
-	keep := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	gone := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(keep, "3000"), h.id(gone, "3000"))
+	web := h.runWeb(2)
+	keep, gone := web[0], web[1]
 
 	h.conn.down.Store(true)
 	gone.Remove(t)
@@ -512,8 +518,7 @@ func TestWatchRegistryOutageConverges(t *testing.T) {
 func TestWatchRestartsADeadBackend(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
-	a := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(a, "3000"))
+	a := h.runWeb(1)[0]
 	opens := h.opens.Load()
 	h.conn.dead.Store(true)
 	h.eventually(10*time.Second, "backend reopened", func() (bool, string) {
@@ -530,8 +535,7 @@ func TestWatchReconnectsToDocker(t *testing.T) {
 	h := newHarness(t)
 	proxy := dockertest.SocketProxy(t, "")
 	h.start(watch.Options{}, proxy.Client(t))
-	a := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(a, "3000"))
+	a := h.runWeb(1)[0]
 
 	proxy.Cut()
 	h.eventually(5*time.Second, "watcher notices the cut", func() (bool, string) {
@@ -557,8 +561,7 @@ func TestWatchDeregisterOnExitAndCleanup(t *testing.T) {
 		}
 	}
 	h.start(watch.Options{Cleanup: true, DeregisterOnExit: true}, nil)
-	a := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(a, "3000"))
+	h.runWeb(1)
 	h.eventually(10*time.Second, "legacy entries of this node removed", func() (bool, string) {
 		insts, _ := h.reg.Instances(ctx, registry.Query{Name: "legacy"})
 		return len(insts) == 1 && insts[0].ID == "other-node:old:80", fmt.Sprint(insts)
@@ -572,8 +575,7 @@ func TestWatchDeregisterOnExitAndCleanup(t *testing.T) {
 func TestWatchMetricsAndHealthz(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
-	a := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.waitIDs(15*time.Second, h.id(a, "3000"))
+	h.runWeb(1)
 	srv := httptest.NewServer(h.m.Handler(h.w.Ready))
 	defer srv.Close()
 	body := httpGet(t, srv.URL+"/metrics")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"strconv"
@@ -42,6 +43,21 @@ type Spec struct {
 	Healthcheck *Healthcheck
 	// AutoRemove makes the engine remove the container when it stops, like docker run --rm.
 	AutoRemove bool
+}
+
+// Marked returns s with image when s names none, and with the label key=value added to its
+// own: how a test gives the containers it runs to its own watcher, among the containers of
+// other tests on the same engine.
+func (s Spec) Marked(image, key, value string) Spec {
+	if s.Image == "" {
+		s.Image = image
+	}
+	s.Labels = maps.Clone(s.Labels)
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	s.Labels[key] = value
+	return s
 }
 
 // Healthcheck is a container's HEALTHCHECK. Zero durations take the engine's defaults (30s).

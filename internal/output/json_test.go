@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -32,25 +33,13 @@ func TestWriteJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := WriteJSON(&buf, tt.in); err != nil {
-				t.Fatal(err)
-			}
-			if got := buf.String(); got != tt.want {
-				t.Errorf("WriteJSON wrote\n%s\nwant\n%s", got, tt.want)
-			}
+			checkWrite(t, "WriteJSON", func(w io.Writer) error { return WriteJSON(w, tt.in) }, tt.want, false)
 		})
 	}
 }
 
 func TestWriteJSONError(t *testing.T) {
-	var buf bytes.Buffer
-	if err := WriteJSON(&buf, func() {}); err == nil {
-		t.Fatal("WriteJSON(func) succeeded, want an error")
-	}
-	if buf.Len() != 0 {
-		t.Errorf("WriteJSON wrote %q on error, want nothing", buf.String())
-	}
+	checkFailsQuietly(t, "WriteJSON(func)", func(w io.Writer) error { return WriteJSON(w, func() {}) })
 }
 
 func TestJSONLines(t *testing.T) {
@@ -69,16 +58,15 @@ func TestJSONLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			jl := NewJSONLines(&buf)
-			for _, v := range tt.in {
-				if err := jl.Write(v); err != nil {
-					t.Fatal(err)
+			checkWrite(t, "JSONLines", func(w io.Writer) error {
+				jl := NewJSONLines(w)
+				for _, v := range tt.in {
+					if err := jl.Write(v); err != nil {
+						return err
+					}
 				}
-			}
-			if got := buf.String(); got != tt.want {
-				t.Errorf("JSONLines wrote\n%s\nwant\n%s", got, tt.want)
-			}
+				return nil
+			}, tt.want, false)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package output
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"testing"
@@ -40,20 +39,7 @@ func TestPrinter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			err := tt.printer.Print(&buf, data, tt.human)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("Print succeeded, wrote %q", buf.String())
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := buf.String(); got != tt.want {
-				t.Errorf("Print wrote\n%s\nwant\n%s", got, tt.want)
-			}
+			checkWrite(t, "Print", func(w io.Writer) error { return tt.printer.Print(w, data, tt.human) }, tt.want, tt.wantErr)
 		})
 	}
 }

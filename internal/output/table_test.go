@@ -77,20 +77,7 @@ func TestTableRender(t *testing.T) {
 				tb.AddRow(r...)
 			}
 			tb.TTY = tt.tty
-			var buf bytes.Buffer
-			err := tb.Render(&buf)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("Render succeeded, want an error; output:\n%s", buf.String())
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := buf.String(); got != tt.want {
-				t.Errorf("Render wrote\n%q\nwant\n%q", got, tt.want)
-			}
+			checkWrite(t, "Render", tb.Render, tt.want, tt.wantErr)
 		})
 	}
 }

@@ -1,8 +1,8 @@
 package output
 
 import (
-	"bytes"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/sdctl/sdctl/registry"
@@ -58,13 +58,7 @@ func TestExecuteTemplate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var buf bytes.Buffer
-			if err := ExecuteTemplate(&buf, tmpl, tt.data); err != nil {
-				t.Fatal(err)
-			}
-			if got := buf.String(); got != tt.want {
-				t.Errorf("ExecuteTemplate wrote %q, want %q", got, tt.want)
-			}
+			checkWrite(t, "ExecuteTemplate", func(w io.Writer) error { return ExecuteTemplate(w, tmpl, tt.data) }, tt.want, false)
 		})
 	}
 }
@@ -74,11 +68,7 @@ func TestExecuteTemplateError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := ExecuteTemplate(&buf, tmpl, registry.Service{Name: "web"}); err == nil {
-		t.Fatal("ExecuteTemplate succeeded with an unknown field")
-	}
-	if buf.Len() != 0 {
-		t.Errorf("ExecuteTemplate wrote %q on error, want nothing", buf.String())
-	}
+	checkFailsQuietly(t, "ExecuteTemplate with an unknown field", func(w io.Writer) error {
+		return ExecuteTemplate(w, tmpl, registry.Service{Name: "web"})
+	})
 }

@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -127,13 +128,7 @@ expires: "2026-01-02T03:04:05Z"
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := WriteYAML(&buf, tt.in); err != nil {
-				t.Fatal(err)
-			}
-			if got := buf.String(); got != tt.want {
-				t.Errorf("WriteYAML wrote\n%s\nwant\n%s", got, tt.want)
-			}
+			checkWrite(t, "WriteYAML", func(w io.Writer) error { return WriteYAML(w, tt.in) }, tt.want, false)
 		})
 	}
 }
@@ -195,13 +190,7 @@ func TestWriteYAMLErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := WriteYAML(&buf, tt.in); err == nil {
-				t.Fatalf("WriteYAML succeeded, wrote %q", buf.String())
-			}
-			if buf.Len() != 0 {
-				t.Errorf("WriteYAML wrote %q on error, want nothing", buf.String())
-			}
+			checkFailsQuietly(t, "WriteYAML", func(w io.Writer) error { return WriteYAML(w, tt.in) })
 		})
 	}
 }

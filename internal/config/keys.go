@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -39,7 +41,7 @@ func (c *Config) CheckFileKeys(sections map[string][]string) error {
 		case contains(globals, section):
 			return c.fileError(key, "%s is a value, not a section", section)
 		case !isSection:
-			return c.fileError(key, "unknown section %q%s (sections are backends: %s)", section, hint(section, topLevel), strings.Join(sortedKeys(sections), ", "))
+			return c.fileError(key, "unknown section %q%s (sections are backends: %s)", section, hint(section, topLevel), strings.Join(slices.Sorted(maps.Keys(sections)), ", "))
 		case known != nil && !contains(known, sub):
 			return c.fileError(key, "unknown %s option%s (known: %s)", section, hint(sub, known), strings.Join(known, ", "))
 		}
@@ -65,15 +67,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys(m map[string][]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // urlPassword matches the password of a URL with user information: scheme://user:PASSWORD@.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -126,14 +128,14 @@ func TestHiddenCommandsAndTagsLeftOut(t *testing.T) {
 	}
 	for _, want := range []string{"README.md", "sdctl.md", "sdctl_shown.md"} {
 		if _, ok := md[want]; !ok {
-			t.Errorf("no %s among %v", want, keys(md))
+			t.Errorf("no %s among %v", want, slices.Sorted(maps.Keys(md)))
 		}
 	}
 	if len(md) != 3 {
-		t.Errorf("Markdown pages %v, want README.md, sdctl.md, sdctl_shown.md", keys(md))
+		t.Errorf("Markdown pages %v, want README.md, sdctl.md, sdctl_shown.md", slices.Sorted(maps.Keys(md)))
 	}
 	if len(man) != 2 || man["sdctl-shown.1"] == nil {
-		t.Errorf("man pages %v, want sdctl.1, sdctl-shown.1", keys(man))
+		t.Errorf("man pages %v, want sdctl.1, sdctl-shown.1", slices.Sorted(maps.Keys(man)))
 	}
 	for name, data := range md {
 		if strings.Contains(string(data), "serve") || strings.Contains(string(data), "Auto generated") {
@@ -155,16 +157,7 @@ func TestWriteDirRemovesStalePages(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readDir(t, dir)
-	if want := []string{"keep.txt", "new.md", "same.md"}; strings.Join(keys(got), " ") != strings.Join(want, " ") {
-		t.Errorf("files %v, want %v", keys(got), want)
+	if want := []string{"keep.txt", "new.md", "same.md"}; strings.Join(slices.Sorted(maps.Keys(got)), " ") != strings.Join(want, " ") {
+		t.Errorf("files %v, want %v", slices.Sorted(maps.Keys(got)), want)
 	}
-}
-
-func keys(m map[string][]byte) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,6 +3,7 @@ package dockertest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
+	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
@@ -230,19 +233,15 @@ func TestLifecycle(t *testing.T) {
 
 func waitStopped(t *testing.T, c dockertest.Container, code int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st := c.Inspect(t).State
-		if !st.Running {
-			if st.ExitCode != code {
-				t.Errorf("exit code %d, want %d", st.ExitCode, code)
-			}
-			return
+	var st *container.State
+	registrytest.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
+		if st = c.Inspect(t).State; st.Running {
+			return errors.New("container still running")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("container still running")
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if st.ExitCode != code {
+		t.Errorf("exit code %d, want %d", st.ExitCode, code)
 	}
 }
 
@@ -251,19 +250,14 @@ func TestAutoRemove(t *testing.T) {
 	cli := dockertest.Client(t)
 	c := dockertest.Run(t, cli, dockertest.Spec{Image: dockertest.WebImage(t, cli), AutoRemove: true})
 	c.Stop(t, 10*time.Second)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	registrytest.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := cli.ContainerInspect(ctx, c.ID)
-		cancel()
-		if err != nil {
-			break
+		defer cancel()
+		if _, err := cli.ContainerInspect(ctx, c.ID); err == nil {
+			return errors.New("auto-remove container still there")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("auto-remove container still there")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestNetwork(t *testing.T) {

@@ -10,64 +10,35 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sdctl/sdctl/internal/harness"
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
 	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
-// consulProxy stands in front of a Consul agent: it forwards requests, or answers 503 to all
-// of them, and counts the service registrations that reach it.
-type consulProxy struct {
-	addr      string
-	failing   atomic.Bool
-	registers atomic.Int64
-	srv       *http.Server
-}
-
-// newConsulProxy returns a proxy to a that will listen on addr once started.
-func newConsulProxy(t *testing.T, a *consultest.Agent, addr string) *consulProxy {
-	target, err := url.Parse(a.URL())
+// consulProxy starts a proxy to a's HTTP API that will listen on addr once served; it is
+// closed when the test ends.
+func consulProxy(t *testing.T, a *consultest.Agent, addr string) *harness.HTTPProxy {
+	p, err := harness.NewHTTPProxy(a.URL(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd := httputil.NewSingleHostReverseProxy(target)
-	fwd.ErrorLog = log.New(io.Discard, "", 0) // a blocking query the watcher cancels is no error
-	p := &consulProxy{addr: addr}
-	p.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && r.URL.Path == "/v1/agent/service/register" {
-			p.registers.Add(1)
-		}
-		if p.failing.Load() {
-			http.Error(w, "proxy: failing on purpose", http.StatusServiceUnavailable)
-			return
-		}
-		fwd.ServeHTTP(w, r)
-	})}
-	t.Cleanup(func() { p.srv.Close() })
+	t.Cleanup(p.Close)
 	return p
 }
 
-func (p *consulProxy) start(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.srv.Serve(ln) }()
+// registrations counts the service registrations that reached p.
+func registrations(p *harness.HTTPProxy) int {
+	return p.Count(http.MethodPut + " /v1/agent/service/register")
 }
 
 // metric reads one unlabelled series from a watcher's /metrics.
@@ -104,19 +75,21 @@ func healthz(listen string) (int, string) {
 func TestWatchConsul503Outage(t *testing.T) {
 	w := newWatchEnv(t)
 	a := consultest.StartDev(t)
-	proxy := newConsulProxy(t, a, freeAddr(t))
-	proxy.start(t)
+	proxy := consulProxy(t, a, freeAddr(t))
+	if err := proxy.Serve(); err != nil {
+		t.Fatal(err)
+	}
 	listen := freeAddr(t)
-	p := w.start(serverEnv(t), w.watchArgs("--listen", listen, "consul://"+proxy.addr)...)
+	p := w.start(serverEnv(t), w.watchArgs("--listen", listen, "consul://"+proxy.Addr)...)
 	first := w.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
 	waitConsulIDs(t, a, w.node, 20*time.Second, w.id(first, "3000"))
 
-	proxy.failing.Store(true)
-	before := proxy.registers.Load()
+	proxy.SetFailing(true)
+	before := registrations(proxy)
 	events := metric(t, listen, "sdctl_watch_docker_events_total")
 	second := w.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
 	eventually(t, 20*time.Second, func() error {
-		if proxy.registers.Load() == before {
+		if registrations(proxy) == before {
 			return fmt.Errorf("no registration tried yet")
 		}
 		return nil
@@ -135,17 +108,17 @@ func TestWatchConsul503Outage(t *testing.T) {
 		}
 		return nil
 	})
-	tries := proxy.registers.Load() - before
+	tries := registrations(proxy) - before
 	elapsed := time.Since(start)
 	// One schedule: 0.1, 0.2, 0.4, 0.8, 1.6, 3.2 s, then every 5 s; it cannot go faster.
-	if limit := int64(1 + 6 + elapsed/(5*time.Second) + 1); tries > limit {
+	if limit := int(1 + 6 + elapsed/(5*time.Second) + 1); tries > limit {
 		t.Errorf("%d registrations reached Consul in %s of outage, want at most %d", tries, elapsed.Round(time.Millisecond), limit)
 	}
 	if code, body := healthz(listen); code == http.StatusOK {
 		t.Errorf("/healthz answered %d %q during the outage", code, body)
 	}
 
-	proxy.failing.Store(false)
+	proxy.SetFailing(false)
 	waitConsulIDs(t, a, w.node, 20*time.Second, w.id(first, "3000"), w.id(second, "3000"))
 	eventually(t, 20*time.Second, func() error {
 		if code, body := healthz(listen); code != http.StatusOK {
@@ -191,9 +164,9 @@ func TestWatchWaitsForConsul(t *testing.T) {
 	}
 
 	a := consultest.StartDev(t)
-	proxy := newConsulProxy(t, a, freeAddr(t))
+	proxy := consulProxy(t, a, freeAddr(t))
 	listen := freeAddr(t)
-	p := w.start(env, w.watchArgs("--listen", listen, "consul://"+proxy.addr)...)
+	p := w.start(env, w.watchArgs("--listen", listen, "consul://"+proxy.Addr)...)
 	waitLog(t, p, "connection refused")
 	early := w.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
 	if code, body := healthz(listen); code == http.StatusOK {
@@ -201,14 +174,16 @@ func TestWatchWaitsForConsul(t *testing.T) {
 	}
 
 	// Consul listening but not able to serve yet.
-	proxy.failing.Store(true)
-	proxy.start(t)
+	proxy.SetFailing(true)
+	if err := proxy.Serve(); err != nil {
+		t.Fatal(err)
+	}
 	waitLog(t, p, "503")
 	if p.exited() {
 		t.Fatalf("the watcher exited while waiting:\n%s", p.stderr.String())
 	}
 
-	proxy.failing.Store(false)
+	proxy.SetFailing(false)
 	waitConsulIDs(t, a, w.node, 20*time.Second, w.id(early, "3000"))
 	eventually(t, 20*time.Second, func() error {
 		if code, body := healthz(listen); code != http.StatusOK {

@@ -3,16 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/sdctl/sdctl/internal/harness"
 )
 
 // The recovery measurement: a watcher without --resync, with n containers registered, talks
@@ -40,53 +35,17 @@ type recoveryResult struct {
 
 func (r *recoveryResult) idleRate() float64 { return float64(r.idleCount) / r.idleWindow.Seconds() }
 
-// countingProxy forwards HTTP requests to one address and counts them by method and path.
-type countingProxy struct {
-	addr string
-	srv  *http.Server
-	mu   sync.Mutex
-	hits map[string]int
-}
-
-func startCountingProxy(target string) (*countingProxy, error) {
-	u, err := url.Parse("http://" + target)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &countingProxy{addr: ln.Addr().String(), hits: map[string]int{}}
-	fwd := httputil.NewSingleHostReverseProxy(u)
-	fwd.ErrorLog = log.New(io.Discard, "", 0) // a blocking query the watcher cancels is no error
-	p.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.hits[r.Method+" "+r.URL.Path]++
-		p.mu.Unlock()
-		fwd.ServeHTTP(w, r)
-	})}
-	go func() { _ = p.srv.Serve(ln) }()
-	return p, nil
-}
-
-// take returns the counts so far and starts over.
-func (p *countingProxy) take() map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	h := p.hits
-	p.hits = map[string]int{}
-	return h
-}
-
 func (d *dockerPart) measureRecovery(ctx context.Context, ws *workspace, n int) (*recoveryResult, error) {
 	r := &recoveryResult{n: n, idleWindow: idleWindow}
-	proxy, err := startCountingProxy(d.srv.addr)
+	proxy, err := harness.NewHTTPProxy("http://"+d.srv.addr, "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	defer proxy.srv.Close()
-	w, err := d.startWatcherWith(ctx, ws, "recovery", 0, proxy.addr)
+	if err := proxy.Serve(); err != nil {
+		return nil, err
+	}
+	defer proxy.Close()
+	w, err := d.startWatcherWith(ctx, ws, "recovery", 0, proxy.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -110,13 +69,13 @@ func (d *dockerPart) measureRecovery(ctx context.Context, ws *workspace, n int) 
 	// Idle: a moment for the last writes' watch answers, then a window longer than one
 	// blocking query's hold (Consul's wait, 1 min by default).
 	time.Sleep(2 * time.Second)
-	proxy.take()
+	proxy.Take()
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-time.After(r.idleWindow):
 	}
-	r.idleByPath = proxy.take()
+	r.idleByPath = proxy.Take()
 	for _, k := range r.idleByPath {
 		r.idleCount += k
 	}

@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,7 +221,7 @@ func (d *composeDemo) registered(t *testing.T) {
 // fetch GETs url from the host: directly when the compose network is reachable, else through
 // the port owner publishes (Docker Desktop).
 func (d *composeDemo) fetch(url, owner string) (string, error) {
-	body, err := get(url)
+	body, err := httpGetBody(url)
 	if err == nil {
 		return body, nil
 	}
@@ -233,23 +231,12 @@ func (d *composeDemo) fetch(url, owner string) (string, error) {
 	}
 	for _, b := range insp.NetworkSettings.Ports["3000/tcp"] {
 		if b.HostIP == "0.0.0.0" || b.HostIP == "" {
-			if body, perr := get("http://127.0.0.1:" + b.HostPort + "/"); perr == nil {
+			if body, perr := httpGetBody("http://127.0.0.1:" + b.HostPort + "/"); perr == nil {
 				return body, nil
 			}
 		}
 	}
 	return "", fmt.Errorf("GET %s, directly and through the published port: %w", url, err)
-}
-
-func get(url string) (string, error) {
-	hc := &http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return string(body), err
 }
 
 func (d *composeDemo) stopOne(t *testing.T) {

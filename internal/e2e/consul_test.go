@@ -412,16 +412,7 @@ func TestConsulACL(t *testing.T) {
 		t.Errorf("cluster status with an unknown token: %q, want exit 5 and that the token is unknown", stderr)
 	}
 
-	for _, args := range [][]string{
-		{"register", "web", "10.0.0.1:80", "--tag", "v1"},
-		{"--log-level", "trace", "register", "web", "10.0.0.2:80"},
-		{"resolve", "web"},
-		{"--log-level", "trace", "resolve", "web", "--all", "-o", "json"},
-		{"--log-level", "trace", "catalog"},
-		{"catalog", "web"},
-		{"--log-level", "trace", "cluster", "status"},
-		{"--log-level", "trace", "deregister", "web-10.0.0.2-80"},
-	} {
+	for _, args := range tracedCommands("--tag", "v1") {
 		sdctl(withToken, 0, args...)
 	}
 	out, _ := sdctl(fromFile, 0, "--log-level", "trace", "resolve", "web", "--all")
@@ -539,26 +530,16 @@ func TestConsulLeaderKilled(t *testing.T) {
 		t.Fatalf("cluster status before the kill:\n%s\nwant %s as leader", out, leader.Name)
 	}
 
-	kill := func() <-chan time.Duration {
-		killed := time.Now()
-		leader.Kill()
-		elected := make(chan time.Duration, 1)
-		go func() {
-			defer close(elected)
-			for time.Since(killed) < time.Minute {
-				for _, a := range survivors {
-					var addr string
-					if consulGet(a, "/v1/status/leader", &addr) == nil && addr != "" && addr != leader.ServerAddr {
-						elected <- time.Since(killed)
-						return
-					}
-				}
-				time.Sleep(20 * time.Millisecond)
+	elected := func() bool {
+		for _, a := range survivors {
+			var addr string
+			if consulGet(a, "/v1/status/leader", &addr) == nil && addr != "" && addr != leader.ServerAddr {
+				return true
 			}
-		}()
-		return elected
+		}
+		return false
 	}
-	f := resolveLoop(t, env, 200, 40, kill, "resolve", "web")
+	f := resolveLoop(t, env, 200, 40, leader.Kill, elected, "resolve", "web")
 	f.report(t, 0)
 
 	next := consultest.Leader(t, survivors...)

@@ -91,44 +91,49 @@ func TestScripts(t *testing.T) {
 
 // cmdExitCode runs `exitcode N PROGRAM ARGS...` and checks the exit code is exactly N.
 func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: exitcode N PROGRAM [ARGS...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("exitcode: %q is not a number", args[0])
-	}
-	err = ts.Exec(args[1], args[2:]...)
-	got := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		got = ee.ExitCode()
-	} else if err != nil {
-		ts.Fatalf("exitcode: %v", err)
-	}
+	want, prog := numberAndProgram(ts, neg, "exitcode N", args)
+	got := ranCode(ts, ts.Exec(prog[0], prog[1:]...))
 	if got != want {
-		ts.Fatalf("%s exited with %d, want %d", strings.Join(args[1:], " "), got, want)
+		ts.Fatalf("%s exited with %d, want %d", strings.Join(prog, " "), got, want)
 	}
+}
+
+// numberAndProgram reads the arguments of a command used as `NAME NUMBER PROGRAM [ARGS...]`
+// (usage is "NAME NUMBER"): the number, and the program with its arguments.
+func numberAndProgram(ts *testscript.TestScript, neg bool, usage string, args []string) (int, []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: %s PROGRAM [ARGS...]", usage)
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		name, _, _ := strings.Cut(usage, " ")
+		ts.Fatalf("%s: %q is not a number", name, args[0])
+	}
+	return n, args[1:]
+}
+
+// ranCode is exitOf(err) for a command that must have run: one that did not (or could not be
+// waited for) fails tb with err.
+func ranCode(tb interface{ Fatalf(string, ...any) }, err error) int {
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		tb.Fatalf("%v", err)
+	}
+	return exitOf(err)
 }
 
 // cmdRetry runs `retry SECONDS PROGRAM ARGS...` until it succeeds or SECONDS pass: for
 // conditions that become true asynchronously, without a fixed sleep.
 func cmdRetry(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: retry SECONDS PROGRAM [ARGS...]")
-	}
-	secs, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("retry: %q is not a number", args[0])
-	}
+	secs, prog := numberAndProgram(ts, neg, "retry SECONDS", args)
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
 	for {
-		err := ts.Exec(args[1], args[2:]...)
+		err := ts.Exec(prog[0], prog[1:]...)
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("%s still failing after %ds: %v", strings.Join(args[1:], " "), secs, err)
+			ts.Fatalf("%s still failing after %ds: %v", strings.Join(prog, " "), secs, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -210,15 +210,7 @@ func TestEtcdAuth(t *testing.T) {
 		}
 	}
 
-	for _, args := range [][]string{
-		{"--log-level", "trace", "register", "web", "10.0.0.1:80", "--ttl", "30s"},
-		{"register", "web", "10.0.0.2:80"},
-		{"--log-level", "trace", "resolve", "web", "--all", "-o", "json"},
-		{"--log-level", "trace", "catalog"},
-		{"catalog", "web"},
-		{"--log-level", "trace", "cluster", "status"},
-		{"--log-level", "trace", "deregister", "web-10.0.0.2-80"},
-	} {
+	for _, args := range tracedCommands("--ttl", "30s") {
 		sdctl(good, 0, args...)
 	}
 	// USER:PASSWORD in ETCDCTL_USER, as etcdctl --user takes it.
@@ -304,28 +296,18 @@ func TestEtcdLeaderKilled(t *testing.T) {
 	mustRun(t, env, etcdArgs("register", "web", "10.0.2.1:3000")...)
 	mustRun(t, env, etcdArgs("register", "web", "10.0.2.2:3000")...)
 
-	kill := func() <-chan time.Duration {
-		killed := time.Now()
-		leader.Kill()
-		elected := make(chan time.Duration, 1)
-		go func() {
-			defer close(elected)
-			for time.Since(killed) < time.Minute && ctx.Err() == nil {
-				for _, m := range survivors {
-					c, cancel := context.WithTimeout(ctx, time.Second)
-					st, err := watcher.Status(c, m.ClientURL)
-					cancel()
-					if err == nil && st.Leader != 0 && st.Leader != oldID {
-						elected <- time.Since(killed)
-						return
-					}
-				}
-				time.Sleep(20 * time.Millisecond)
+	elected := func() bool {
+		for _, m := range survivors {
+			c, cancel := context.WithTimeout(ctx, time.Second)
+			st, err := watcher.Status(c, m.ClientURL)
+			cancel()
+			if err == nil && st.Leader != 0 && st.Leader != oldID {
+				return true
 			}
-		}()
-		return elected
+		}
+		return false
 	}
-	f := resolveLoop(t, env, 200, 40, kill, etcdArgs("resolve", "web")...)
+	f := resolveLoop(t, env, 200, 40, leader.Kill, elected, etcdArgs("resolve", "web")...)
 	f.report(t, 0)
 
 	next := etcdtest.Leader(t, survivors...)

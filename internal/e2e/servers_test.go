@@ -4,7 +4,7 @@ package e2e
 // etcd_test.go).
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
@@ -121,14 +121,7 @@ func startProgram(t *testing.T, bin string, env []string, args ...string) *proc 
 		t.Fatal(err)
 	}
 	go func() {
-		err := p.cmd.Wait()
-		p.code = 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			p.code = ee.ExitCode()
-		} else if err != nil {
-			p.code = -1
-		}
+		p.code = exitOf(p.cmd.Wait())
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -198,6 +191,22 @@ func noSecret(t *testing.T, secret, what string, outputs ...string) {
 	}
 }
 
+// tracedCommands are the commands a test of credentials runs with valid ones: every command
+// that talks to the registry, most with trace logging, which shows a secret if one leaks.
+// They leave web 10.0.0.1:80 registered, with the flags first in its registration.
+func tracedCommands(first ...string) [][]string {
+	return [][]string{
+		append([]string{"--log-level", "trace", "register", "web", "10.0.0.1:80"}, first...),
+		{"register", "web", "10.0.0.2:80"},
+		{"resolve", "web"},
+		{"--log-level", "trace", "resolve", "web", "--all", "-o", "json"},
+		{"--log-level", "trace", "catalog"},
+		{"catalog", "web"},
+		{"--log-level", "trace", "cluster", "status"},
+		{"--log-level", "trace", "deregister", "web-10.0.0.2-80"},
+	}
+}
+
 // failover is the outcome of a resolve loop during which the leader was killed.
 type failover struct {
 	calls    int
@@ -212,11 +221,12 @@ type failover struct {
 
 // resolveLoop runs `sdctl ARGS...` n times one after another, as a shell loop would, calls
 // kill after call killAt, and counts the calls that did not exit 0 with one line on stdout.
-// kill returns a channel that yields the election time once known (or is closed without one).
-func resolveLoop(t *testing.T, env []string, n, killAt int, kill func() <-chan time.Duration, args ...string) failover {
+// From the kill on, it asks elected every 20 ms, for up to a minute, whether a survivor reports
+// a new leader: the election time.
+func resolveLoop(t *testing.T, env []string, n, killAt int, kill func(), elected func() bool, args ...string) failover {
 	t.Helper()
 	f := failover{killAt: killAt}
-	var elected <-chan time.Duration
+	var election <-chan time.Duration
 	var killed time.Time
 	for i := 1; i <= n; i++ {
 		start := time.Now()
@@ -234,16 +244,34 @@ func resolveLoop(t *testing.T, env []string, n, killAt int, kill func() <-chan t
 		}
 		if i == killAt {
 			killed = time.Now()
-			elected = kill()
+			kill()
+			election = timeElection(t.Context(), killed, elected)
 		}
 	}
-	if elected != nil {
+	if election != nil {
 		select {
-		case f.election = <-elected:
+		case f.election = <-election:
 		case <-time.After(60 * time.Second):
 		}
 	}
 	return f
+}
+
+// timeElection asks elected every 20 ms, for up to a minute after killed, and yields the time
+// from killed until it first answered true; the channel is closed without a value if it never did.
+func timeElection(ctx context.Context, killed time.Time, elected func() bool) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	go func() {
+		defer close(out)
+		for time.Since(killed) < time.Minute && ctx.Err() == nil {
+			if elected() {
+				out <- time.Since(killed)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return out
 }
 
 // report logs the loop's numbers and fails the test when more than allowed calls failed.

@@ -44,15 +44,8 @@ func newWatchEnv(t *testing.T) *watchEnv {
 
 func (w *watchEnv) run(spec dockertest.Spec) dockertest.Container {
 	w.t.Helper()
-	if spec.Image == "" {
-		spec.Image = w.image
-	}
-	if spec.Labels == nil {
-		spec.Labels = map[string]string{}
-	}
 	k, v, _ := strings.Cut(w.label, "=")
-	spec.Labels[k] = v
-	return dockertest.Run(w.t, w.cli, spec)
+	return dockertest.Run(w.t, w.cli, spec.Marked(w.image, k, v))
 }
 
 // watchArgs are the flags every watcher of this test uses.

@@ -203,6 +203,14 @@ func (d *dockerPart) removeContainers(cs []benchContainer) error {
 	})
 }
 
+// timedForEach is forEach on dockerWorkers goroutines, and how long it took, from the first
+// call to the last return.
+func timedForEach(ctx context.Context, n int, fn func(i int) error) (time.Duration, error) {
+	t := time.Now()
+	err := forEach(ctx, n, dockerWorkers, fn)
+	return time.Since(t), err
+}
+
 // forEach calls fn for 0..n-1 from up to workers goroutines. Once ctx ends or a call fails it
 // hands out no more, and it returns only when every call it made has returned: the first
 // error, else ctx's.

@@ -93,29 +93,24 @@ func dockerSteps(ctx context.Context, ws *workspace, cfg *config, d *dockerPart,
 	res := &dockerResult{}
 	*out = res
 	steps := []part{{"Docker: build the image, start Consul", func() error { return d.setup(ctx, ws, consulBin, keep, res) }}}
-	if n := cfg.watchContainers; n > 0 {
-		steps = append(steps, part{fmt.Sprintf("Docker: start → visible, stop → gone ×%d", n), func() (err error) {
-			res.seq, err = d.measureSequential(ctx, ws, n, res)
-			return err
-		}})
-	}
-	if n := cfg.watchBurst; n > 0 {
-		steps = append(steps, part{fmt.Sprintf("Docker: %d containers started at once", n), func() (err error) {
-			res.burst, err = d.measureBurst(ctx, ws, n, res)
-			return err
-		}})
-	}
-	if n := cfg.watchReconcile; n > 0 {
-		steps = append(steps, part{fmt.Sprintf("Docker: reconcile and RSS with %d containers", n), func() (err error) {
-			res.rec, err = d.measureReconcile(ctx, ws, n, res)
-			return err
-		}})
-	}
-	if n := cfg.watchRecovery; n > 0 {
-		steps = append(steps, part{fmt.Sprintf("Docker: idle request rate, Consul restarted empty with %d containers", n), func() (err error) {
-			res.recov, err = d.measureRecovery(ctx, ws, n)
-			return err
-		}})
+	// Each measurement with its container count from the flags; a count of 0 leaves it out.
+	for _, m := range []struct {
+		n       int
+		name    string // with the count for %d
+		measure func(n int) error
+	}{
+		{cfg.watchContainers, "Docker: start → visible, stop → gone ×%d",
+			func(n int) (err error) { res.seq, err = d.measureSequential(ctx, ws, n, res); return err }},
+		{cfg.watchBurst, "Docker: %d containers started at once",
+			func(n int) (err error) { res.burst, err = d.measureBurst(ctx, ws, n, res); return err }},
+		{cfg.watchReconcile, "Docker: reconcile and RSS with %d containers",
+			func(n int) (err error) { res.rec, err = d.measureReconcile(ctx, ws, n, res); return err }},
+		{cfg.watchRecovery, "Docker: idle request rate, Consul restarted empty with %d containers",
+			func(n int) (err error) { res.recov, err = d.measureRecovery(ctx, ws, n); return err }},
+	} {
+		if m.n > 0 {
+			steps = append(steps, part{fmt.Sprintf(m.name, m.n), func() error { return m.measure(m.n) }})
+		}
 	}
 	last := steps[len(steps)-1].fn
 	steps[len(steps)-1].fn = func() error {
@@ -872,11 +867,9 @@ func (d *dockerPart) measureBurst(ctx context.Context, ws *workspace, n int, res
 	r := &burstResult{n: n, workers: dockerWorkers}
 	cs := make([]benchContainer, n)
 	defer func() { d.finish(w, cs) }()
-	t := time.Now()
-	if err := forEach(ctx, n, dockerWorkers, func(i int) (err error) { cs[i], err = d.createContainer("burst"); return err }); err != nil {
+	if r.create, err = timedForEach(ctx, n, func(i int) (err error) { cs[i], err = d.createContainer("burst"); return err }); err != nil {
 		return nil, err
 	}
-	r.create = time.Since(t)
 
 	cpu0 := d.sampleCPU(w)
 	listed := func(v healthView) int {
@@ -899,24 +892,13 @@ func (d *dockerPart) measureBurst(ctx context.Context, ws *workspace, n int, res
 	if err != nil {
 		return nil, err
 	}
-	t = time.Now()
-	if err := forEach(ctx, n, dockerWorkers, func(i int) error { return d.startContainer(cs[i]) }); err != nil {
+	if r.startCalls, err = timedForEach(ctx, n, func(i int) error { return d.startContainer(cs[i]) }); err != nil {
 		return nil, err
 	}
-	r.startCalls = time.Since(t)
 	hv := <-all
-	var first, last time.Time
-	for _, c := range cs {
-		at, err := d.ev.wait(ctx, c.id, "start", 30*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		if first.IsZero() || at.Before(first) {
-			first = at
-		}
-		if at.After(last) {
-			last = at
-		}
+	first, last, err := d.eventSpan(ctx, cs, "start")
+	if err != nil {
+		return nil, err
 	}
 	r.startSpread = last.Sub(first)
 	if hv.err != nil {
@@ -947,21 +929,13 @@ func (d *dockerPart) measureBurst(ctx context.Context, ws *workspace, n int, res
 	if err != nil {
 		return nil, err
 	}
-	t = time.Now()
-	if err := forEach(ctx, n, dockerWorkers, func(i int) error { return d.stopContainer(cs[i]) }); err != nil {
+	if r.stopCalls, err = timedForEach(ctx, n, func(i int) error { return d.stopContainer(cs[i]) }); err != nil {
 		return nil, err
 	}
-	r.stopCalls = time.Since(t)
 	hv = <-none
-	var lastDie time.Time
-	for _, c := range cs {
-		at, err := d.ev.wait(ctx, c.id, "die", 30*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		if at.After(lastDie) {
-			lastDie = at
-		}
+	_, lastDie, err := d.eventSpan(ctx, cs, "die")
+	if err != nil {
+		return nil, err
 	}
 	if hv.err == nil {
 		r.goneOK = true
@@ -969,6 +943,24 @@ func (d *dockerPart) measureBurst(ctx context.Context, ws *workspace, n int, res
 	}
 	res.cpu = append(res.cpu, cpuBetween(fmt.Sprintf("%d containers stopped at once", n), cpu0, d.sampleCPU(w)))
 	return r, nil
+}
+
+// eventSpan waits for the engine's action event ("start", "die") of each of cs and returns the
+// time of the first and of the last.
+func (d *dockerPart) eventSpan(ctx context.Context, cs []benchContainer, action string) (first, last time.Time, err error) {
+	for _, c := range cs {
+		at, err := d.ev.wait(ctx, c.id, action, 30*time.Second)
+		if err != nil {
+			return first, last, err
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return first, last, nil
 }
 
 // ---- 3. and 4. reconcile and RSS ----

@@ -317,6 +317,22 @@ func passFail(ok bool) string {
 	return "**FAIL**"
 }
 
+// timedRow is one row of a latency table: what was timed, and every time it took.
+type timedRow struct {
+	label string
+	d     []time.Duration
+}
+
+// writeLatencyTable writes a table of rows with their count, in a column headed count, and
+// their p50, p90, p99, mean, min and max.
+func writeLatencyTable(w func(string, ...any), count string, rows []timedRow) {
+	w("| Measured | %s | p50 | p90 | p99 | mean | min | max |\n|---|--:|--:|--:|--:|--:|--:|--:|\n", count)
+	for _, row := range rows {
+		s := summarize(row.d)
+		w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", row.label, s.n, ms(s.p50), ms(s.p90), ms(s.p99), ms(s.mean), ms(s.min), ms(s.max))
+	}
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
@@ -572,18 +588,11 @@ func (r *report) writeWatch(b *bytes.Buffer) {
 	}
 	w("### 5. `resolve --watch` latency\n\n")
 	w("`sdctl resolve web --watch` runs throughout; %d changes alternate `sdctl register web 127.0.0.1:PORT` and `sdctl deregister web 127.0.0.1:PORT`, 100 ms apart. Each is timed to the watch printing the new set. A negative time after exit would mean the watch printed the line before the changing command had exited (which, after its write, still stops its own plugin).\n\n", res.changes)
-	w("| Measured | Changes | p50 | p90 | p99 | mean | min | max |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, row := range []struct {
-		label string
-		d     []time.Duration
-	}{
+	writeLatencyTable(w, "Changes", []timedRow{
 		{"watch line after the change command started", res.fromStart},
 		{"watch line after the change command exited", res.fromExit},
 		{"the change command's own wall time", res.cmdWall},
-	} {
-		s := summarize(row.d)
-		w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", row.label, s.n, ms(s.p50), ms(s.p90), ms(s.p99), ms(s.mean), ms(s.min), ms(s.max))
-	}
+	})
 	w("\nChanges not printed within %s: %d; lines that matched no expected set: %d.\n", watchTimeout, res.missed, res.extra)
 	for _, f := range res.failures {
 		w("\nFailed change: `%s`\n", f)

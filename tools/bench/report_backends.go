@@ -151,20 +151,13 @@ func (r *report) writeBackend(b *bytes.Buffer, bc *backendCase, num int) {
 		w("#### %d.2 `deregister` → `resolve --watch`\n\n", num)
 		w("`sdctl --backend %s resolve web --watch` runs throughout; %d changes, 100 ms apart, alternate `sdctl --backend %s deregister web 127.0.0.1:PORT` of one of the %d instances and `register` of the same instance again. Each is timed until the watch prints the new set. A negative time after exit means the watch printed the change before the changing command had exited: after its write it still stops its plugin. Target: p99 ≤ %d ms for a deregistration, from the moment the `deregister` command starts.\n\n",
 			bc.kind, res.changes, bc.kind, webInstances, targetWatchDereg/time.Millisecond)
-		w("| Measured | Changes | p50 | p90 | p99 | mean | min | max |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
-		for _, row := range []struct {
-			label string
-			d     []time.Duration
-		}{
+		writeLatencyTable(w, "Changes", []timedRow{
 			{"deregistration: watch line after `deregister` started", res.deregStart},
 			{"deregistration: watch line after `deregister` exited", res.deregExit},
 			{"`deregister`'s own wall time", res.deregWall},
 			{"all changes: watch line after the command started", res.fromStart},
 			{"all changes: watch line after the command exited", res.fromExit},
-		} {
-			s := summarize(row.d)
-			w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", row.label, s.n, ms(s.p50), ms(s.p90), ms(s.p99), ms(s.mean), ms(s.min), ms(s.max))
-		}
+		})
 		s := summarize(res.deregStart)
 		w("\nChanges not printed within %s: %d; lines that matched no expected set: %d. Target p99 ≤ %d ms: %s %s.\n",
 			watchTimeout, res.missed, res.extra, targetWatchDereg/time.Millisecond, ms(s.p99), passFail(res.ok() && s.n > 0 && s.p99 <= targetWatchDereg))

@@ -146,11 +146,7 @@ func (r *report) writeDocker(b *bytes.Buffer, num int) {
 
 	if s := res.seq; s != nil {
 		w("**One at a time.** %d containers, each created, then started; once it is listed, stopped (`docker stop`, SIGTERM: service-web exits 0); once it is gone, the next one, 100 ms later. The containers are removed after the last one. The watcher's `added` and `removed` lines (millisecond timestamps, taken as the millisecond plus 0.5 ms) split the time: an instance can be listed before its line is written, since Consul's agent updates the catalog before it answers the registration. The watcher inspects a started container before it registers it, and deregisters a stopped one straight from its `die` event; the bench sends an inspect as soon as it has the `die` event, to show how long the engine takes to answer one then, which is what waiting for an inspect would cost. p99 is the nearest rank: with fewer than 100 containers it is the largest.\n\n", s.n)
-		w("| Measured | Containers | p50 | p90 | p99 | mean | min | max |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
-		for _, row := range []struct {
-			label string
-			d     []time.Duration
-		}{
+		writeLatencyTable(w, "Containers", []timedRow{
 			{"`start` event → listed in Consul", s.up.took},
 			{"… `start` event → the watcher's `added` line", s.up.toLine},
 			{"… `added` line → listed", s.up.lineToAnswer},
@@ -160,10 +156,7 @@ func (r *report) writeDocker(b *bytes.Buffer, num int) {
 			{"for comparison: `die` event → the engine answers an inspect the bench sent on the event", s.dieInspect},
 			{"for comparison: the engine's start call (`ContainerStart`)", s.startCall},
 			{"for comparison: the engine's stop call (`ContainerStop`)", s.stopCall},
-		} {
-			sum := summarize(row.d)
-			w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", row.label, sum.n, ms(sum.p50), ms(sum.p90), ms(sum.p99), ms(sum.mean), ms(sum.min), ms(sum.max))
-		}
+		})
 		w("\nNot listed within %s: %d; not gone within %s: %d. Exit codes of the `die` events: %s.", dockerVisibleMax, s.up.missed, dockerVisibleMax, s.down.missed, exitCodes(s.exitCodes))
 		if len(s.exitCodes) > 1 || s.exitCodes["0"] == 0 {
 			w(" A code other than 0 is a container stopped before service-web had set up its SIGTERM handling (the stop comes as soon as the container is listed, a few milliseconds after its start): 2 when the Go runtime had started, which then exits with status 2 on SIGTERM; 137 when not even that, so that the SIGTERM was ignored, as PID 1 ignores a signal it has no handler for, and the engine killed the container %d s later. The gone time counts from the `die` event either way.", dockerStopSecs)

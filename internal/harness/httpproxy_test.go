@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sdctl/sdctl/internal/harness"
+	"github.com/sdctl/sdctl/internal/testutil"
 )
 
 func TestHTTPProxy(t *testing.T) {
@@ -26,16 +27,7 @@ func TestHTTPProxy(t *testing.T) {
 	}
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get("http://" + p.Addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
+		return testutil.HTTPGet(t, "http://"+p.Addr+path)
 	}
 
 	if code, body := get("/v1/a"); code != http.StatusOK || body != "backend /v1/a" {

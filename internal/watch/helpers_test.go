@@ -1,7 +1,6 @@
 package watch_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,20 +17,6 @@ func httpPost(url string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func containerStopNow() container.StopOptions {

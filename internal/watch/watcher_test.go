@@ -578,7 +578,7 @@ func TestWatchMetricsAndHealthz(t *testing.T) {
 	h.runWeb(1)
 	srv := httptest.NewServer(h.m.Handler(h.w.Ready))
 	defer srv.Close()
-	body := httpGet(t, srv.URL+"/metrics")
+	_, body := testutil.HTTPGet(t, srv.URL+"/metrics")
 	for _, want := range []string{
 		"sdctl_watch_registrations_total 1", "sdctl_watch_instances 1", "sdctl_watch_docker_connected 1",
 		`sdctl_watch_reconciles_total{reason="start"} 1`, "sdctl_watch_event_lag_seconds_count", "sdctl_watch_reconcile_duration_seconds_bucket",
@@ -588,7 +588,7 @@ func TestWatchMetricsAndHealthz(t *testing.T) {
 		}
 	}
 	checkExposition(t, body)
-	if got := httpGet(t, srv.URL+"/healthz"); strings.TrimSpace(got) != "ok" {
+	if _, got := testutil.HTTPGet(t, srv.URL+"/healthz"); strings.TrimSpace(got) != "ok" {
 		t.Errorf("/healthz = %q", got)
 	}
 }

@@ -407,10 +407,7 @@ func (r *report) writeSeries(b *bytes.Buffer, rows []*series, baseline *series) 
 	}
 	for _, s := range rows {
 		sum := summarize(s.wall)
-		runs := itoa(sum.n)
-		if s.failures > 0 {
-			runs += fmt.Sprintf(" (+%d failed)", s.failures)
-		}
+		runs := runsCell(sum.n, s.failures)
 		w("| %s | %s | %s | %s | %s | %s | %s |", s.label, runs, ms(sum.p50), ms(sum.p90), ms(sum.p99), ms(sum.mean), ms(mean(s.cpu)))
 		if baseline != nil {
 			w(" %.2f× | %+.2f ms |", float64(sum.p50)/float64(base.p50), float64(sum.p50-base.p50)/float64(time.Millisecond))
@@ -526,10 +523,7 @@ func (r *report) writeRSS(b *bytes.Buffer) {
 			pMed, pMax := medianMax(c.pluginRSS)
 			plug = mib(pMed) + " / " + mib(pMax)
 		}
-		runs := itoa(len(c.hostRSS))
-		if c.failures > 0 {
-			runs += fmt.Sprintf(" (+%d failed)", c.failures)
-		}
+		runs := runsCell(len(c.hostRSS), c.failures)
 		w("| %s | %s | %s / %s | %s | %s |\n", c.label, runs, mib(hMed), mib(hMax), plug,
 			passFail(len(c.hostRSS) > 0 && c.failures == 0 && hMax <= targetRSSKiB))
 	}

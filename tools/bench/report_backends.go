@@ -90,10 +90,7 @@ func (r *report) writeBackend(b *bytes.Buffer, bc *backendCase, num int) {
 	w("\n")
 	for _, s := range bc.compare {
 		sum := summarize(s.wall)
-		runs := itoa(sum.n)
-		if s.failures > 0 {
-			runs += fmt.Sprintf(" (+%d failed)", s.failures)
-		}
+		runs := runsCell(sum.n, s.failures)
 		rss := "—"
 		if v := bc.rss[s.label]; len(v) > 0 {
 			rssMed, rssMax := medianMax(v)

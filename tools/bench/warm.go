@@ -110,10 +110,7 @@ func (r *report) writeRatios(b *bytes.Buffer, rows []*series, base *series, what
 	bs := summarize(base.wall)
 	for _, s := range rows {
 		sum := summarize(s.wall)
-		runs := itoa(sum.n)
-		if s.failures > 0 {
-			runs += fmt.Sprintf(" (+%d failed)", s.failures)
-		}
+		runs := runsCell(sum.n, s.failures)
 		ratio := "—"
 		if bs.p50 > 0 {
 			ratio = fmt.Sprintf("%.2f×", float64(sum.p50)/float64(bs.p50))
@@ -185,10 +182,7 @@ func (r *report) writeWrites(b *bytes.Buffer, bc *backendCase, num int) {
 	w("| Command | Runs | p50 | p90 | p99 | mean | CPU/run (user+sys) | sdctl p50 ÷ curl p50 |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for i, s := range bc.writes {
 		sum := summarize(s.wall)
-		runs := itoa(sum.n)
-		if s.failures > 0 {
-			runs += fmt.Sprintf(" (+%d failed)", s.failures)
-		}
+		runs := runsCell(sum.n, s.failures)
 		ratio := ""
 		if i%2 == 0 {
 			if rr, ok := p50Ratio(s, bc.writes[i+1]); ok {

@@ -438,6 +438,14 @@ func fileSize(path string) int64 {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// runsCell is the Runs cell of a table: the runs measured, and how many failed besides, if any.
+func runsCell(n, failures int) string {
+	if failures > 0 {
+		return fmt.Sprintf("%d (+%d failed)", n, failures)
+	}
+	return itoa(n)
+}
+
 // plural formats a count with thousands separators and the noun in the right number.
 func plural(n int, noun string) string {
 	if n != 1 {

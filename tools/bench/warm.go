@@ -94,13 +94,18 @@ func (r *report) warmFileTargets(w func(string, ...any)) {
 }
 
 func (r *report) writeWarmFile(b *bytes.Buffer) {
-	if len(r.warmFile) == 0 {
+	r.writeRatioSection(b, r.warmFile, "1b. `sdctl resolve web` with a warm file backend, next to a Go hello-world",
+		fmt.Sprintf("The default since warm backends: the first command starts the file backend, the next ones connect to it (see docs/concepts.md, \"Warm backends\"). %d timed runs per command after %d warm-up runs (which also start the backends), taking turns; the warm backends are stopped afterwards. The hello-world program is built by the bench with the same Go and flags as sdctl; ratios are to its p50.",
+			r.cfg.n, r.cfg.warmup))
+}
+
+// writeRatioSection writes a section whose table divides each p50 by the first row's.
+func (r *report) writeRatioSection(b *bytes.Buffer, rows []*series, title, intro string) {
+	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "### 1b. `sdctl resolve web` with a warm file backend, next to a Go hello-world\n\n")
-	fmt.Fprintf(b, "The default since warm backends: the first command starts the file backend, the next ones connect to it (see docs/concepts.md, \"Warm backends\"). %d timed runs per command after %d warm-up runs (which also start the backends), taking turns; the warm backends are stopped afterwards. The hello-world program is built by the bench with the same Go and flags as sdctl; ratios are to its p50.\n\n",
-		r.cfg.n, r.cfg.warmup)
-	r.writeRatios(b, r.warmFile, r.warmFile[0], "÷ hello-world")
+	fmt.Fprintf(b, "### %s\n\n%s\n\n", title, intro)
+	r.writeRatios(b, rows, rows[0], "÷ hello-world")
 }
 
 // writeRatios writes rows like writeSeries, with each p50 divided by base's.
@@ -261,11 +266,7 @@ func measureLinkCost(ctx context.Context, ws *workspace, sc *scenario, cfg *conf
 }
 
 func (r *report) writeLinkCost(b *bytes.Buffer) {
-	if len(r.linkCost) == 0 {
-		return
-	}
-	fmt.Fprintf(b, "### 2b. What linking costs a process\n\n")
-	fmt.Fprintf(b, "Every Go package linked into a program initialises in every process of it, used or not, and a larger program takes longer to load. Each row is a hello-world program with more of sdctl's dependencies linked in by blank imports (built by the bench inside sdctl's module with the same Go and flags as sdctl), next to `sdctl version`, which connects to nothing: %d timed runs each after %d warm-up runs, taking turns. Ratios are to the hello-world's p50. The rows bound what any sdctl command can cost: one that talks to a backend links at least the third row.\n\n",
-		r.cfg.startN, r.cfg.warmup)
-	r.writeRatios(b, r.linkCost, r.linkCost[0], "÷ hello-world")
+	r.writeRatioSection(b, r.linkCost, "2b. What linking costs a process",
+		fmt.Sprintf("Every Go package linked into a program initialises in every process of it, used or not, and a larger program takes longer to load. Each row is a hello-world program with more of sdctl's dependencies linked in by blank imports (built by the bench inside sdctl's module with the same Go and flags as sdctl), next to `sdctl version`, which connects to nothing: %d timed runs each after %d warm-up runs, taking turns. Ratios are to the hello-world's p50. The rows bound what any sdctl command can cost: one that talks to a backend links at least the third row.",
+			r.cfg.startN, r.cfg.warmup))
 }

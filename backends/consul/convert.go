@@ -15,13 +15,69 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// Consul's JSON, as consul/api types it.
+// Consul's JSON for writes, as consul/api types it.
 type (
 	serviceRegistration = api.AgentServiceRegistration
 	checkDefinition     = api.AgentServiceCheck
-	serviceEntry        = api.ServiceEntry
-	healthCheck         = api.HealthCheck
 )
+
+// serviceEntry is one entry of /v1/health/service/<name>, reduced to the fields sdctl reads.
+// consul/api's ServiceEntry also decodes the node's and the service's tagged addresses and
+// metadata, the proxy and Connect settings and every check's definition and output: about twice
+// the memory and seven times the allocations for the same answer. `sdctl watch` reads every
+// instance after each change, so this is most of what a Consul backend process allocates.
+type serviceEntry struct {
+	Node    *entryNode
+	Service *entryService
+	Checks  []*healthCheck
+}
+
+type entryNode struct {
+	Node    string
+	Address string
+}
+
+type entryService struct {
+	ID      string
+	Service string
+	Tags    []string
+	Address string
+	Port    int
+	Meta    map[string]string
+	Weights api.AgentWeights
+}
+
+type healthCheck struct {
+	CheckID   string
+	ServiceID string
+	Status    string
+	Notes     string
+	Type      string
+}
+
+// leanEntries reduces consul/api's entries to serviceEntry.
+func leanEntries(in []*api.ServiceEntry) []*serviceEntry {
+	out := make([]*serviceEntry, 0, len(in))
+	for _, e := range in {
+		if e == nil {
+			continue
+		}
+		l := &serviceEntry{}
+		if e.Node != nil {
+			l.Node = &entryNode{Node: e.Node.Node, Address: e.Node.Address}
+		}
+		if s := e.Service; s != nil {
+			l.Service = &entryService{ID: s.ID, Service: s.Service, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta, Weights: s.Weights}
+		}
+		for _, c := range e.Checks {
+			if c != nil {
+				l.Checks = append(l.Checks, &healthCheck{CheckID: c.CheckID, ServiceID: c.ServiceID, Status: c.Status, Notes: c.Notes, Type: c.Type})
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
 
 // Consul's check statuses.
 const (
@@ -267,10 +323,10 @@ func aggregate(checks []*healthCheck) registry.Health {
 func instance(e *serviceEntry) registry.Instance {
 	s, node := e.Service, e.Node
 	if s == nil {
-		s = &api.AgentService{}
+		s = &entryService{}
 	}
 	if node == nil {
-		node = &api.Node{}
+		node = &entryNode{}
 	}
 	inst := registry.Instance{
 		ID:      s.ID,

@@ -3,6 +3,7 @@ package consul
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -152,8 +153,8 @@ func TestCheckDefRejects(t *testing.T) {
 
 func TestInstanceFromHealthEntry(t *testing.T) {
 	entry := &serviceEntry{
-		Node: &api.Node{Node: "node-1", Address: "192.168.1.5"},
-		Service: &api.AgentService{ID: "web-1", Service: "web", Port: 3000, Tags: []string{}, Meta: map[string]string{},
+		Node: &entryNode{Node: "node-1", Address: "192.168.1.5"},
+		Service: &entryService{ID: "web-1", Service: "web", Port: 3000, Tags: []string{}, Meta: map[string]string{},
 			Weights: api.AgentWeights{Passing: 7, Warning: 2}},
 		Checks: []*healthCheck{
 			{CheckID: "serfHealth", Status: "passing", Type: ""},
@@ -180,10 +181,65 @@ func TestInstanceFromHealthEntry(t *testing.T) {
 	}
 }
 
+// healthAnswer is an answer of /v1/health/service/web as Consul 1.14 gives it, with every field
+// of an entry, for the decoding tests: a drained instance with a TTL and a declared health,
+// and a plain one on another node that takes the node's address.
+const healthAnswer = `[
+ {"Node": {"ID": "dcac2d1b-a353-4f33-3138-f50580fbda88", "Node": "n1", "Address": "10.0.0.1", "Datacenter": "dc1",
+   "TaggedAddresses": {"lan": "10.0.0.1", "lan_ipv4": "10.0.0.1", "wan": "10.0.0.1", "wan_ipv4": "10.0.0.1"},
+   "Meta": {"consul-network-segment": ""}, "CreateIndex": 6, "ModifyIndex": 7},
+  "Service": {"ID": "web-1", "Service": "web", "Tags": ["v1", "blue"], "Address": "10.0.0.9",
+   "TaggedAddresses": {"lan_ipv4": {"Address": "10.0.0.9", "Port": 3000}, "wan_ipv4": {"Address": "10.0.0.9", "Port": 3000}},
+   "Meta": {"sdctl-node": "n1", "sdctl-drain": "true"}, "Port": 3000, "Weights": {"Passing": 5, "Warning": 2},
+   "EnableTagOverride": false, "Proxy": {"Mode": "", "MeshGateway": {}, "Expose": {}}, "Connect": {}, "PeerName": "",
+   "CreateIndex": 32, "ModifyIndex": 32},
+  "Checks": [
+   {"Node": "n1", "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing", "Notes": "",
+    "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": "", "ServiceTags": [], "Type": "",
+    "Interval": "", "Timeout": "", "ExposedPort": 0, "Definition": {}, "CreateIndex": 6, "ModifyIndex": 6},
+   {"Node": "n1", "CheckID": "service:web-1", "Name": "TTL of web-1", "Status": "passing", "Notes": "ttl=30s (sdctl heartbeats pass this check)",
+    "Output": "", "ServiceID": "web-1", "ServiceName": "web", "ServiceTags": ["v1", "blue"], "Type": "ttl",
+    "Interval": "", "Timeout": "", "ExposedPort": 0, "Definition": {}, "CreateIndex": 33, "ModifyIndex": 33},
+   {"Node": "n1", "CheckID": "service:web-1:declared", "Name": "Declared health", "Status": "critical",
+    "Notes": "declared=maintenance (set by sdctl)", "Output": "", "ServiceID": "web-1", "ServiceName": "web",
+    "ServiceTags": [], "Type": "ttl", "Interval": "", "Timeout": "", "ExposedPort": 0, "Definition": {},
+    "CreateIndex": 34, "ModifyIndex": 34}]},
+ {"Node": {"ID": "", "Node": "n2", "Address": "10.0.0.2", "Datacenter": "dc1", "TaggedAddresses": null, "Meta": null,
+   "CreateIndex": 8, "ModifyIndex": 8},
+  "Service": {"ID": "web-2", "Service": "web", "Tags": [], "Address": "", "TaggedAddresses": null, "Meta": {},
+   "Port": 3001, "Weights": {"Passing": 1, "Warning": 1}, "EnableTagOverride": false, "Proxy": {}, "Connect": {},
+   "CreateIndex": 40, "ModifyIndex": 40},
+  "Checks": [{"Node": "n2", "CheckID": "serfHealth", "Status": "warning", "ServiceID": "", "Type": ""}]}
+]`
+
+// TestServiceEntryDecodesLikeConsulAPI checks that the reduced entries sdctl decodes give the
+// same instances as consul/api's full ones.
+func TestServiceEntryDecodesLikeConsulAPI(t *testing.T) {
+	var full []*api.ServiceEntry
+	if err := json.Unmarshal([]byte(healthAnswer), &full); err != nil {
+		t.Fatal(err)
+	}
+	var lean []*serviceEntry
+	if err := json.Unmarshal([]byte(healthAnswer), &lean); err != nil {
+		t.Fatal(err)
+	}
+	want := instances(leanEntries(full), registry.Query{})
+	got := instances(lean, registry.Query{})
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded:\n%+v\nwant (through consul/api):\n%+v", got, want)
+	}
+	// What each field carries, so that the comparison cannot pass on two empty results.
+	if len(got) != 2 || got[0].ID != "web-1" || got[0].Address != "10.0.0.9" || !got[0].Drain || got[0].TTL != 30*time.Second ||
+		got[0].Health != registry.HealthMaintenance || !reflect.DeepEqual(got[0].Tags, []string{"v1", "blue"}) || got[0].Node != "n1" ||
+		got[1].Address != "10.0.0.2" || got[1].Port != 3001 || got[1].Health != registry.HealthWarning || got[1].Weight != 1 {
+		t.Errorf("instances %+v", got)
+	}
+}
+
 func TestInstancesSortFilterPick(t *testing.T) {
 	entry := func(id string, tags []string, status string) *serviceEntry {
-		return &serviceEntry{Node: &api.Node{Node: "n", Address: "10.0.0.1"},
-			Service: &api.AgentService{ID: id, Service: "web", Port: 1, Tags: tags},
+		return &serviceEntry{Node: &entryNode{Node: "n", Address: "10.0.0.1"},
+			Service: &entryService{ID: id, Service: "web", Port: 1, Tags: tags},
 			Checks:  []*healthCheck{{CheckID: "c", Status: status}}}
 	}
 	entries := []*serviceEntry{

@@ -38,12 +38,20 @@ func (b *Backend) Instances(ctx context.Context, q registry.Query) ([]registry.I
 	return out, nil
 }
 
-// health reads the health entries of one service. index > 0 makes it a blocking query.
-func (b *Backend) health(ctx context.Context, name string, passing bool, index uint64) ([]*api.ServiceEntry, uint64, error) {
-	var entries []*api.ServiceEntry
+// health reads the health entries of one service. index > 0 makes it a blocking query. With
+// passing, Consul leaves out the entries with a check that is not passing (consul/api's call
+// is the one that can ask for that); otherwise only the fields of serviceEntry are decoded.
+func (b *Backend) health(ctx context.Context, name string, passing bool, index uint64) ([]*serviceEntry, uint64, error) {
+	var entries []*serviceEntry
 	ep, meta, err := b.read(ctx, index, func(ep *endpoint, q *api.QueryOptions) (meta *api.QueryMeta, err error) {
-		entries, meta, err = ep.api.Health().Service(name, "", passing, q)
-		return meta, err
+		if passing {
+			var full []*api.ServiceEntry
+			full, meta, err = ep.api.Health().Service(name, "", true, q)
+			entries = leanEntries(full)
+			return meta, err
+		}
+		entries = nil
+		return ep.api.Raw().Query("/v1/health/service/"+name, &entries, q)
 	})
 	if err != nil {
 		return nil, 0, err

@@ -37,7 +37,7 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 	}
 	read := b.serviceSnapshot(req.Name)
 	if req.Name == "" {
-		read = b.allSnapshot
+		read = b.allSnapshot()
 	} else if err := registry.ValidateName(req.Name); err != nil {
 		return err
 	}
@@ -119,29 +119,45 @@ func (b *Backend) serviceSnapshot(name string) snapshotFunc {
 	}
 }
 
+// allReadGap is the least time between two reads of every instance after changes. Each read
+// costs one request per service and decodes every instance, and changes come in bursts (a host
+// starting its containers, each registered by `sdctl watch`): without a gap, a burst of N
+// registrations among N instances costs N reads of up to N instances each. With it, a change
+// after a quiet period is read at once, and a burst once per gap. Only the watch of every
+// service (the watcher's) has it; a watch of one service reads each change at once.
+const allReadGap = time.Second
+
 // allSnapshot reads every instance. The index is the larger of the service list's and the
 // checks' indexes, read before the instances: a change after those reads moves one of them
-// past it, so the next wait cannot miss it.
-func (b *Backend) allSnapshot(ctx context.Context, index uint64) ([]registry.Instance, uint64, error) {
-	if index > 0 {
-		got, err := b.waitAll(ctx, index)
-		if err != nil || got == index {
-			return nil, got, err
+// past it, so the next wait cannot miss it. After a change it waits until allReadGap has
+// passed since its last read.
+func (b *Backend) allSnapshot() snapshotFunc {
+	var last time.Time
+	return func(ctx context.Context, index uint64) ([]registry.Instance, uint64, error) {
+		if index > 0 {
+			got, err := b.waitAll(ctx, index)
+			if err != nil || got == index {
+				return nil, got, err
+			}
+			if err := sleep(ctx, time.Until(last.Add(allReadGap))); err != nil {
+				return nil, 0, err
+			}
 		}
+		last = time.Now()
+		names, si, err := b.serviceNames(ctx, 0)
+		if err != nil {
+			return nil, 0, err
+		}
+		ci, err := b.checksIndex(ctx, 0)
+		if err != nil {
+			return nil, 0, err
+		}
+		insts, err := b.allInstances(ctx, names)
+		if err != nil {
+			return nil, 0, err
+		}
+		return insts, max(si, ci), nil
 	}
-	names, si, err := b.serviceNames(ctx, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	ci, err := b.checksIndex(ctx, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	insts, err := b.allInstances(ctx, names)
-	if err != nil {
-		return nil, 0, err
-	}
-	return insts, max(si, ci), nil
 }
 
 // waitAll blocks until the service list or any check changes past index, or the hold runs

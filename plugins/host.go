@@ -248,7 +248,7 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 		Stderr:           stderr,
 		SyncStdout:       os.Stderr, // a plugin's stray prints must never reach sdctl's stdout
 		SyncStderr:       os.Stderr,
-		GRPCDialOptions:  grpcWindowOptions,
+		GRPCDialOptions:  grpcDialOptions,
 	})
 	c := &Client{Candidate: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log, stderr: stderr}
 	rpc, err := pc.Client()

@@ -137,12 +137,10 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errWarmUnusable, err)
 	}
-	gconn, err := grpc.NewClient("passthrough:///warm",
+	gconn, err := grpc.NewClient("passthrough:///warm", append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(onceDialer(conn)),
-		grpc.WithInitialWindowSize(grpcWindow),
-		grpc.WithInitialConnWindowSize(grpcWindow),
-	)
+	}, grpcDialOptions...)...)
 	if err != nil {
 		conn.Close()
 		return nil, err

@@ -189,6 +189,7 @@ func (s *server) Services(ctx context.Context, _ *pb.ServicesRequest) (*pb.Servi
 }
 
 func (s *server) Watch(req *pb.WatchRequest, stream pb.Registry_WatchServer) error {
+	LimitMemory() // a process that serves a watch stays up
 	reg, err := s.registry()
 	if err != nil {
 		return err

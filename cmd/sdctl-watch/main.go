@@ -13,10 +13,12 @@ import (
 	"github.com/sdctl/sdctl/internal/builtin"
 	"github.com/sdctl/sdctl/internal/watch"
 	"github.com/sdctl/sdctl/internal/watch/spec"
+	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
 )
 
 func main() {
+	plugins.LimitMemory() // a long-running process: see docs/watch.md, "Memory"
 	os.Exit(commands.Main(os.Args[1:], commands.Program{
 		Builtins:    builtin.Backends(),
 		Bundled:     builtin.Bundled(),

@@ -101,10 +101,13 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 		return ReconcileResult{}, fmt.Errorf("docker: list containers: %w", err)
 	}
 
+	// Only the IDs are kept: the summaries (labels, ports, networks of every container) can
+	// go while the containers are inspected.
 	ids := map[string]bool{}
 	for _, c := range running {
 		ids[c.ID] = true
 	}
+	nRunning := len(running)
 	w.mu.Lock()
 	// What was written since the snapshot was read is newer than the snapshot.
 	for id := range w.touched {
@@ -121,7 +124,7 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	n := len(w.owned)
 	w.mu.Unlock()
 	w.m.instances.set(float64(n))
-	w.m.containers.set(float64(len(running)))
+	w.m.containers.set(float64(nRunning))
 
 	var (
 		mu       sync.Mutex
@@ -162,7 +165,7 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	w.mu.Lock()
 	w.reconciled = true
 	w.mu.Unlock()
-	res := ReconcileResult{Containers: len(running), Writes: writes, Took: time.Since(start)}
+	res := ReconcileResult{Containers: nRunning, Writes: writes, Took: time.Since(start)}
 	w.m.reconcileTime.observe(res.Took.Seconds())
 	w.m.reconcileWrites.set(float64(writes))
 	w.log.Info("reconciled", "reason", reason, "containers", res.Containers, "writes", writes, "took", res.Took.Round(time.Millisecond))

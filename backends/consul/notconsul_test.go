@@ -202,7 +202,8 @@ func TestTimeoutSplit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 		defer cancel()
 		_, err := b.Instances(ctx, registry.Query{Name: "web"})
-		if !strings.Contains(err.Error(), a1+": did not answer within 200ms") || !strings.Contains(err.Error(), a2+": did not answer within 1.2") {
+		// The second gets what remains of the 1.5s: about 1.3s, less on a loaded machine.
+		if !strings.Contains(err.Error(), a1+": did not answer within 200ms") || !strings.Contains(err.Error(), a2+": did not answer within 1.") {
 			t.Errorf("Instances on two blackholed addresses: %v, want 200ms for the first and the rest for the second", err)
 		}
 	})

@@ -54,19 +54,33 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 	st := registry.ClusterStatus{Backend: Name}
 
 	var leaderAddr string
-	ep, err := b.c.do(ctx, op{run: func(ctx context.Context, ep *endpoint) error {
+	readLeader := func(ctx context.Context, ep *endpoint) error {
 		var err error
 		leaderAddr, err = ep.api.Status().LeaderWithQueryOptions(b.c.queryOptions(ctx, false, 0, 0))
 		return err
-	}})
+	}
+	ep, err := b.c.do(ctx, op{run: readLeader})
 	if err != nil {
 		return st, err
 	}
 	// Later reads go where the leader question was answered, so they describe one view.
 	deposed := ""
 	if leaderAddr != "" {
+		named := leaderAddr
 		if deposed, err = b.confirmLeader(ctx, ep); err != nil {
 			return st, err
+		}
+		if deposed == "" {
+			// The confirming read went to whichever server leads now: when an election ended
+			// in between, the server named before is not the one that answered. Ask again.
+			if _, err := b.c.do(ctx, op{pin: ep, run: readLeader}); err != nil {
+				return st, err
+			}
+			if leaderAddr != named && leaderAddr != "" {
+				if deposed, err = b.confirmLeader(ctx, ep); err != nil {
+					return st, err
+				}
+			}
 		}
 		if deposed != "" {
 			deposed, leaderAddr = leaderAddr+" ("+deposed+")", ""

@@ -60,7 +60,7 @@ func TestRegisterBatchNegotiation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gc := raw.(*grpcClient)
+			gc := raw.(*apiClient)
 			ctx := t.Context()
 			if err := gc.configure(ctx, nil); err != nil {
 				t.Fatal(err)

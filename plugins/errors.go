@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -59,16 +60,6 @@ func toStatus(err error) error {
 	return st.Err()
 }
 
-// remoteError is a backend error received from a plugin: it prints the backend's message and
-// matches the sentinel it was sent as.
-type remoteError struct {
-	msg      string
-	sentinel error
-}
-
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.sentinel }
-
 // fromStatus turns an error from a gRPC call back into a domain error. The second result is
 // false when the error did not come from the backend but from the transport.
 func fromStatus(err error) (error, bool) {
@@ -101,8 +92,8 @@ func fromStatus(err error) (error, bool) {
 	}
 	for _, s := range sentinels {
 		if s.reason == info.GetReason() {
-			return &remoteError{msg: st.Message(), sentinel: s.err}, true
+			return &wire.RemoteError{Msg: st.Message(), Sentinel: s.err}, true
 		}
 	}
-	return errors.New(st.Message()), true
+	return &wire.RemoteError{Msg: st.Message()}, true
 }

@@ -5,20 +5,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
-// server exposes a Backend over gRPC. The registry exists once Configure has succeeded.
+// server answers the protocol's calls with a Backend, whatever carries them: go-plugin's gRPC
+// (grpcServer) or a warm backend's connections (wire.Serve). Its errors are domain errors.
+// The registry exists once Configure has succeeded.
 type server struct {
-	pb.UnimplementedRegistryServer
 	backend Backend
 	log     *slog.Logger
 	// minor is the protocol minor version reported by Info.
@@ -43,7 +43,7 @@ func (s *server) registry() (registry.Registry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.reg == nil {
-		return nil, status.Error(codes.FailedPrecondition, "backend is not configured: Configure must come first")
+		return nil, errors.New("backend is not configured: Configure must come first")
 	}
 	return s.reg, nil
 }
@@ -78,7 +78,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 	section := map[string]any{}
 	if raw := req.GetConfigJson(); len(raw) > 0 {
 		if err := json.Unmarshal(raw, &section); err != nil {
-			return nil, toStatus(fmt.Errorf("%w: config section is not a JSON object: %v", registry.ErrInvalid, err))
+			return nil, fmt.Errorf("%w: config section is not a JSON object: %v", registry.ErrInvalid, err)
 		}
 	}
 	if s.warm {
@@ -91,12 +91,12 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 			return &pb.ConfigureResponse{}, nil
 		}
 		if done {
-			return nil, status.Error(codes.FailedPrecondition, "this warm backend serves another configuration")
+			return nil, errors.New("this warm backend serves another configuration")
 		}
 	}
 	reg, err := s.backend.New(ctx, section, s.log)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	s.mu.Lock()
 	old := s.reg
@@ -115,9 +115,9 @@ func (s *server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 		return nil, err
 	}
 	if req.GetInstance() == nil {
-		return nil, toStatus(registry.Invalidf("instance", "missing"))
+		return nil, registry.Invalidf("instance", "missing")
 	}
-	return &pb.RegisterResponse{}, toStatus(reg.Register(ctx, instanceFromProto(req.GetInstance())))
+	return &pb.RegisterResponse{}, reg.Register(ctx, instanceFromProto(req.GetInstance()))
 }
 
 // RegisterBatch hands the instances to the backend's batch call, or registers them one by one
@@ -130,16 +130,16 @@ func (s *server) RegisterBatch(ctx context.Context, req *pb.RegisterBatchRequest
 	insts := make([]registry.Instance, len(req.GetInstances()))
 	for i, inst := range req.GetInstances() {
 		if inst == nil {
-			return nil, toStatus(registry.Invalidf("instances", "instance %d is missing", i+1))
+			return nil, registry.Invalidf("instances", "instance %d is missing", i+1)
 		}
 		insts[i] = instanceFromProto(inst)
 	}
 	if br, ok := reg.(registry.BatchRegisterer); ok {
-		return &pb.RegisterBatchResponse{}, toStatus(br.RegisterBatch(ctx, insts))
+		return &pb.RegisterBatchResponse{}, br.RegisterBatch(ctx, insts)
 	}
 	for _, inst := range insts {
 		if err := reg.Register(ctx, inst); err != nil {
-			return nil, toStatus(fmt.Errorf("register %s: %w", inst.ID, err))
+			return nil, fmt.Errorf("register %s: %w", inst.ID, err)
 		}
 	}
 	return &pb.RegisterBatchResponse{}, nil
@@ -150,7 +150,7 @@ func (s *server) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb
 	if err != nil {
 		return nil, err
 	}
-	return &pb.DeregisterResponse{}, toStatus(reg.Deregister(ctx, req.GetId()))
+	return &pb.DeregisterResponse{}, reg.Deregister(ctx, req.GetId())
 }
 
 func (s *server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
@@ -158,7 +158,7 @@ func (s *server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.H
 	if err != nil {
 		return nil, err
 	}
-	return &pb.HeartbeatResponse{}, toStatus(reg.Heartbeat(ctx, req.GetId()))
+	return &pb.HeartbeatResponse{}, reg.Heartbeat(ctx, req.GetId())
 }
 
 func (s *server) Instances(ctx context.Context, req *pb.InstancesRequest) (*pb.InstancesResponse, error) {
@@ -171,7 +171,7 @@ func (s *server) Instances(ctx context.Context, req *pb.InstancesRequest) (*pb.I
 		Pick: req.Pick,
 	})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &pb.InstancesResponse{Instances: instancesToProto(list)}, nil
 }
@@ -183,21 +183,20 @@ func (s *server) Services(ctx context.Context, _ *pb.ServicesRequest) (*pb.Servi
 	}
 	list, err := reg.Services(ctx)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &pb.ServicesResponse{Services: servicesToProto(list)}, nil
 }
 
-func (s *server) Watch(req *pb.WatchRequest, stream pb.Registry_WatchServer) error {
+func (s *server) Watch(ctx context.Context, req *pb.WatchRequest, send func(*pb.WatchEvent) error) error {
 	LimitMemory() // a process that serves a watch stays up
 	reg, err := s.registry()
 	if err != nil {
 		return err
 	}
-	err = reg.Watch(stream.Context(), registry.WatchRequest{Name: req.GetName(), Index: req.GetIndex()}, func(ev registry.Event) error {
-		return stream.Send(&pb.WatchEvent{Index: ev.Index, Instances: instancesToProto(ev.Instances)})
+	return reg.Watch(ctx, registry.WatchRequest{Name: req.GetName(), Index: req.GetIndex()}, func(ev registry.Event) error {
+		return send(&pb.WatchEvent{Index: ev.Index, Instances: instancesToProto(ev.Instances)})
 	})
-	return toStatus(err)
 }
 
 func (s *server) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
@@ -207,7 +206,9 @@ func (s *server) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) 
 	}
 	st, err := reg.ClusterStatus(ctx)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return clusterToProto(st), nil
 }
+
+var _ wire.API = (*server)(nil)

@@ -261,7 +261,7 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 		c.abort()
 		return nil, c.startError(err)
 	}
-	gc, ok := raw.(*grpcClient)
+	gc, ok := raw.(*apiClient)
 	if !ok {
 		c.abort()
 		return nil, fmt.Errorf("backend %q: plugin returned an unexpected client type %T", cand.Name, raw)
@@ -310,20 +310,20 @@ func (c *Client) Warm() bool { return c.warm != nil }
 // RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
 // batch-register capability; see Batches), else one by one.
 func (c *Client) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
-	return c.Registry.(*grpcClient).RegisterBatch(ctx, insts)
+	return c.Registry.(*apiClient).RegisterBatch(ctx, insts)
 }
 
 // Batches reports whether RegisterBatch sends its instances in one call. It is known once Info
 // has been called, and false before.
-func (c *Client) Batches() bool { return c.Registry.(*grpcClient).batch.Load() }
+func (c *Client) Batches() bool { return c.Registry.(*apiClient).batch.Load() }
 
 // ProtocolMinor is the minor version of protocol 1 agreed with the backend in Info (-1 before
 // Info was called).
-func (c *Client) ProtocolMinor() int { return int(c.Registry.(*grpcClient).minor.Load()) }
+func (c *Client) ProtocolMinor() int { return int(c.Registry.(*apiClient).minor.Load()) }
 
 // Configure hands the backend its config section. Every other call needs it first.
 func (c *Client) Configure(ctx context.Context, section map[string]any) error {
-	return c.Registry.(*grpcClient).configure(ctx, section)
+	return c.Registry.(*apiClient).configure(ctx, section)
 }
 
 // Close stops the plugin process (gracefully, then by force) and removes its socket directory.

@@ -81,12 +81,12 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if p.srv != nil {
 		*p.srv = srv
 	}
-	pb.RegisterRegistryServer(s, srv)
+	pb.RegisterRegistryServer(s, grpcServer{s: srv})
 	return nil
 }
 
 func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	c := &grpcClient{rpc: pb.NewRegistryClient(conn)}
+	c := &apiClient{rpc: grpcAPI{rpc: pb.NewRegistryClient(conn)}}
 	c.minor.Store(-1)
 	return c, nil
 }

@@ -13,10 +13,7 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -137,21 +134,14 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errWarmUnusable, err)
 	}
-	gconn, err := grpc.NewClient("passthrough:///warm", append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(onceDialer(conn)),
-	}, grpcDialOptions...)...)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	gc := &grpcClient{rpc: pb.NewRegistryClient(gconn)}
+	wc := wire.NewClient(conn)
+	gc := &apiClient{rpc: wc}
 	gc.minor.Store(-1)
-	c := &Client{Registry: gc, Candidate: cand, Protocol: ProtocolVersion, log: h.logger(), warm: &warmConn{conn: gconn, pid: pid, sock: sock}}
+	c := &Client{Registry: gc, Candidate: cand, Protocol: ProtocolVersion, log: h.logger(), warm: &warmConn{conn: wc, pid: pid, sock: sock}}
 	gc.transportErr = c.transportError
 	raw, err := encodeSection(section)
 	if err != nil {
-		_ = gconn.Close()
+		_ = wc.Close()
 		return nil, err
 	}
 	// A backend that does not answer Info quickly hangs: it is replaced. Its answer also says
@@ -161,7 +151,7 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	defer cancel()
 	configured, err := gc.configuredWith(ictx, raw)
 	if err != nil {
-		_ = gconn.Close()
+		_ = wc.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -171,7 +161,7 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 		return c, nil
 	}
 	if err := gc.configureRaw(ctx, raw); err != nil {
-		_ = gconn.Close()
+		_ = wc.Close()
 		// The backend's own verdict on the config (invalid, unreachable registry, refused
 		// credentials) is the command's answer; anything else means this process is unusable.
 		if !isDomainError(err) && ctx.Err() == nil {
@@ -211,19 +201,6 @@ func dialPeer(ctx context.Context, sock string, timeout time.Duration) (net.Conn
 		return nil, 0, err
 	}
 	return conn, pid, nil
-}
-
-// onceDialer hands gRPC the connection already made (and checked); a reconnection attempt
-// fails, so a dead backend shows as an error rather than as a silent new connection.
-func onceDialer(conn net.Conn) func(context.Context, string) (net.Conn, error) {
-	used := false
-	return func(context.Context, string) (net.Conn, error) {
-		if used {
-			return nil, errors.New("warm backend connection closed")
-		}
-		used = true
-		return conn, nil
-	}
 }
 
 // retire stops whatever listens on sock (it is unusable) and removes the socket. The caller
@@ -381,7 +358,7 @@ func (h *Host) runtimeDir() string {
 
 // warmConn is a client's connection to a warm backend.
 type warmConn struct {
-	conn *grpc.ClientConn
+	conn *wire.Client
 	pid  int
 	sock string
 }

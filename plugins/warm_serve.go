@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sdctl/sdctl/internal/logging"
-	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/plugins/wire"
 )
 
 // warmReadyFD is the file descriptor (ExtraFiles[0]) on which a warm backend tells the host that
@@ -40,13 +40,27 @@ func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) err
 		ln.Close()
 		return err
 	}
-	wl := &warmListener{Listener: ln, uid: os.Geteuid(), log: log, lastActive: time.Now()}
+	wl := &warmListener{Listener: ln, uid: os.Geteuid(), log: log, lastActive: time.Now(), conns: map[*countedConn]struct{}{}}
 	srv := newServer(b, logging.Slog(log))
 	srv.warm = true
-	gs := newGRPCServer(nil)
-	pb.RegisterRegistryServer(gs, srv)
+	var serving sync.WaitGroup
 	served := make(chan error, 1)
-	go func() { served <- gs.Serve(wl) }()
+	go func() {
+		for {
+			conn, err := wl.Accept()
+			if err != nil {
+				served <- err
+				return
+			}
+			serving.Add(1)
+			go func() {
+				defer serving.Done()
+				if err := wire.Serve(conn, srv); err != nil {
+					log.Debug("connection ended", "error", err)
+				}
+			}()
+		}
+	}()
 	log.Info("warm backend listening", "backend", b.Name, "socket", path, "idle_timeout", idle.String())
 	if ready != nil {
 		_, _ = ready.Write([]byte("ready\n"))
@@ -77,13 +91,16 @@ func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) err
 		}
 	}
 	log.Info("warm backend stopping", "backend", b.Name, "reason", reason)
+	// Commands still connected finish their calls (up to killGrace), then lose the connection.
 	wl.closeIfIdle(0, true)
+	_ = ln.Close()
 	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
+	go func() { serving.Wait(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-time.After(killGrace):
-		gs.Stop()
+		wl.closeAll()
+		<-stopped
 	}
 	// A replacement may already listen on the same path (after it found this process hung):
 	// remove the socket only if it is still the one this process created.
@@ -101,7 +118,7 @@ type warmListener struct {
 	log hclog.Logger
 
 	mu         sync.Mutex
-	open       int
+	conns      map[*countedConn]struct{}
 	closing    bool
 	lastActive time.Time
 }
@@ -126,9 +143,10 @@ func (l *warmListener) Accept() (net.Conn, error) {
 			conn.Close()
 			continue
 		}
-		l.open++
+		c := &countedConn{Conn: conn, l: l}
+		l.conns[c] = struct{}{}
 		l.mu.Unlock()
-		return &countedConn{Conn: conn, l: l}, nil
+		return c, nil
 	}
 }
 
@@ -140,11 +158,24 @@ func (l *warmListener) closeIfIdle(idle time.Duration, now bool) bool {
 	if l.closing {
 		return true
 	}
-	if l.open > 0 || (!now && time.Since(l.lastActive) < idle) {
+	if len(l.conns) > 0 || (!now && time.Since(l.lastActive) < idle) {
 		return false
 	}
 	l.closing = true
 	return true
+}
+
+// closeAll closes the connections still open.
+func (l *warmListener) closeAll() {
+	l.mu.Lock()
+	conns := make([]*countedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 }
 
 type countedConn struct {
@@ -156,7 +187,7 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		c.l.open--
+		delete(c.l.conns, c)
 		c.l.lastActive = time.Now()
 		c.l.mu.Unlock()
 	})

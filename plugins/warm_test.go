@@ -5,7 +5,6 @@ package plugins_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/plugins"
+	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 	"github.com/sdctl/sdctl/registry/registrytest"
 )
@@ -215,7 +216,7 @@ func TestWarmRuntimeDirMustBePrivate(t *testing.T) {
 }
 
 // envPeerDial makes the test binary a client that connects to a socket and reports whether the
-// server talked to it (exit 0) or hung up (exit 1).
+// server answered its Info call (exit 0) or hung up (exit 1).
 const envPeerDial = "SDCTL_TEST_PEER_DIAL"
 
 func runPeerDial() int {
@@ -223,11 +224,12 @@ func runPeerDial() int {
 	if err != nil {
 		return 2
 	}
-	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 9)
-	if _, err := io.ReadFull(conn, buf); err != nil {
-		return 1 // the server closed the connection without its HTTP/2 settings
+	c := wire.NewClient(conn)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Info(ctx, &pb.InfoRequest{}); err != nil {
+		return 1 // the server closed the connection without answering
 	}
 	return 0
 }

@@ -6,19 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
-// grpcClient is the host's view of a backend: a registry.Registry whose methods are gRPC calls.
-type grpcClient struct {
-	rpc pb.RegistryClient
+// apiClient is the host's view of a backend: a registry.Registry whose methods are the
+// protocol's calls, over go-plugin's gRPC (grpcAPI) or a warm backend's connection
+// (wire.Client).
+type apiClient struct {
+	rpc wire.API
 	// minor is the protocol minor version agreed in Info (-1 before Info was called); batch
 	// is whether RegisterBatch can be sent: minor 1 or later, and the backend advertises it.
 	minor atomic.Int32
@@ -31,34 +30,23 @@ type grpcClient struct {
 	transportErr func(error) error
 }
 
-func (c *grpcClient) convert(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
+func (c *apiClient) convert(ctx context.Context, err error) error {
 	// The backend's own explanation wins (it names the server that did not answer), also when
 	// the caller's deadline has passed meanwhile.
-	domainErr, fromBackend := fromStatus(err)
-	if fromBackend {
-		return domainErr
+	var te *wire.TransportError
+	if err == nil || !errors.As(err, &te) {
+		return err
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
 	if c.transportErr == nil {
-		return domainErr
+		return te.Err
 	}
-	// The server side of a call can see the propagated deadline expire a moment before the
-	// client does: that is still the caller's deadline, not a broken plugin.
-	switch status.Code(err) {
-	case codes.DeadlineExceeded:
-		return context.DeadlineExceeded
-	case codes.Canceled:
-		return context.Canceled
-	}
-	return c.transportErr(err)
+	return c.transportErr(te.Err)
 }
 
-func (c *grpcClient) Info(ctx context.Context) (registry.Info, error) {
+func (c *apiClient) Info(ctx context.Context) (registry.Info, error) {
 	if info := c.info.Load(); info != nil {
 		return *info, nil
 	}
@@ -70,7 +58,7 @@ func (c *grpcClient) Info(ctx context.Context) (registry.Info, error) {
 
 // configuredWith calls Info (and keeps its answer) and reports whether a warm backend is
 // configured with the config section raw already.
-func (c *grpcClient) configuredWith(ctx context.Context, raw []byte) (bool, error) {
+func (c *apiClient) configuredWith(ctx context.Context, raw []byte) (bool, error) {
 	sum := sha256.Sum256(raw)
 	resp, err := c.info1(ctx, sum[:])
 	if err != nil {
@@ -80,7 +68,7 @@ func (c *grpcClient) configuredWith(ctx context.Context, raw []byte) (bool, erro
 }
 
 // info1 asks the backend for its Info and records it.
-func (c *grpcClient) info1(ctx context.Context, configSum []byte) (*pb.InfoResponse, error) {
+func (c *apiClient) info1(ctx context.Context, configSum []byte) (*pb.InfoResponse, error) {
 	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{ProtocolMinor: ProtocolMinor, ConfigSha256: configSum})
 	if err != nil {
 		return nil, c.convert(ctx, err)
@@ -95,7 +83,7 @@ func (c *grpcClient) info1(ctx context.Context, configSum []byte) (*pb.InfoRespo
 
 // canBatch reports whether RegisterBatch goes to the backend in one call, asking the backend
 // first when Info has not been called yet.
-func (c *grpcClient) canBatch(ctx context.Context) (bool, error) {
+func (c *apiClient) canBatch(ctx context.Context) (bool, error) {
 	if c.minor.Load() < 0 {
 		if _, err := c.Info(ctx); err != nil {
 			return false, err
@@ -106,7 +94,7 @@ func (c *grpcClient) canBatch(ctx context.Context) (bool, error) {
 
 // RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
 // batch-register capability), else one by one under the same ctx.
-func (c *grpcClient) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
+func (c *apiClient) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
 	batch, err := c.canBatch(ctx)
 	if err != nil {
 		return err
@@ -128,7 +116,7 @@ func (c *grpcClient) RegisterBatch(ctx context.Context, insts []registry.Instanc
 }
 
 // configure sends the backend its config section.
-func (c *grpcClient) configure(ctx context.Context, section map[string]any) error {
+func (c *apiClient) configure(ctx context.Context, section map[string]any) error {
 	raw, err := encodeSection(section)
 	if err != nil {
 		return err
@@ -137,7 +125,7 @@ func (c *grpcClient) configure(ctx context.Context, section map[string]any) erro
 }
 
 // configureRaw sends the backend its config section, encoded by encodeSection.
-func (c *grpcClient) configureRaw(ctx context.Context, raw []byte) error {
+func (c *apiClient) configureRaw(ctx context.Context, raw []byte) error {
 	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: raw})
 	return c.convert(ctx, err)
 }
@@ -151,22 +139,22 @@ func encodeSection(section map[string]any) ([]byte, error) {
 	return raw, nil
 }
 
-func (c *grpcClient) Register(ctx context.Context, inst registry.Instance) error {
+func (c *apiClient) Register(ctx context.Context, inst registry.Instance) error {
 	_, err := c.rpc.Register(ctx, &pb.RegisterRequest{Instance: instanceToProto(inst)})
 	return c.convert(ctx, err)
 }
 
-func (c *grpcClient) Deregister(ctx context.Context, id string) error {
+func (c *apiClient) Deregister(ctx context.Context, id string) error {
 	_, err := c.rpc.Deregister(ctx, &pb.DeregisterRequest{Id: id})
 	return c.convert(ctx, err)
 }
 
-func (c *grpcClient) Heartbeat(ctx context.Context, id string) error {
+func (c *apiClient) Heartbeat(ctx context.Context, id string) error {
 	_, err := c.rpc.Heartbeat(ctx, &pb.HeartbeatRequest{Id: id})
 	return c.convert(ctx, err)
 }
 
-func (c *grpcClient) Instances(ctx context.Context, q registry.Query) ([]registry.Instance, error) {
+func (c *apiClient) Instances(ctx context.Context, q registry.Query) ([]registry.Instance, error) {
 	resp, err := c.rpc.Instances(ctx, &pb.InstancesRequest{
 		Name: q.Name, Tags: q.Tags, HealthyOnly: q.HealthyOnly, IncludeWarning: q.IncludeWarning, Pick: q.Pick,
 	})
@@ -176,7 +164,7 @@ func (c *grpcClient) Instances(ctx context.Context, q registry.Query) ([]registr
 	return instancesFromProto(resp.GetInstances()), nil
 }
 
-func (c *grpcClient) Services(ctx context.Context) ([]registry.Service, error) {
+func (c *apiClient) Services(ctx context.Context) ([]registry.Service, error) {
 	resp, err := c.rpc.Services(ctx, &pb.ServicesRequest{})
 	if err != nil {
 		return nil, c.convert(ctx, err)
@@ -184,28 +172,22 @@ func (c *grpcClient) Services(ctx context.Context) ([]registry.Service, error) {
 	return servicesFromProto(resp.GetServices()), nil
 }
 
-func (c *grpcClient) Watch(ctx context.Context, req registry.WatchRequest, fn func(registry.Event) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.rpc.Watch(ctx, &pb.WatchRequest{Name: req.Name, Index: req.Index})
-	if err != nil {
-		return c.convert(ctx, err)
+func (c *apiClient) Watch(ctx context.Context, req registry.WatchRequest, fn func(registry.Event) error) error {
+	var fnErr error
+	err := c.rpc.Watch(ctx, &pb.WatchRequest{Name: req.Name, Index: req.Index}, func(ev *pb.WatchEvent) error {
+		fnErr = fn(registry.Event{Index: ev.GetIndex(), Instances: instancesFromProto(ev.GetInstances())})
+		return fnErr
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err == nil:
+		return fmt.Errorf("watch ended by the backend: %w", registry.ErrUnavailable)
 	}
-	for {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("watch ended by the backend: %w", registry.ErrUnavailable)
-		}
-		if err != nil {
-			return c.convert(ctx, err)
-		}
-		if err := fn(registry.Event{Index: ev.GetIndex(), Instances: instancesFromProto(ev.GetInstances())}); err != nil {
-			return err
-		}
-	}
+	return c.convert(ctx, err)
 }
 
-func (c *grpcClient) ClusterStatus(ctx context.Context) (registry.ClusterStatus, error) {
+func (c *apiClient) ClusterStatus(ctx context.Context) (registry.ClusterStatus, error) {
 	resp, err := c.rpc.ClusterStatus(ctx, &pb.ClusterStatusRequest{})
 	if err != nil {
 		return registry.ClusterStatus{}, c.convert(ctx, err)
@@ -214,9 +196,9 @@ func (c *grpcClient) ClusterStatus(ctx context.Context) (registry.ClusterStatus,
 }
 
 // Close does nothing: the process behind the connection belongs to the Client that made it.
-func (c *grpcClient) Close() error { return nil }
+func (c *apiClient) Close() error { return nil }
 
 var (
-	_ registry.Registry        = (*grpcClient)(nil)
-	_ registry.BatchRegisterer = (*grpcClient)(nil)
+	_ registry.Registry        = (*apiClient)(nil)
+	_ registry.BatchRegisterer = (*apiClient)(nil)
 )

@@ -12,13 +12,15 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/sdctl/sdctl/internal/watch/clock"
 )
 
 // retryState is the one retry schedule of a container: the current delay, and the timer of
 // the next attempt while one is due.
 type retryState struct {
 	delay time.Duration
-	timer *time.Timer
+	timer clock.Timer
 	at    time.Time
 }
 
@@ -45,12 +47,11 @@ func (w *Watcher) eventLoop(ctx context.Context) {
 		}
 		w.setDockerUp(false)
 		w.m.failures.inc("events")
-		w.log.Error("docker event stream lost; reconnecting", "error", err, "in", backoff)
 		reason = "docker-reconnect"
-		select {
-		case <-ctx.Done():
+		t := w.clk.NewTimer(backoff)
+		w.log.Error("docker event stream lost; reconnecting", "error", err, "in", backoff)
+		if !sleep(ctx, t) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
@@ -113,7 +114,7 @@ func (w *Watcher) handleEvent(msg events.Message) {
 		return
 	}
 	w.m.events.inc(action)
-	at := time.Now()
+	at := w.clk.Now()
 	if msg.TimeNano > 0 {
 		at = time.Unix(0, msg.TimeNano)
 	}
@@ -214,9 +215,9 @@ func (w *Watcher) retryLater(id string, err error) {
 		r.delay = min(2*r.delay, w.opt.MaxBackoff)
 	}
 	d := r.delay
-	r.at = time.Now().Add(d)
+	r.at = w.clk.Now().Add(d)
 	if r.timer == nil {
-		r.timer = time.AfterFunc(d, func() { w.fireRetry(id) })
+		r.timer = w.clk.AfterFunc(d, func() { w.fireRetry(id) })
 	} else {
 		r.timer.Reset(d)
 	}
@@ -273,6 +274,6 @@ func (w *Watcher) observeLag(id string) {
 	delete(w.eventAt, id)
 	w.mu.Unlock()
 	if ok {
-		w.m.eventLag.observe(time.Since(at).Seconds())
+		w.m.eventLag.observe(w.clk.Since(at).Seconds())
 	}
 }

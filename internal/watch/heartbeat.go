@@ -13,8 +13,8 @@ import (
 // heartbeatLoop renews TTL instances: every TTLRefresh, or every TTL/2 of each instance.
 // Instances whose container reports unhealthy are not renewed.
 func (w *Watcher) heartbeatLoop(ctx context.Context) {
-	tick(ctx, time.Second, func() {
-		for _, id := range w.dueHeartbeats(time.Now()) {
+	w.tick(ctx, time.Second, func() {
+		for _, id := range w.dueHeartbeats(w.clk.Now()) {
 			w.heartbeat(ctx, id)
 		}
 	})
@@ -51,7 +51,7 @@ func (w *Watcher) heartbeat(ctx context.Context, id string) {
 	w.mu.Lock()
 	o := w.owned[id]
 	if err == nil {
-		w.beatAt[id] = time.Now()
+		w.beatAt[id] = w.clk.Now()
 	}
 	w.mu.Unlock()
 	switch {

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/sdctl/sdctl/internal/watch/clock"
 	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -32,12 +33,20 @@ func (w *Watcher) requestReconcile(reason string) {
 func (w *Watcher) reconcileLoop(ctx context.Context) {
 	var tick <-chan time.Time
 	if w.opt.Resync > 0 {
-		t := time.NewTicker(w.opt.Resync)
+		t := w.clk.NewTicker(w.opt.Resync)
 		defer t.Stop()
-		tick = t.C
+		tick = t.C()
 	}
 	retry := time.Duration(0)
-	var retryC <-chan time.Time
+	var (
+		retryT clock.Timer
+		retryC <-chan time.Time
+	)
+	defer func() {
+		if retryT != nil {
+			retryT.Stop()
+		}
+	}()
 	for {
 		var reason string
 		select {
@@ -49,12 +58,19 @@ func (w *Watcher) reconcileLoop(ctx context.Context) {
 		case <-retryC:
 			reason = "retry"
 		}
-		if _, err := w.Reconcile(ctx, reason); err != nil && ctx.Err() == nil {
+		_, err := w.Reconcile(ctx, reason)
+		// One retry at a time: a reconcile that ran for another reason moves it or ends it.
+		if retryT != nil {
+			retryT.Stop()
+			retryT, retryC = nil, nil
+		}
+		if err != nil && ctx.Err() == nil {
 			retry = min(max(2*retry, 500*time.Millisecond), w.opt.MaxBackoff)
+			retryT = w.clk.NewTimer(retry)
+			retryC = retryT.C()
 			w.log.Error("failed: reconcile", "reason", reason, "error", err, "retry_in", retry)
-			retryC = time.After(retry)
 		} else {
-			retry, retryC = 0, nil
+			retry = 0
 		}
 	}
 }
@@ -73,7 +89,7 @@ type ReconcileResult struct {
 func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult, error) {
 	w.reconcileMu.Lock()
 	defer w.reconcileMu.Unlock()
-	start := time.Now()
+	start := w.clk.Now()
 	w.m.reconciles.inc(reason)
 	w.mu.Lock()
 	w.touched = map[string]bool{}
@@ -165,7 +181,7 @@ func (w *Watcher) Reconcile(ctx context.Context, reason string) (ReconcileResult
 	w.mu.Lock()
 	w.reconciled = true
 	w.mu.Unlock()
-	res := ReconcileResult{Containers: nRunning, Writes: writes, Took: time.Since(start)}
+	res := ReconcileResult{Containers: nRunning, Writes: writes, Took: w.clk.Since(start)}
 	w.m.reconcileTime.observe(res.Took.Seconds())
 	w.m.reconcileWrites.set(float64(writes))
 	w.log.Info("reconciled", "reason", reason, "containers", res.Containers, "writes", writes, "took", res.Took.Round(time.Millisecond))

@@ -51,14 +51,13 @@ func (w *Watcher) followRegistry(ctx context.Context) {
 			return
 		}
 		backoff = min(max(2*backoff, 500*time.Millisecond), w.opt.MaxBackoff)
-		w.log.Warn("registry watch ended; following it again", "error", err, "in", backoff)
 		w.mu.Lock()
 		w.view = nil // unknown until the stream is back
 		w.mu.Unlock()
-		select {
-		case <-ctx.Done():
+		t := w.clk.NewTimer(backoff)
+		w.log.Warn("registry watch ended; following it again", "error", err, "in", backoff)
+		if !sleep(ctx, t) {
 			return
-		case <-time.After(backoff):
 		}
 	}
 }
@@ -88,7 +87,7 @@ func (w *Watcher) checkView() {
 		w.mu.Unlock()
 		return // the first reconcile compares everything anyway
 	}
-	now := time.Now()
+	now := w.clk.Now()
 	var recheck time.Duration
 	recent := func(id string) bool {
 		at, ok := w.wroteAt[id]
@@ -121,7 +120,7 @@ func (w *Watcher) checkView() {
 	}
 	if recheck > 0 {
 		if w.viewTimer == nil {
-			w.viewTimer = time.AfterFunc(recheck, w.checkView)
+			w.viewTimer = w.clk.AfterFunc(recheck, w.checkView)
 		} else {
 			w.viewTimer.Reset(recheck)
 		}

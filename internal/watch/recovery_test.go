@@ -10,50 +10,76 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 	"github.com/sdctl/sdctl/internal/watch"
+	"github.com/sdctl/sdctl/internal/watch/clock"
 )
 
 // A container that keeps sending events while the registry is down is tried on its one retry
-// schedule: events neither add schedules nor bring the next try forward.
+// schedule: events neither add schedules nor bring the next try forward, and each try runs
+// when the line announcing it said, 0.1 s doubling up to MaxBackoff.
 func TestWatchRetriesOneSchedulePerContainer(t *testing.T) {
 	h := newHarness(t)
-	const maxBackoff = time.Second
-	h.start(watch.Options{MaxBackoff: maxBackoff}, nil)
+	clk := clock.NewFake(time.Now())
+	h.start(watch.Options{MaxBackoff: time.Second, Clock: clk}, nil)
 	h.conn.down.Store(true)
 	c := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	h.eventually(10*time.Second, "a failed register", func() (bool, string) {
-		return h.conn.tries.Load() > 0, h.logs.String()
+	retries := func() []time.Duration { return announced(t, h.logs.String(), "retrying container") }
+	h.eventually(10*time.Second, "a failed register announcing its retry", func() (bool, string) {
+		return len(retries()) == 1, h.logs.String()
 	})
-	first := time.Now()
 	ctx := context.Background()
 	for range 20 {
-		if err := h.cli.ContainerPause(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
-		// The engine may report the pause before the container is frozen: unpause once it is.
+		// The engine may answer a pause or an unpause before the container's state shows it:
+		// each is asked again until the state allows it.
+		h.eventually(10*time.Second, "paused", func() (bool, string) {
+			err := h.cli.ContainerPause(ctx, c.ID)
+			return err == nil, fmt.Sprint(err)
+		})
 		h.eventually(10*time.Second, "unpaused", func() (bool, string) {
 			err := h.cli.ContainerUnpause(ctx, c.ID)
 			return err == nil, fmt.Sprint(err)
 		})
 	}
 	h.eventually(10*time.Second, "the 40 events received", func() (bool, string) {
-		n := metricSum(t, h.m, "sdctl_watch_docker_events_total")
-		return n >= 41, h.logs.String()
+		p, u := metricValue(t, h.m, "sdctl_watch_docker_events_total", "pause"), metricValue(t, h.m, "sdctl_watch_docker_events_total", "unpause")
+		// The engine's other containers count too.
+		return p >= 20 && u >= 20, fmt.Sprintf("%v pause, %v unpause events", p, u)
 	})
-	tries := h.conn.tries.Load()
-	elapsed := time.Since(first)
-	// The schedule from the first try: 0.1 s, 0.2 s, 0.4 s, 0.8 s, then every second. However
-	// slow the machine, it cannot try more often than that.
-	limit := int64(1 + 4 + elapsed/maxBackoff + 1)
-	if tries > limit {
-		t.Errorf("%d register attempts in %s while the registry was down, want at most %d (one schedule)", tries, elapsed.Round(time.Millisecond), limit)
+	if n := h.conn.tries.Load(); n != 1 {
+		t.Fatalf("%d register attempts while the first retry is due, want 1: events must wait for it", n)
 	}
-	if n := strings.Count(h.logs.String(), "retrying container"); int64(n) != tries {
-		t.Errorf("%d retrying lines for %d failed attempts: each line should announce the one next try", n, tries)
+
+	// The clock stands still but where the test moves it: the retry due is the only one, and
+	// it runs at the time announced, not a nanosecond before.
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
+	for i, d := range want {
+		if got := retries(); len(got) != i+1 || got[i] != d {
+			t.Fatalf("retries announced %v, want %v next", got, want[:i+1])
+		}
+		if n := metricSum(t, h.m, "sdctl_watch_pending_containers"); n != 1 {
+			t.Errorf("pending_containers = %v, want 1", n)
+		}
+		clk.Advance(d - time.Nanosecond)
+		if n := metricSum(t, h.m, "sdctl_watch_retries_total"); n != float64(i) {
+			t.Fatalf("retry %d ran before the %s it announced (retries_total %v)", i+1, d, n)
+		}
+		clk.Advance(time.Nanosecond)
+		if n := metricSum(t, h.m, "sdctl_watch_retries_total"); n != float64(i+1) {
+			t.Fatalf("retry %d did not run %s after it was announced (retries_total %v)", i+1, d, n)
+		}
+		h.eventually(10*time.Second, fmt.Sprintf("retry %d tried and the next announced", i+1), func() (bool, string) {
+			return h.conn.tries.Load() == int64(i+2) && len(retries()) == i+2, h.logs.String()
+		})
 	}
+
+	// Back up: the retry due registers the container.
 	h.conn.down.Store(false)
+	clk.Advance(time.Second)
 	h.waitIDs(15*time.Second, h.id(c, "3000"))
 	if !strings.Contains(h.logs.String(), "registry answers again") {
 		t.Errorf("recovery not logged")
+	}
+	if n := h.conn.tries.Load(); n != int64(len(want)+2) {
+		t.Errorf("%d register attempts, want %d: the first, one per retry, and the one that worked", n, len(want)+2)
 	}
 }
 

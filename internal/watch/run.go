@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sdctl/sdctl/internal/watch/clock"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -46,9 +47,12 @@ func Run(ctx context.Context, open Opener, o RunOptions) error {
 		defer ln.Close()
 	}
 
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
 	sp := &o.Spec
 	if sp.Node == "" {
-		sp.Node, err = WaitForNode(ctx, docker, o.CallTimeout, log)
+		sp.Node, err = waitForNode(ctx, o.Clock, docker, o.CallTimeout, log)
 		if err != nil || sp.Node == "" {
 			return err // no node when stopped before it started: nothing to undo
 		}

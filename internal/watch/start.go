@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sdctl/sdctl/internal/hostaddr"
+	"github.com/sdctl/sdctl/internal/watch/clock"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -28,6 +29,11 @@ import (
 // registry.ErrPermissionDenied; other errors (a bad DOCKER_HOST, TLS files that do not load)
 // are returned at once, since waiting cannot help.
 func WaitForNode(ctx context.Context, docker Docker, callTimeout time.Duration, log hclog.Logger) (string, error) {
+	return waitForNode(ctx, clock.Real(), docker, callTimeout, log)
+}
+
+// waitForNode is WaitForNode with its pauses on clk.
+func waitForNode(ctx context.Context, clk clock.Clock, docker Docker, callTimeout time.Duration, log hclog.Logger) (string, error) {
 	for {
 		nctx, cancel := context.WithTimeout(ctx, callTimeout)
 		node, err := NodeName(nctx, docker)
@@ -44,11 +50,10 @@ func WaitForNode(ctx context.Context, docker Docker, callTimeout time.Duration, 
 		if !client.IsErrConnectionFailed(err) {
 			return "", err
 		}
+		t := clk.NewTimer(2 * time.Second)
 		log.Error("waiting for the Docker engine", "docker", docker.DaemonHost(), "error", err)
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, t) {
 			return "", nil
-		case <-time.After(2 * time.Second):
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -307,10 +306,11 @@ func (w *Watcher) register(ctx context.Context, container string, inst registry.
 	if w.touched != nil {
 		w.touched[inst.ID] = true
 	}
-	w.wroteAt[inst.ID] = time.Now()
+	now := w.clk.Now()
+	w.wroteAt[inst.ID] = now
 	w.owned[inst.ID] = ownedInst{container: inst.Meta[spec.MetaContainer], cname: container, name: inst.Name, hash: hash, ttl: inst.TTL, health: inst.Health}
 	delete(w.failed, inst.ID)
-	w.beatAt[inst.ID] = time.Now()
+	w.beatAt[inst.ID] = now
 	n := len(w.owned)
 	w.mu.Unlock()
 	w.m.instances.set(float64(n))
@@ -353,7 +353,7 @@ func (w *Watcher) deregisterLocked(ctx context.Context, container, id, why strin
 	if w.touched != nil {
 		w.touched[id] = true
 	}
-	w.wroteAt[id] = time.Now()
+	w.wroteAt[id] = w.clk.Now()
 	delete(w.owned, id)
 	delete(w.failed, id)
 	delete(w.beatAt, id)

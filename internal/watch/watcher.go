@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sdctl/sdctl/internal/watch/clock"
 	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -65,6 +66,9 @@ type Options struct {
 	MaxBackoff time.Duration
 	Log        hclog.Logger
 	Metrics    *Metrics
+	// Clock is the time every schedule of the watcher follows: retries and backoffs,
+	// heartbeats, resyncs, and the grace given to its own writes. Nil is the real clock.
+	Clock clock.Clock
 }
 
 // Watcher keeps a registry in step with the containers of one Docker engine.
@@ -75,6 +79,7 @@ type Watcher struct {
 	opt    Options
 	docker Docker
 	open   Opener
+	clk    clock.Clock
 	log    hclog.Logger
 	m      *Metrics
 	scope  string // Options.Labels as one string, recorded in spec.MetaScope
@@ -129,7 +134,7 @@ type Watcher struct {
 	regDown     bool
 	wroteAt     map[string]time.Time
 	view        map[string]string
-	viewTimer   *time.Timer
+	viewTimer   clock.Timer
 	reconciled  bool
 	lostPending bool
 }
@@ -164,6 +169,9 @@ func New(docker Docker, open Opener, opt Options) *Watcher {
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics() // kept but not served
 	}
+	if opt.Clock == nil {
+		opt.Clock = clock.Real()
+	}
 	if opt.Spec.HealthStarting == "" {
 		opt.Spec.HealthStarting = registry.HealthCritical
 	}
@@ -171,7 +179,7 @@ func New(docker Docker, open Opener, opt Options) *Watcher {
 	slices.Sort(scope)
 	return &Watcher{
 		scope: strings.Join(scope, ","),
-		opt:   opt, docker: docker, open: open, log: opt.Log, m: opt.Metrics,
+		opt:   opt, docker: docker, open: open, clk: opt.Clock, log: opt.Log, m: opt.Metrics,
 		owned: map[string]ownedInst{}, failed: map[string]string{},
 		queued: map[string]bool{}, inflight: map[string]bool{}, again: map[string]bool{},
 		retries: map[string]*retryState{}, kept: map[string]bool{}, wroteAt: map[string]time.Time{},
@@ -211,11 +219,10 @@ func (w *Watcher) Connect(ctx context.Context) error {
 		if w.opt.RetryAttempts >= 0 && attempt > w.opt.RetryAttempts || ctx.Err() != nil || !transient(err) {
 			return err
 		}
+		t := w.clk.NewTimer(delay)
 		w.log.Warn("registry not ready, retrying", "attempt", attempt, "error", err, "in", delay)
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, t) {
 			return err
-		case <-time.After(delay):
 		}
 		delay = min(2*delay, w.opt.RetryInterval)
 	}
@@ -329,7 +336,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // pluginLoop notices a dead backend process even when no call is due, restarts it, and so
 // triggers a reconcile.
 func (w *Watcher) pluginLoop(ctx context.Context) {
-	tick(ctx, 500*time.Millisecond, func() {
+	w.tick(ctx, 500*time.Millisecond, func() {
 		w.regMu.Lock()
 		dead := w.reg == nil || w.reg.Exited()
 		w.regMu.Unlock()
@@ -342,17 +349,30 @@ func (w *Watcher) pluginLoop(ctx context.Context) {
 	})
 }
 
-// tick calls fn every interval until ctx ends.
-func tick(ctx context.Context, interval time.Duration, fn func()) {
-	t := time.NewTicker(interval)
+// tick calls fn every interval of the watcher's clock until ctx ends.
+func (w *Watcher) tick(ctx context.Context, interval time.Duration, fn func()) {
+	t := w.clk.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 			fn()
 		}
+	}
+}
+
+// sleep waits until t fires, or stops it when ctx ends first, and reports whether it fired.
+// Callers make the timer before they log the wait, so a line announcing a try "in" some time
+// is never ahead of the timer it announces.
+func sleep(ctx context.Context, t clock.Timer) bool {
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C():
+		return true
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/dockertest"
 	"github.com/sdctl/sdctl/internal/watch"
+	"github.com/sdctl/sdctl/internal/watch/clock"
 	"github.com/sdctl/sdctl/internal/watch/spec"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -30,9 +31,13 @@ func TestMain(m *testing.M) { os.Exit(dockertest.Main(m)) }
 // registry does, and whose writes are counted.
 type faultyConn struct {
 	registry.Registry
-	down   atomic.Bool
-	dead   atomic.Bool
-	writes atomic.Int64
+	// down fails every call, and holds back the change stream's events, as an unreachable
+	// registry does.
+	down atomic.Bool
+	dead atomic.Bool
+	// unwatchable makes Watch unsupported, as for a backend without a change stream.
+	unwatchable atomic.Bool
+	writes      atomic.Int64
 	// tries counts Register calls, those that fail included.
 	tries atomic.Int64
 }
@@ -75,6 +80,18 @@ func (c *faultyConn) Services(ctx context.Context) ([]registry.Service, error) {
 		return nil, err
 	}
 	return c.Registry.Services(ctx)
+}
+
+func (c *faultyConn) Watch(ctx context.Context, req registry.WatchRequest, fn func(registry.Event) error) error {
+	if c.unwatchable.Load() {
+		return fmt.Errorf("file registry without its change stream: %w", registry.ErrUnsupported)
+	}
+	return c.Registry.Watch(ctx, req, func(ev registry.Event) error {
+		if c.down.Load() {
+			return nil
+		}
+		return fn(ev)
+	})
 }
 
 func (c *faultyConn) Close() error { return nil }
@@ -428,7 +445,6 @@ func TestWatchReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 	h := newHarness(t)
 	h.start(watch.Options{}, nil)
 	web := h.runWeb(5)
-	time.Sleep(300 * time.Millisecond) // let the start events settle
 	res, err := h.w.Reconcile(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -533,10 +549,13 @@ func TestWatchRestartsADeadBackend(t *testing.T) {
 	}
 }
 
+// While the engine is away the watcher tries again on its backoff schedule (0.1 s doubling),
+// and once back it catches up on what it missed.
 func TestWatchReconnectsToDocker(t *testing.T) {
 	h := newHarness(t)
 	proxy := dockertest.SocketProxy(t, "")
-	h.start(watch.Options{}, proxy.Client(t))
+	clk := clock.NewFake(time.Now())
+	h.start(watch.Options{Clock: clk}, proxy.Client(t))
 	a := h.runWeb(1)[0]
 
 	proxy.Cut()
@@ -545,11 +564,26 @@ func TestWatchReconnectsToDocker(t *testing.T) {
 	})
 	a.Remove(t) // missed while disconnected
 	b := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
-	time.Sleep(time.Second)
-	proxy.Restore()
+	tries := func() []time.Duration { return announced(t, h.logs.String(), "docker event stream lost; reconnecting") }
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
+	for i, d := range want {
+		h.eventually(10*time.Second, fmt.Sprintf("reconnect %d announced", i+1), func() (bool, string) {
+			return len(tries()) == i+1, h.logs.String()
+		})
+		if got := tries(); got[i] != d {
+			t.Fatalf("reconnects announced %v, want %v", got, want[:i+1])
+		}
+		if i == len(want)-1 {
+			proxy.Restore()
+		}
+		clk.Advance(d)
+	}
 	h.waitIDs(20*time.Second, h.id(b, "3000"))
-	if !strings.Contains(h.logs.String(), "docker event stream lost") {
-		t.Error("no log line for the lost stream")
+	if got := tries(); len(got) != len(want) {
+		t.Errorf("reconnects announced %v, want %v", got, want)
+	}
+	if n := metricValue(t, h.m, "sdctl_watch_reconciles_total", "docker-reconnect"); n != 1 {
+		t.Errorf("reconciles_total{reason=docker-reconnect} = %v, want 1", n)
 	}
 }
 

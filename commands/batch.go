@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sdctl/sdctl/internal/fsutil"
+	"github.com/sdctl/sdctl/fsutil"
 	"github.com/sdctl/sdctl/internal/suggest"
 	"github.com/sdctl/sdctl/registry"
 )

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/sdctl/sdctl/internal/config"
-	"github.com/sdctl/sdctl/internal/logging"
+	"github.com/sdctl/sdctl/internal/xdg"
 	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/logging"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -126,6 +128,7 @@ func (f *Factory) Host() (*plugins.Host, error) {
 		StartTimeout: cfg.PluginTimeout(),
 		BuiltinMTLS:  cfg.PluginMTLS(),
 		IdleTimeout:  cfg.PluginIdleTimeout(),
+		LogDir:       warmLogDir(),
 	}, nil
 }
 
@@ -256,4 +259,14 @@ func (f *Factory) callContext(ctx context.Context) (context.Context, context.Can
 		return context.WithTimeout(ctx, cfg.Timeout())
 	}
 	return context.WithCancel(ctx)
+}
+
+// warmLogDir is where warm backends write their logs: $XDG_STATE_HOME/sdctl ("" without a home
+// directory, which leaves the host's fallback).
+func warmLogDir() string {
+	d, err := xdg.StateHome()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "sdctl")
 }

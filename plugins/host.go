@@ -48,7 +48,8 @@ type Host struct {
 	IdleTimeout time.Duration
 	// RuntimeDir holds warm backends' sockets; empty means DefaultRuntimeDir().
 	RuntimeDir string
-	// LogDir receives warm backends' logs; empty means DefaultLogDir().
+	// LogDir receives warm backends' logs (sdctl passes $XDG_STATE_HOME/sdctl); empty means
+	// a "log" directory in RuntimeDir.
 	LogDir string
 }
 

@@ -7,7 +7,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/sdctl/sdctl/internal/logging"
+	"github.com/sdctl/sdctl/plugins/logging"
 )
 
 // envLogLevel carries the host's --log-level to the plugin process.

@@ -284,7 +284,7 @@ const warmLogLimit = 1 << 20
 func (h *Host) openWarmLog(name string) (string, *os.File, error) {
 	dir := h.LogDir
 	if dir == "" {
-		dir = DefaultLogDir()
+		dir = filepath.Join(h.runtimeDir(), "log")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err

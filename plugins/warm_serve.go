@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/sdctl/sdctl/internal/logging"
+	"github.com/sdctl/sdctl/plugins/logging"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
 

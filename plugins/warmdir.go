@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/sdctl/sdctl/internal/xdg"
 )
 
 // Environment variables of a warm backend process, set by the host that starts it.
@@ -35,15 +33,6 @@ func DefaultRuntimeDir() string {
 		return filepath.Join(d, "sdctl")
 	}
 	return filepath.Join(os.TempDir(), "sdctl-"+strconv.Itoa(os.Geteuid()))
-}
-
-// DefaultLogDir is where warm backends write their logs: $XDG_STATE_HOME/sdctl.
-func DefaultLogDir() string {
-	d, err := xdg.StateHome()
-	if err != nil {
-		return filepath.Join(DefaultRuntimeDir(), "log")
-	}
-	return filepath.Join(d, "sdctl")
 }
 
 // privateDir creates dir (mode 0700) if needed and refuses to use it unless it is a real

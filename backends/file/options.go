@@ -2,16 +2,13 @@ package file
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/sdctl/sdctl/internal/buildinfo"
-	"github.com/sdctl/sdctl/internal/fsutil"
-	"github.com/sdctl/sdctl/internal/xdg"
+	"github.com/sdctl/sdctl/fsutil"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -32,8 +29,8 @@ type Options struct {
 	// PollInterval is how often Watch stats the file, as a fallback for file systems without
 	// change notifications (NFS, some container mounts).
 	PollInterval time.Duration `mapstructure:"poll-interval"`
-	// Version is reported by Info; the build's module version when empty. It is set by the
-	// program that embeds the backend, not by configuration.
+	// Version is reported by Info and recorded in the document ("" when unset). It is set by
+	// the program that embeds the backend, not by configuration.
 	Version string `mapstructure:"-"`
 }
 
@@ -55,20 +52,16 @@ func OptionSchema() []registry.Option {
 	}
 }
 
-// DefaultPath is $XDG_DATA_HOME/sdctl/registry.json, or ~/.local/share/sdctl/registry.json when
-// XDG_DATA_HOME is unset or relative (which the XDG specification says to ignore).
-func DefaultPath() (string, error) {
-	dir, err := xdg.DataHome()
-	if err != nil {
-		return "", fmt.Errorf("file registry: no default path (set file.path): %w", err)
-	}
-	return filepath.Join(dir, "sdctl", "registry.json"), nil
-}
-
 // New decodes the "file" config section and opens the backend. Bad values are
 // registry.FieldErrors naming the key.
 func New(section map[string]any) (*Backend, error) {
-	var opts Options
+	return NewWith(section, Options{})
+}
+
+// NewWith is New with defaults: the keys the section sets override them. A program embedding
+// the backend passes its own default path and version this way.
+func NewWith(section map[string]any, defaults Options) (*Backend, error) {
+	opts := defaults
 	if err := registry.DecodeOptions(section, &opts); err != nil {
 		return nil, err
 	}
@@ -82,9 +75,6 @@ func (opts Options) resolve() (Options, error) {
 		opts.PollInterval = defaultPollInterval
 	case opts.PollInterval < minPollInterval:
 		return opts, registry.Invalidf("poll-interval", "%s is too short (at least %s)", opts.PollInterval, minPollInterval)
-	}
-	if opts.Version == "" {
-		opts.Version = buildVersion()
 	}
 
 	path, err := expandPath(opts.Path)
@@ -116,7 +106,7 @@ func (opts Options) resolve() (Options, error) {
 
 func expandPath(path string) (string, error) {
 	if path == "" {
-		return DefaultPath()
+		return "", registry.Invalidf("path", "no registry file given (set file.path)")
 	}
 	if path == "~" || strings.HasPrefix(path, "~/") {
 		home, err := os.UserHomeDir()
@@ -131,6 +121,3 @@ func expandPath(path string) (string, error) {
 	}
 	return abs, nil
 }
-
-// buildVersion is the version of the binary the backend was built into: sdctl's own.
-func buildVersion() string { return buildinfo.Get().Version }

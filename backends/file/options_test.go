@@ -14,9 +14,7 @@ import (
 )
 
 func TestNewOptions(t *testing.T) {
-	data := t.TempDir()
 	home := t.TempDir()
-	t.Setenv("XDG_DATA_HOME", data)
 	t.Setenv("HOME", home)
 	dir := t.TempDir()
 
@@ -26,10 +24,9 @@ func TestNewOptions(t *testing.T) {
 		wantPath string
 		wantPoll time.Duration
 	}{
-		{"Defaults", nil, filepath.Join(data, "sdctl", "registry.json"), time.Second},
 		{"Path", map[string]any{"path": filepath.Join(dir, "r.json")}, filepath.Join(dir, "r.json"), time.Second},
 		{"HomePath", map[string]any{"path": "~/reg.json"}, filepath.Join(home, "reg.json"), time.Second},
-		{"PollString", map[string]any{"poll-interval": "250ms"}, filepath.Join(data, "sdctl", "registry.json"), 250 * time.Millisecond},
+		{"PollString", map[string]any{"path": filepath.Join(dir, "r.json"), "poll-interval": "250ms"}, filepath.Join(dir, "r.json"), 250 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := New(tc.section)
@@ -62,6 +59,7 @@ func TestNewOptions(t *testing.T) {
 		{"PollNotDuration", map[string]any{"poll-interval": "often"}, "poll-interval"},
 		{"UnknownKey", map[string]any{"pth": "/tmp/x"}, "pth"},
 		{"PathIsDirectory", map[string]any{"path": dir}, "path"},
+		{"NoPath", map[string]any{}, "path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.section)
@@ -70,21 +68,6 @@ func TestNewOptions(t *testing.T) {
 				t.Errorf("New(%v) = %v, want a FieldError for %q", tc.section, err, tc.field)
 			}
 		})
-	}
-}
-
-func TestDefaultPath(t *testing.T) {
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	for _, tc := range []struct{ xdg, want string }{
-		{"/srv/data", "/srv/data/sdctl/registry.json"},
-		{"", filepath.Join(home, ".local", "share", "sdctl", "registry.json")},
-		{"relative/dir", filepath.Join(home, ".local", "share", "sdctl", "registry.json")},
-	} {
-		t.Setenv("XDG_DATA_HOME", tc.xdg)
-		if got, err := DefaultPath(); err != nil || got != tc.want {
-			t.Errorf("XDG_DATA_HOME=%q: DefaultPath() = %q, %v; want %q", tc.xdg, got, err, tc.want)
-		}
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/sdctl/sdctl/internal/fsutil"
+	"github.com/sdctl/sdctl/fsutil"
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/registry"
 )

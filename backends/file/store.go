@@ -15,7 +15,7 @@ import (
 
 	"github.com/gofrs/flock"
 
-	"github.com/sdctl/sdctl/internal/fsutil"
+	"github.com/sdctl/sdctl/fsutil"
 	"github.com/sdctl/sdctl/registry"
 )
 

@@ -6,12 +6,15 @@ package builtin
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/sdctl/sdctl/backends/consul/consulopts"
 	"github.com/sdctl/sdctl/backends/etcd/etcdopts"
 	"github.com/sdctl/sdctl/backends/file"
 	"github.com/sdctl/sdctl/internal/buildinfo"
+	"github.com/sdctl/sdctl/internal/xdg"
 	"github.com/sdctl/sdctl/plugins"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -22,11 +25,30 @@ func Backends() []plugins.Backend {
 		Name:         file.Name,
 		Version:      buildinfo.Get().Version,
 		Capabilities: file.Capabilities(),
-		Options:      withDefault(file.OptionSchema(), "path", file.DefaultPath),
+		Options:      withDefault(file.OptionSchema(), "path", DefaultFilePath),
 		New: func(_ context.Context, section map[string]any, _ *slog.Logger) (registry.Registry, error) {
-			return file.New(section)
+			defaults := file.Options{Version: buildinfo.Get().Version}
+			if _, set := section["path"]; !set {
+				path, err := DefaultFilePath()
+				if err != nil {
+					return nil, registry.Invalidf("path", "%v", err)
+				}
+				defaults.Path = path
+			}
+			return file.NewWith(section, defaults)
 		},
 	}}
+}
+
+// DefaultFilePath is where the file backend keeps its registry unless told otherwise:
+// $XDG_DATA_HOME/sdctl/registry.json, or ~/.local/share/sdctl/registry.json when
+// XDG_DATA_HOME is unset or relative (which the XDG specification says to ignore).
+func DefaultFilePath() (string, error) {
+	dir, err := xdg.DataHome()
+	if err != nil {
+		return "", fmt.Errorf("no default registry file (set file.path): %w", err)
+	}
+	return filepath.Join(dir, "sdctl", "registry.json"), nil
 }
 
 // Bundled returns the backends shipped beside sdctl (sdctl-backend-consul, sdctl-backend-etcd)

@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/sdctl/sdctl/internal/fsutil"
-	"github.com/sdctl/sdctl/internal/logging"
+	"github.com/sdctl/sdctl/fsutil"
 	"github.com/sdctl/sdctl/internal/xdg"
+	"github.com/sdctl/sdctl/plugins/logging"
 	"github.com/sdctl/sdctl/registry"
 )
 

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/plugins/proto/rpc"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
 
@@ -18,7 +19,7 @@ import (
 
 // grpcServer serves s on a gRPC server, each error as a status that keeps its meaning.
 type grpcServer struct {
-	pb.UnimplementedRegistryServer
+	rpc.UnimplementedRegistryServer
 	s *server
 }
 
@@ -62,7 +63,7 @@ func (g grpcServer) Services(ctx context.Context, req *pb.ServicesRequest) (*pb.
 	return resp, toStatus(err)
 }
 
-func (g grpcServer) Watch(req *pb.WatchRequest, stream pb.Registry_WatchServer) error {
+func (g grpcServer) Watch(req *pb.WatchRequest, stream rpc.Registry_WatchServer) error {
 	return toStatus(g.s.Watch(stream.Context(), req, stream.Send))
 }
 
@@ -73,7 +74,7 @@ func (g grpcServer) ClusterStatus(ctx context.Context, req *pb.ClusterStatusRequ
 
 // grpcAPI makes the protocol's calls on a gRPC connection to a backend. A status sent by the
 // backend becomes its domain error again; anything else is a *wire.TransportError.
-type grpcAPI struct{ rpc pb.RegistryClient }
+type grpcAPI struct{ rpc rpc.RegistryClient }
 
 // fromGRPC turns the error of a gRPC call into what wire.API promises.
 func fromGRPC(err error) error {
@@ -161,6 +162,6 @@ func (g grpcAPI) ClusterStatus(ctx context.Context, req *pb.ClusterStatusRequest
 }
 
 var (
-	_ pb.RegistryServer = grpcServer{}
+	_ rpc.RegistryServer = grpcServer{}
 	_ wire.API          = grpcAPI{}
 )

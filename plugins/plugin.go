@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 
-	pb "github.com/sdctl/sdctl/plugins/proto"
+	"github.com/sdctl/sdctl/plugins/proto/rpc"
 )
 
 // ProtocolVersion is the newest plugin protocol this build speaks. Hosts offer every version in
@@ -81,12 +81,12 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if p.srv != nil {
 		*p.srv = srv
 	}
-	pb.RegisterRegistryServer(s, grpcServer{s: srv})
+	rpc.RegisterRegistryServer(s, grpcServer{s: srv})
 	return nil
 }
 
 func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	c := &apiClient{rpc: grpcAPI{rpc: pb.NewRegistryClient(conn)}}
+	c := &apiClient{rpc: grpcAPI{rpc: rpc.NewRegistryClient(conn)}}
 	c.minor.Store(-1)
 	return c, nil
 }

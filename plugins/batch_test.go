@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/sdctl/sdctl/backends/file"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -60,9 +61,9 @@ func TestRegisterBatchNegotiation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gc := raw.(*apiClient)
+			gc := raw.(*wire.Remote)
 			ctx := t.Context()
-			if err := gc.configure(ctx, nil); err != nil {
+			if err := gc.Configure(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 			var insts []registry.Instance
@@ -72,7 +73,7 @@ func TestRegisterBatchNegotiation(t *testing.T) {
 			if err := gc.RegisterBatch(ctx, insts); err != nil {
 				t.Fatal(err)
 			}
-			if got := gc.minor.Load(); got != int32(tc.minor) {
+			if got := gc.Minor(); got != int(tc.minor) {
 				t.Errorf("agreed minor version %d, want %d", got, tc.minor)
 			}
 			if batches.Load() != tc.wantBatches || registers.Load() != tc.wantCalls {

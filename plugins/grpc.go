@@ -20,7 +20,7 @@ import (
 // grpcServer serves s on a gRPC server, each error as a status that keeps its meaning.
 type grpcServer struct {
 	rpc.UnimplementedRegistryServer
-	s *server
+	s *wire.Server
 }
 
 func (g grpcServer) Info(ctx context.Context, req *pb.InfoRequest) (*pb.InfoResponse, error) {
@@ -163,5 +163,5 @@ func (g grpcAPI) ClusterStatus(ctx context.Context, req *pb.ClusterStatusRequest
 
 var (
 	_ rpc.RegistryServer = grpcServer{}
-	_ wire.API          = grpcAPI{}
+	_ wire.API           = grpcAPI{}
 )

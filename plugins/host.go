@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -262,12 +263,12 @@ func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
 		c.abort()
 		return nil, c.startError(err)
 	}
-	gc, ok := raw.(*apiClient)
+	gc, ok := raw.(*wire.Remote)
 	if !ok {
 		c.abort()
 		return nil, fmt.Errorf("backend %q: plugin returned an unexpected client type %T", cand.Name, raw)
 	}
-	gc.transportErr = c.transportError
+	gc.TransportErr = c.transportError
 	c.Registry = gc
 	c.Protocol = pc.NegotiatedVersion()
 	startLog.started()
@@ -311,20 +312,20 @@ func (c *Client) Warm() bool { return c.warm != nil }
 // RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
 // batch-register capability; see Batches), else one by one.
 func (c *Client) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
-	return c.Registry.(*apiClient).RegisterBatch(ctx, insts)
+	return c.Registry.(*wire.Remote).RegisterBatch(ctx, insts)
 }
 
 // Batches reports whether RegisterBatch sends its instances in one call. It is known once Info
 // has been called, and false before.
-func (c *Client) Batches() bool { return c.Registry.(*apiClient).batch.Load() }
+func (c *Client) Batches() bool { return c.Registry.(*wire.Remote).Batches() }
 
 // ProtocolMinor is the minor version of protocol 1 agreed with the backend in Info (-1 before
 // Info was called).
-func (c *Client) ProtocolMinor() int { return int(c.Registry.(*apiClient).minor.Load()) }
+func (c *Client) ProtocolMinor() int { return c.Registry.(*wire.Remote).Minor() }
 
 // Configure hands the backend its config section. Every other call needs it first.
 func (c *Client) Configure(ctx context.Context, section map[string]any) error {
-	return c.Registry.(*apiClient).configure(ctx, section)
+	return c.Registry.(*wire.Remote).Configure(ctx, section)
 }
 
 // Close stops the plugin process (gracefully, then by force) and removes its socket directory.

@@ -10,16 +10,18 @@ import (
 	"google.golang.org/grpc/mem"
 
 	"github.com/sdctl/sdctl/plugins/proto/rpc"
+	"github.com/sdctl/sdctl/plugins/wire"
 )
 
-// ProtocolVersion is the newest plugin protocol this build speaks. Hosts offer every version in
-// versionedPlugins and go-plugin picks the highest one both sides know.
-const ProtocolVersion = 1
+// ProtocolVersion is the newest plugin protocol this build speaks (see wire.ProtocolVersion).
+const ProtocolVersion = wire.ProtocolVersion
 
-// ProtocolMinor is the newest minor version of protocol 1 this build speaks: 1 adds
-// RegisterBatch. Host and backend exchange theirs in Info and use the lower one, so a backend
-// built before 1.1 is called one instance at a time.
-const ProtocolMinor = 1
+// ProtocolMinor is the newest minor version of protocol 1 this build speaks (see
+// wire.ProtocolMinor).
+const ProtocolMinor = wire.ProtocolMinor
+
+// Backend describes a registry backend to serve (see wire.Backend).
+type Backend = wire.Backend
 
 // pluginKey names the one plugin a backend process serves.
 const pluginKey = "registry"
@@ -56,7 +58,7 @@ func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 
 // versionedPlugins lists the plugin sets per protocol version. A server-side set carries the
 // backend; the host side passes a zero Backend.
-func versionedPlugins(b Backend, log *slog.Logger, srv **server) map[int]plugin.PluginSet {
+func versionedPlugins(b Backend, log *slog.Logger, srv **wire.Server) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
 		1: {pluginKey: &grpcPlugin{backend: b, log: log, srv: srv}},
 	}
@@ -67,16 +69,17 @@ type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	backend Backend
 	log     *slog.Logger
-	srv     **server
+	srv     **wire.Server
 	// minor, when set, overrides the protocol minor version the server reports (tests play a
 	// backend built before 1.1 with it).
 	minor *uint32
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	srv := newServer(p.backend, p.log)
+	srv := wire.NewServer(p.backend, p.log)
+	srv.OnWatch = LimitMemory // a process that serves a watch stays up
 	if p.minor != nil {
-		srv.minor = *p.minor
+		srv.Minor = *p.minor
 	}
 	if p.srv != nil {
 		*p.srv = srv
@@ -86,9 +89,7 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 }
 
 func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	c := &apiClient{rpc: grpcAPI{rpc: rpc.NewRegistryClient(conn)}}
-	c.minor.Store(-1)
-	return c, nil
+	return wire.NewRemote(grpcAPI{rpc: rpc.NewRegistryClient(conn)}), nil
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/sdctl/sdctl/plugins/logging"
+	"github.com/sdctl/sdctl/plugins/wire"
 )
 
 // envLogLevel carries the host's --log-level to the plugin process.
@@ -28,7 +29,7 @@ func Serve(b Backend) {
 	log := logging.NewJSON(os.Stderr, level)
 	go exitWithParent(log)
 
-	var srv *server
+	var srv *wire.Server
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: versionedPlugins(b, logging.Slog(log), &srv),
@@ -36,7 +37,7 @@ func Serve(b Backend) {
 		Logger:           log,
 	})
 	if srv != nil {
-		if err := srv.close(); err != nil {
+		if err := srv.Close(); err != nil {
 			log.Warn("closing backend", "error", err)
 		}
 	}

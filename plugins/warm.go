@@ -135,11 +135,10 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 		return nil, fmt.Errorf("%w: %v", errWarmUnusable, err)
 	}
 	wc := wire.NewClient(conn)
-	gc := &apiClient{rpc: wc}
-	gc.minor.Store(-1)
+	gc := wire.NewRemote(wc)
 	c := &Client{Registry: gc, Candidate: cand, Protocol: ProtocolVersion, log: h.logger(), warm: &warmConn{conn: wc, pid: pid, sock: sock}}
-	gc.transportErr = c.transportError
-	raw, err := encodeSection(section)
+	gc.TransportErr = c.transportError
+	raw, err := wire.EncodeSection(section)
 	if err != nil {
 		_ = wc.Close()
 		return nil, err
@@ -149,7 +148,7 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	// of the socket's name), which spares a Configure call.
 	ictx, cancel := context.WithTimeout(ctx, h.startTimeout())
 	defer cancel()
-	configured, err := gc.configuredWith(ictx, raw)
+	configured, err := gc.ConfiguredWith(ictx, raw)
 	if err != nil {
 		_ = wc.Close()
 		if ctx.Err() != nil {
@@ -160,7 +159,7 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	if configured {
 		return c, nil
 	}
-	if err := gc.configureRaw(ctx, raw); err != nil {
+	if err := gc.ConfigureRaw(ctx, raw); err != nil {
 		_ = wc.Close()
 		// The backend's own verdict on the config (invalid, unreachable registry, refused
 		// credentials) is the command's answer; anything else means this process is unusable.

@@ -41,8 +41,9 @@ func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) err
 		return err
 	}
 	wl := &warmListener{Listener: ln, uid: os.Geteuid(), log: log, lastActive: time.Now(), conns: map[*countedConn]struct{}{}}
-	srv := newServer(b, logging.Slog(log))
-	srv.warm = true
+	srv := wire.NewServer(b, logging.Slog(log))
+	srv.Warm = true
+	srv.OnWatch = LimitMemory
 	var serving sync.WaitGroup
 	served := make(chan error, 1)
 	go func() {
@@ -107,7 +108,7 @@ func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) err
 	if fileIdentity(path) == sockID {
 		_ = os.Remove(path)
 	}
-	return srv.close()
+	return srv.Close()
 }
 
 // warmListener accepts connections from this user only (SO_PEERCRED) and counts the open

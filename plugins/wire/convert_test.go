@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"context"
@@ -66,15 +66,15 @@ func (r *recorder) Register(_ context.Context, inst registry.Instance) error {
 // protocol: the client's request, decoded by the server, reaches the backend with its health.
 func TestRegisterCarriesDeclaredHealth(t *testing.T) {
 	rec := &recorder{}
-	srv := &server{reg: rec}
+	srv := &Server{reg: rec}
 	inst := registry.Instance{ID: "web-1", Name: "web", Address: "10.0.0.1", Port: 80, Health: registry.HealthCritical}
 	req := &pb.RegisterRequest{Instance: instanceToProto(inst)}
-	wire, err := proto.Marshal(req)
+	encoded, err := proto.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var decoded pb.RegisterRequest
-	if err := proto.Unmarshal(wire, &decoded); err != nil {
+	if err := proto.Unmarshal(encoded, &decoded); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := srv.Register(context.Background(), &decoded); err != nil {

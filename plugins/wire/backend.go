@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"context"
@@ -6,6 +6,15 @@ import (
 
 	"github.com/sdctl/sdctl/registry"
 )
+
+// ProtocolVersion is the newest plugin protocol this build speaks. Hosts offer every version
+// they know and go-plugin picks the highest one both sides know.
+const ProtocolVersion = 1
+
+// ProtocolMinor is the newest minor version of protocol 1 this build speaks: 1 adds
+// RegisterBatch. Host and backend exchange theirs in Info and use the lower one, so a backend
+// built before 1.1 is called one instance at a time.
+const ProtocolMinor = 1
 
 // Backend describes a registry backend to serve: its identity, its configuration keys and a
 // constructor that builds the registry from its config section.

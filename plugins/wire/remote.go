@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"context"
@@ -9,15 +9,13 @@ import (
 	"sync/atomic"
 
 	pb "github.com/sdctl/sdctl/plugins/proto"
-	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
-// apiClient is the host's view of a backend: a registry.Registry whose methods are the
-// protocol's calls, over go-plugin's gRPC (grpcAPI) or a warm backend's connection
-// (wire.Client).
-type apiClient struct {
-	rpc wire.API
+// Remote is the host's view of a backend: a registry.Registry whose methods are the protocol's
+// calls, over go-plugin's gRPC (package plugins) or a warm backend's connection (Client).
+type Remote struct {
+	rpc API
 	// minor is the protocol minor version agreed in Info (-1 before Info was called); batch
 	// is whether RegisterBatch can be sent: minor 1 or later, and the backend advertises it.
 	minor atomic.Int32
@@ -25,28 +23,28 @@ type apiClient struct {
 	// info is the backend's answer to Info, which does not change while it runs: later calls
 	// (register checks capabilities after the host configured the backend) cost no round trip.
 	info atomic.Pointer[registry.Info]
-	// transportErr explains an error that did not come from the backend (the plugin process
-	// crashed or closed the connection). It defaults to returning the error unchanged.
-	transportErr func(error) error
+	// TransportErr explains an error that did not come from the backend (the plugin process
+	// crashed or closed the connection). Nil returns the error unchanged.
+	TransportErr func(error) error
 }
 
-func (c *apiClient) convert(ctx context.Context, err error) error {
+func (c *Remote) convert(ctx context.Context, err error) error {
 	// The backend's own explanation wins (it names the server that did not answer), also when
 	// the caller's deadline has passed meanwhile.
-	var te *wire.TransportError
+	var te *TransportError
 	if err == nil || !errors.As(err, &te) {
 		return err
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	if c.transportErr == nil {
+	if c.TransportErr == nil {
 		return te.Err
 	}
-	return c.transportErr(te.Err)
+	return c.TransportErr(te.Err)
 }
 
-func (c *apiClient) Info(ctx context.Context) (registry.Info, error) {
+func (c *Remote) Info(ctx context.Context) (registry.Info, error) {
 	if info := c.info.Load(); info != nil {
 		return *info, nil
 	}
@@ -56,9 +54,9 @@ func (c *apiClient) Info(ctx context.Context) (registry.Info, error) {
 	return *c.info.Load(), nil
 }
 
-// configuredWith calls Info (and keeps its answer) and reports whether a warm backend is
+// ConfiguredWith calls Info (and keeps its answer) and reports whether a warm backend is
 // configured with the config section raw already.
-func (c *apiClient) configuredWith(ctx context.Context, raw []byte) (bool, error) {
+func (c *Remote) ConfiguredWith(ctx context.Context, raw []byte) (bool, error) {
 	sum := sha256.Sum256(raw)
 	resp, err := c.info1(ctx, sum[:])
 	if err != nil {
@@ -68,7 +66,7 @@ func (c *apiClient) configuredWith(ctx context.Context, raw []byte) (bool, error
 }
 
 // info1 asks the backend for its Info and records it.
-func (c *apiClient) info1(ctx context.Context, configSum []byte) (*pb.InfoResponse, error) {
+func (c *Remote) info1(ctx context.Context, configSum []byte) (*pb.InfoResponse, error) {
 	resp, err := c.rpc.Info(ctx, &pb.InfoRequest{ProtocolMinor: ProtocolMinor, ConfigSha256: configSum})
 	if err != nil {
 		return nil, c.convert(ctx, err)
@@ -83,7 +81,7 @@ func (c *apiClient) info1(ctx context.Context, configSum []byte) (*pb.InfoRespon
 
 // canBatch reports whether RegisterBatch goes to the backend in one call, asking the backend
 // first when Info has not been called yet.
-func (c *apiClient) canBatch(ctx context.Context) (bool, error) {
+func (c *Remote) canBatch(ctx context.Context) (bool, error) {
 	if c.minor.Load() < 0 {
 		if _, err := c.Info(ctx); err != nil {
 			return false, err
@@ -94,7 +92,7 @@ func (c *apiClient) canBatch(ctx context.Context) (bool, error) {
 
 // RegisterBatch registers insts in one call when the backend supports it (protocol 1.1 and the
 // batch-register capability), else one by one under the same ctx.
-func (c *apiClient) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
+func (c *Remote) RegisterBatch(ctx context.Context, insts []registry.Instance) error {
 	batch, err := c.canBatch(ctx)
 	if err != nil {
 		return err
@@ -115,23 +113,23 @@ func (c *apiClient) RegisterBatch(ctx context.Context, insts []registry.Instance
 	return c.convert(ctx, err)
 }
 
-// configure sends the backend its config section.
-func (c *apiClient) configure(ctx context.Context, section map[string]any) error {
-	raw, err := encodeSection(section)
+// Configure sends the backend its config section.
+func (c *Remote) Configure(ctx context.Context, section map[string]any) error {
+	raw, err := EncodeSection(section)
 	if err != nil {
 		return err
 	}
-	return c.configureRaw(ctx, raw)
+	return c.ConfigureRaw(ctx, raw)
 }
 
-// configureRaw sends the backend its config section, encoded by encodeSection.
-func (c *apiClient) configureRaw(ctx context.Context, raw []byte) error {
+// ConfigureRaw sends the backend its config section, encoded by EncodeSection.
+func (c *Remote) ConfigureRaw(ctx context.Context, raw []byte) error {
 	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: raw})
 	return c.convert(ctx, err)
 }
 
-// encodeSection is the JSON form of a config section that Configure carries.
-func encodeSection(section map[string]any) ([]byte, error) {
+// EncodeSection is the JSON form of a config section that Configure carries.
+func EncodeSection(section map[string]any) ([]byte, error) {
 	raw, err := json.Marshal(section)
 	if err != nil {
 		return nil, fmt.Errorf("encode backend config: %w", err)
@@ -139,22 +137,22 @@ func encodeSection(section map[string]any) ([]byte, error) {
 	return raw, nil
 }
 
-func (c *apiClient) Register(ctx context.Context, inst registry.Instance) error {
+func (c *Remote) Register(ctx context.Context, inst registry.Instance) error {
 	_, err := c.rpc.Register(ctx, &pb.RegisterRequest{Instance: instanceToProto(inst)})
 	return c.convert(ctx, err)
 }
 
-func (c *apiClient) Deregister(ctx context.Context, id string) error {
+func (c *Remote) Deregister(ctx context.Context, id string) error {
 	_, err := c.rpc.Deregister(ctx, &pb.DeregisterRequest{Id: id})
 	return c.convert(ctx, err)
 }
 
-func (c *apiClient) Heartbeat(ctx context.Context, id string) error {
+func (c *Remote) Heartbeat(ctx context.Context, id string) error {
 	_, err := c.rpc.Heartbeat(ctx, &pb.HeartbeatRequest{Id: id})
 	return c.convert(ctx, err)
 }
 
-func (c *apiClient) Instances(ctx context.Context, q registry.Query) ([]registry.Instance, error) {
+func (c *Remote) Instances(ctx context.Context, q registry.Query) ([]registry.Instance, error) {
 	resp, err := c.rpc.Instances(ctx, &pb.InstancesRequest{
 		Name: q.Name, Tags: q.Tags, HealthyOnly: q.HealthyOnly, IncludeWarning: q.IncludeWarning, Pick: q.Pick,
 	})
@@ -164,7 +162,7 @@ func (c *apiClient) Instances(ctx context.Context, q registry.Query) ([]registry
 	return instancesFromProto(resp.GetInstances()), nil
 }
 
-func (c *apiClient) Services(ctx context.Context) ([]registry.Service, error) {
+func (c *Remote) Services(ctx context.Context) ([]registry.Service, error) {
 	resp, err := c.rpc.Services(ctx, &pb.ServicesRequest{})
 	if err != nil {
 		return nil, c.convert(ctx, err)
@@ -172,7 +170,7 @@ func (c *apiClient) Services(ctx context.Context) ([]registry.Service, error) {
 	return servicesFromProto(resp.GetServices()), nil
 }
 
-func (c *apiClient) Watch(ctx context.Context, req registry.WatchRequest, fn func(registry.Event) error) error {
+func (c *Remote) Watch(ctx context.Context, req registry.WatchRequest, fn func(registry.Event) error) error {
 	var fnErr error
 	err := c.rpc.Watch(ctx, &pb.WatchRequest{Name: req.Name, Index: req.Index}, func(ev *pb.WatchEvent) error {
 		fnErr = fn(registry.Event{Index: ev.GetIndex(), Instances: instancesFromProto(ev.GetInstances())})
@@ -187,7 +185,7 @@ func (c *apiClient) Watch(ctx context.Context, req registry.WatchRequest, fn fun
 	return c.convert(ctx, err)
 }
 
-func (c *apiClient) ClusterStatus(ctx context.Context) (registry.ClusterStatus, error) {
+func (c *Remote) ClusterStatus(ctx context.Context) (registry.ClusterStatus, error) {
 	resp, err := c.rpc.ClusterStatus(ctx, &pb.ClusterStatusRequest{})
 	if err != nil {
 		return registry.ClusterStatus{}, c.convert(ctx, err)
@@ -196,9 +194,24 @@ func (c *apiClient) ClusterStatus(ctx context.Context) (registry.ClusterStatus, 
 }
 
 // Close does nothing: the process behind the connection belongs to the Client that made it.
-func (c *apiClient) Close() error { return nil }
+func (c *Remote) Close() error { return nil }
 
 var (
-	_ registry.Registry        = (*apiClient)(nil)
-	_ registry.BatchRegisterer = (*apiClient)(nil)
+	_ registry.Registry        = (*Remote)(nil)
+	_ registry.BatchRegisterer = (*Remote)(nil)
 )
+
+// NewRemote returns the registry whose calls go through api.
+func NewRemote(api API) *Remote {
+	c := &Remote{rpc: api}
+	c.minor.Store(-1)
+	return c
+}
+
+// Batches reports whether RegisterBatch sends its instances in one call. It is known once Info
+// has been called, and false before.
+func (c *Remote) Batches() bool { return c.batch.Load() }
+
+// Minor is the minor version of protocol 1 agreed with the backend in Info (-1 before Info was
+// called).
+func (c *Remote) Minor() int { return int(c.minor.Load()) }

@@ -1,4 +1,4 @@
-package plugins
+package wire
 
 import (
 	"bytes"
@@ -11,21 +11,23 @@ import (
 	"sync"
 
 	pb "github.com/sdctl/sdctl/plugins/proto"
-	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
-// server answers the protocol's calls with a Backend, whatever carries them: go-plugin's gRPC
-// (grpcServer) or a warm backend's connections (wire.Serve). Its errors are domain errors.
+// Server answers the protocol's calls with a Backend, whatever carries them: go-plugin's gRPC
+// (package plugins) or a warm backend's connections (Serve). Its errors are domain errors.
 // The registry exists once Configure has succeeded.
-type server struct {
+type Server struct {
 	backend Backend
 	log     *slog.Logger
-	// minor is the protocol minor version reported by Info.
-	minor uint32
-	// warm is set in a warm backend, which many commands share: Configure then sets the
+	// Minor is the protocol minor version reported by Info (ProtocolMinor unless a test plays
+	// an older backend).
+	Minor uint32
+	// Warm is set in a warm backend, which many commands share: Configure then sets the
 	// registry once, and later calls with the same section are accepted as they are.
-	warm bool
+	Warm bool
+	// OnWatch, when set, is called as a Watch starts: a process that serves one stays up.
+	OnWatch func()
 
 	mu  sync.Mutex
 	reg registry.Registry
@@ -35,11 +37,12 @@ type server struct {
 	configuring sync.Mutex
 }
 
-func newServer(b Backend, log *slog.Logger) *server {
-	return &server{backend: b, log: log, minor: ProtocolMinor}
+// NewServer returns a Server of b, which logs to log.
+func NewServer(b Backend, log *slog.Logger) *Server {
+	return &Server{backend: b, log: log, Minor: ProtocolMinor}
 }
 
-func (s *server) registry() (registry.Registry, error) {
+func (s *Server) registry() (registry.Registry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.reg == nil {
@@ -48,8 +51,8 @@ func (s *server) registry() (registry.Registry, error) {
 	return s.reg, nil
 }
 
-// close releases the configured registry, if any.
-func (s *server) close() error {
+// Close releases the configured registry, if any.
+func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.reg == nil {
@@ -60,10 +63,10 @@ func (s *server) close() error {
 	return err
 }
 
-func (s *server) Info(ctx context.Context, req *pb.InfoRequest) (*pb.InfoResponse, error) {
+func (s *Server) Info(ctx context.Context, req *pb.InfoRequest) (*pb.InfoResponse, error) {
 	resp := infoToProto(s.backend.Info())
-	resp.ProtocolMinor = s.minor
-	if sum := req.GetConfigSha256(); s.warm && len(sum) == sha256.Size {
+	resp.ProtocolMinor = s.Minor
+	if sum := req.GetConfigSha256(); s.Warm && len(sum) == sha256.Size {
 		s.mu.Lock()
 		if s.reg != nil {
 			have := sha256.Sum256(s.configured)
@@ -74,14 +77,14 @@ func (s *server) Info(ctx context.Context, req *pb.InfoRequest) (*pb.InfoRespons
 	return resp, nil
 }
 
-func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+func (s *Server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
 	section := map[string]any{}
 	if raw := req.GetConfigJson(); len(raw) > 0 {
 		if err := json.Unmarshal(raw, &section); err != nil {
 			return nil, fmt.Errorf("%w: config section is not a JSON object: %v", registry.ErrInvalid, err)
 		}
 	}
-	if s.warm {
+	if s.Warm {
 		s.configuring.Lock()
 		defer s.configuring.Unlock()
 		s.mu.Lock()
@@ -109,7 +112,7 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 	return &pb.ConfigureResponse{}, nil
 }
 
-func (s *server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
+func (s *Server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
 	reg, err := s.registry()
 	if err != nil {
 		return nil, err
@@ -122,7 +125,7 @@ func (s *server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 
 // RegisterBatch hands the instances to the backend's batch call, or registers them one by one
 // when it has none.
-func (s *server) RegisterBatch(ctx context.Context, req *pb.RegisterBatchRequest) (*pb.RegisterBatchResponse, error) {
+func (s *Server) RegisterBatch(ctx context.Context, req *pb.RegisterBatchRequest) (*pb.RegisterBatchResponse, error) {
 	reg, err := s.registry()
 	if err != nil {
 		return nil, err
@@ -145,7 +148,7 @@ func (s *server) RegisterBatch(ctx context.Context, req *pb.RegisterBatchRequest
 	return &pb.RegisterBatchResponse{}, nil
 }
 
-func (s *server) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb.DeregisterResponse, error) {
+func (s *Server) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb.DeregisterResponse, error) {
 	reg, err := s.registry()
 	if err != nil {
 		return nil, err
@@ -153,7 +156,7 @@ func (s *server) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb
 	return &pb.DeregisterResponse{}, reg.Deregister(ctx, req.GetId())
 }
 
-func (s *server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+func (s *Server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
 	reg, err := s.registry()
 	if err != nil {
 		return nil, err
@@ -161,7 +164,7 @@ func (s *server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.H
 	return &pb.HeartbeatResponse{}, reg.Heartbeat(ctx, req.GetId())
 }
 
-func (s *server) Instances(ctx context.Context, req *pb.InstancesRequest) (*pb.InstancesResponse, error) {
+func (s *Server) Instances(ctx context.Context, req *pb.InstancesRequest) (*pb.InstancesResponse, error) {
 	reg, err := s.registry()
 	if err != nil {
 		return nil, err
@@ -176,7 +179,7 @@ func (s *server) Instances(ctx context.Context, req *pb.InstancesRequest) (*pb.I
 	return &pb.InstancesResponse{Instances: instancesToProto(list)}, nil
 }
 
-func (s *server) Services(ctx context.Context, _ *pb.ServicesRequest) (*pb.ServicesResponse, error) {
+func (s *Server) Services(ctx context.Context, _ *pb.ServicesRequest) (*pb.ServicesResponse, error) {
 	reg, err := s.registry()
 	if err != nil {
 		return nil, err
@@ -188,8 +191,10 @@ func (s *server) Services(ctx context.Context, _ *pb.ServicesRequest) (*pb.Servi
 	return &pb.ServicesResponse{Services: servicesToProto(list)}, nil
 }
 
-func (s *server) Watch(ctx context.Context, req *pb.WatchRequest, send func(*pb.WatchEvent) error) error {
-	LimitMemory() // a process that serves a watch stays up
+func (s *Server) Watch(ctx context.Context, req *pb.WatchRequest, send func(*pb.WatchEvent) error) error {
+	if s.OnWatch != nil {
+		s.OnWatch()
+	}
 	reg, err := s.registry()
 	if err != nil {
 		return err
@@ -199,7 +204,7 @@ func (s *server) Watch(ctx context.Context, req *pb.WatchRequest, send func(*pb.
 	})
 }
 
-func (s *server) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
+func (s *Server) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
 	reg, err := s.registry()
 	if err != nil {
 		return nil, err
@@ -211,4 +216,4 @@ func (s *server) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) 
 	return clusterToProto(st), nil
 }
 
-var _ wire.API = (*server)(nil)
+var _ API = (*Server)(nil)

@@ -5,8 +5,9 @@
 # The build context holds (under ${STAGE}/ for the last two; `make image-rootfs IMAGE_CONTEXT=DIR` stages
 # them from the build host):
 #   sdctl          the static linux binary (CGO_ENABLED=0)
-#   sdctl-backend-consul, sdctl-backend-etcd, sdctl-watch
-#                  the bundled backends and the program behind `sdctl watch`, static too; sdctl
+#   sdctl-backend-consul, sdctl-backend-etcd, sdctl-watch, sdctl-plugin-host
+#                  the bundled backends, the program behind `sdctl watch` and the one that
+#                  serves the built-in backend and starts external plugins, static too; sdctl
 #                  finds them beside itself (/)
 #   rootfs.tar     owned by root: etc/ssl/certs/ca-certificates.crt (the host's CA certificates),
 #                  etc/passwd and etc/group (root, and the user sdctl 65532:65532), and tmp/
@@ -35,7 +36,7 @@ LABEL org.opencontainers.image.title="sdctl" \
 
 ADD ${STAGE}/rootfs.tar /
 COPY --chown=65532:65532 ${STAGE}/home/ /home/
-COPY sdctl sdctl-backend-consul sdctl-backend-etcd sdctl-watch /
+COPY sdctl sdctl-backend-consul sdctl-backend-etcd sdctl-watch sdctl-plugin-host /
 
 ENV HOME=/home/sdctl \
     XDG_DATA_HOME=/home/sdctl/.local/share \

@@ -10,12 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sdctl/sdctl/internal/output"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 )
 
 // backendRow is one line of `sdctl backend list`.
 type backendRow struct {
-	plugins.Candidate
+	host.Candidate
 	Kind     string `json:"kind"`
 	Protocol int    `json:"protocol,omitempty"`
 	Version  string `json:"version,omitempty"`
@@ -76,11 +76,11 @@ each one it stopped. The next command starts a new one.`,
 }
 
 func runBackendStop(_ context.Context, f *Factory, opts *BackendStopOptions) error {
-	host, err := f.Host()
+	h, err := f.Host()
 	if err != nil {
 		return err
 	}
-	for _, w := range host.StopWarm(opts.Name) {
+	for _, w := range h.StopWarm(opts.Name) {
 		if _, err := fmt.Fprintf(f.IO.Out, "%s\t%d\n", w.Name, w.Pid); err != nil {
 			return err
 		}
@@ -93,17 +93,17 @@ func runBackendList(ctx context.Context, f *Factory, opts *BackendListOptions) e
 	if err != nil {
 		return err
 	}
-	host, err := f.Host()
+	h, err := f.Host()
 	if err != nil {
 		return err
 	}
 	warm := map[string][]int{}
-	for _, w := range host.Warm("") {
+	for _, w := range h.Warm("") {
 		warm[w.Name] = append(warm[w.Name], w.Pid)
 	}
 	var rows []backendRow
-	for _, c := range host.List() {
-		row := probeBackend(ctx, f, host, c)
+	for _, c := range h.List() {
+		row := probeBackend(ctx, f, h, c)
 		if c.ShadowedBy == "" {
 			row.Warm = warm[c.Name]
 		}
@@ -127,7 +127,7 @@ func runBackendList(ctx context.Context, f *Factory, opts *BackendListOptions) e
 }
 
 // probeBackend starts a backend to learn its protocol and version.
-func probeBackend(ctx context.Context, f *Factory, host *plugins.Host, c plugins.Candidate) backendRow {
+func probeBackend(ctx context.Context, f *Factory, h *host.Host, c host.Candidate) backendRow {
 	row := backendRow{Candidate: c, Kind: "external", Status: "ok"}
 	switch {
 	case c.Builtin:
@@ -143,7 +143,7 @@ func probeBackend(ctx context.Context, f *Factory, host *plugins.Host, c plugins
 		row.Status = "shadowed by " + c.ShadowedBy
 		return row
 	}
-	client, err := host.StartCandidate(c)
+	client, err := f.startBackend(h, c)
 	if err != nil {
 		row.Status = "error: " + err.Error()
 		return row

@@ -57,7 +57,8 @@ func sdctl(t *testing.T, args ...string) result {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	f := &Factory{IO: &IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Builtins: builtin.Backends(), Bundled: builtin.Bundled(), Executable: exe}
+	f := &Factory{IO: &IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Builtins: builtin.Backends(), Bundled: builtin.Bundled(), Executable: exe,
+		StartBackend: plugins.Start}
 	code := Run(context.Background(), f, args)
 	return result{out.String(), errOut.String(), code}
 }

@@ -80,11 +80,15 @@ func (f *Factory) backendOptions(ctx context.Context, name string) ([]registry.O
 	if opts, known := f.knownOptions(name); known {
 		return opts, nil
 	}
-	host, err := f.Host()
+	h, err := f.Host()
 	if err != nil {
 		return nil, err
 	}
-	client, err := host.Start(name)
+	cand, err := h.Find(name)
+	if err != nil {
+		return nil, err
+	}
+	client, err := f.startBackend(h, cand)
 	if err != nil {
 		return nil, err
 	}

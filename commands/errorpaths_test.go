@@ -22,14 +22,15 @@ func TestErrorPathsHaveAnExitCode(t *testing.T) {
 		"batch.go: unexpected data after the JSON value at byte %d":                      "detail of a batch-file error: exit 2 through batchSource.errorf",
 		"batch.go: an instance must be a mapping of keys (id, name, address, port, ...)": "detail of a batch-file error: exit 2 through batchSource.errorf",
 		"batch.go: ": "detail of a batch-file error (a yaml or json message): exit 2 through batchSource.errorf",
-		"batch.go: %s: a %s where %s is expected":                                    "detail of a batch-file error: exit 2 through batchSource.errorf",
-		"batch.go: unknown key %q; did you mean %q? (keys: 'sdctl register --help')": "detail of a batch-file error: exit 2 through batchSource.errorf",
-		"batch.go: unknown key %q (keys: 'sdctl register --help')":                   "detail of a batch-file error: exit 2 through batchSource.errorf",
-		"resolve.go: enough instances":                                               "control flow: stops a wait, never returned by a command",
-		"root.go: ":                                                                  "errSilent: the command already explained itself; its code is decided with it",
-		"watch_exec.go: watch: %s is missing (it ships beside sdctl: %s)":            "an incomplete installation, a failure of this machine: exit 1 as for a missing bundled backend",
-		"watch.go: %q is negative":                                                   "a flag value's Set error: exit 2 through the flag error function",
-		"watch.go: %q is not a duration (like 30s or 2m) or a number":                "a flag value's Set error: exit 2 through the flag error function",
+		"batch.go: %s: a %s where %s is expected":                                             "detail of a batch-file error: exit 2 through batchSource.errorf",
+		"batch.go: unknown key %q; did you mean %q? (keys: 'sdctl register --help')":          "detail of a batch-file error: exit 2 through batchSource.errorf",
+		"batch.go: unknown key %q (keys: 'sdctl register --help')":                            "detail of a batch-file error: exit 2 through batchSource.errorf",
+		"resolve.go: enough instances":                                                        "control flow: stops a wait, never returned by a command",
+		"root.go: ":                                                                           "errSilent: the command already explained itself; its code is decided with it",
+		"exec.go: %s: %s is missing (it ships beside sdctl: %s)":                              "an incomplete installation, a failure of this machine: exit 1 as for a missing bundled backend",
+		"factory.go: backend %q: this program keeps backends warm only; %s starts the others": "a program built without StartBackend that did not hand the command over: exit 1, a failure of this installation",
+		"watch.go: %q is negative":                                                            "a flag value's Set error: exit 2 through the flag error function",
+		"watch.go: %q is not a duration (like 30s or 2m) or a number":                         "a flag value's Set error: exit 2 through the flag error function",
 	}
 	files, err := filepath.Glob("*.go")
 	if err != nil {

@@ -14,8 +14,9 @@ import (
 
 	"github.com/sdctl/sdctl/internal/config"
 	"github.com/sdctl/sdctl/internal/xdg"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/logging"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -37,10 +38,10 @@ func SystemIO() *IOStreams {
 // never starts a plugin.
 type Factory struct {
 	IO       *IOStreams
-	Builtins []plugins.Backend
+	Builtins []wire.Backend
 	// Bundled are the backends shipped beside the sdctl binary as their own executables; their
 	// option schemas are known without starting them.
-	Bundled []plugins.BundledBackend
+	Bundled []host.BundledBackend
 	// Executable is sdctl's own binary, re-run to serve built-in backends.
 	Executable string
 
@@ -50,6 +51,11 @@ type Factory struct {
 
 	// WatchEngine runs `sdctl watch` in this process; nil execs sdctl-watch (see WatchEngine).
 	WatchEngine WatchEngine
+	// StartBackend starts a backend for one command with go-plugin: an external plugin, or a
+	// built-in or bundled one that cannot be kept warm (plugin-idle-timeout 0, plugin-mtls, a
+	// system without warm backends). sdctl leaves it nil, so that it links neither go-plugin nor
+	// gRPC; a command that needs it is handed to sdctl-plugin-host (see handOver).
+	StartBackend func(*host.Host, host.Candidate) (*host.Client, error)
 
 	args  []string // the command line, for a program that runs in this one's place
 	flags *pflag.FlagSet
@@ -79,8 +85,8 @@ func (f *Factory) Config() (*config.Config, error) {
 // on the plugin path.
 func (f *Factory) sections(cfg *config.Config) map[string][]string {
 	out := map[string][]string{}
-	host := &plugins.Host{Builtins: f.Builtins, Bundled: f.Bundled, Dirs: cfg.PluginDirs(f.Executable), Executable: f.Executable}
-	for _, c := range host.List() {
+	h := &host.Host{Builtins: f.Builtins, Bundled: f.Bundled, Dirs: cfg.PluginDirs(f.Executable), Executable: f.Executable}
+	for _, c := range h.List() {
 		if _, seen := out[c.Name]; !seen {
 			out[c.Name] = nil
 		}
@@ -114,12 +120,12 @@ func (f *Factory) Logger() hclog.Logger {
 }
 
 // Host returns the plugin host for the current configuration.
-func (f *Factory) Host() (*plugins.Host, error) {
+func (f *Factory) Host() (*host.Host, error) {
 	cfg, err := f.Config()
 	if err != nil {
 		return nil, err
 	}
-	return &plugins.Host{
+	return &host.Host{
 		Builtins:     f.Builtins,
 		Bundled:      f.Bundled,
 		Dirs:         cfg.PluginDirs(f.Executable),
@@ -157,32 +163,23 @@ func (f *Factory) withRegistry(ctx context.Context, fn func(context.Context, reg
 
 // Backend starts (or reattaches to) the configured backend process and configures it. The
 // caller must Close the result.
-func (f *Factory) Backend(ctx context.Context) (*plugins.Client, error) {
+func (f *Factory) Backend(ctx context.Context) (*host.Client, error) {
 	cfg, err := f.Config()
 	if err != nil {
 		return nil, err
 	}
-	host, err := f.Host()
+	h, cand, err := f.candidate()
 	if err != nil {
 		return nil, err
 	}
-	name := cfg.Backend()
-	cand, err := host.Find(name)
-	if err != nil {
-		var fe *registry.FieldError
-		if errors.As(err, &fe) {
-			return nil, &config.Error{Key: config.KeyBackend, Source: cfg.Source(config.KeyBackend), Reason: fe.Reason}
-		}
-		return nil, err
-	}
-	if opts, known := f.knownOptions(name); known && host.CanWarm(cand) {
-		client, err := f.attach(ctx, cfg, host, cand, opts)
-		if !errors.Is(err, plugins.ErrWarmUnavailable) {
+	if opts, known := f.knownOptions(cand.Name); known && h.CanWarm(cand) {
+		client, err := f.attach(ctx, cfg, h, cand, opts)
+		if !errors.Is(err, host.ErrWarmUnavailable) || f.StartBackend == nil {
 			return client, err
 		}
 		f.Logger().Warn("starting the backend for this command only", "reason", err)
 	}
-	client, err := host.StartCandidate(cand)
+	client, err := f.startBackend(h, cand)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +190,36 @@ func (f *Factory) Backend(ctx context.Context) (*plugins.Client, error) {
 	return client, nil
 }
 
-func (f *Factory) configure(ctx context.Context, cfg *config.Config, client *plugins.Client) error {
+// candidate finds the configured backend.
+func (f *Factory) candidate() (*host.Host, host.Candidate, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, host.Candidate{}, err
+	}
+	h, err := f.Host()
+	if err != nil {
+		return nil, host.Candidate{}, err
+	}
+	cand, err := h.Find(cfg.Backend())
+	if err != nil {
+		var fe *registry.FieldError
+		if errors.As(err, &fe) {
+			return nil, host.Candidate{}, &config.Error{Key: config.KeyBackend, Source: cfg.Source(config.KeyBackend), Reason: fe.Reason}
+		}
+		return nil, host.Candidate{}, err
+	}
+	return h, cand, nil
+}
+
+// startBackend starts cand for this command only, with go-plugin (see StartBackend).
+func (f *Factory) startBackend(h *host.Host, cand host.Candidate) (*host.Client, error) {
+	if f.StartBackend == nil {
+		return nil, fmt.Errorf("backend %q: this program keeps backends warm only; %s starts the others", cand.Name, PluginHostCommand)
+	}
+	return f.StartBackend(h, cand)
+}
+
+func (f *Factory) configure(ctx context.Context, cfg *config.Config, client *host.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout())
 	defer cancel()
 	info, err := client.Info(ctx)
@@ -231,14 +257,14 @@ func (f *Factory) knownOptions(name string) ([]registry.Option, bool) {
 }
 
 // attach connects to the warm backend for the effective config section, starting it if needed.
-func (f *Factory) attach(ctx context.Context, cfg *config.Config, host *plugins.Host, cand plugins.Candidate, opts []registry.Option) (*plugins.Client, error) {
+func (f *Factory) attach(ctx context.Context, cfg *config.Config, h *host.Host, cand host.Candidate, opts []registry.Option) (*host.Client, error) {
 	section, err := cfg.BackendSection(cand.Name, opts)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout())
 	defer cancel()
-	client, err := host.Attach(ctx, cand, section)
+	client, err := h.Attach(ctx, cand, section)
 	if err != nil {
 		var fe *registry.FieldError
 		if errors.As(err, &fe) {

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sdctl/sdctl/internal/hostaddr"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/registry"
 )
 
@@ -384,7 +384,7 @@ func keepalive(ctx context.Context, f *Factory, reg registry.Registry, inst regi
 		switch {
 		case err == nil:
 			log.Debug("renewed", "id", inst.ID)
-		case errors.Is(err, plugins.ErrPluginExited):
+		case errors.Is(err, host.ErrPluginExited):
 			return err
 		case ctx.Err() != nil:
 		default:

@@ -18,15 +18,19 @@ import (
 	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/internal/config"
 	"github.com/sdctl/sdctl/internal/suggest"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
+	"github.com/sdctl/sdctl/plugins/wire"
 )
 
 // Program is what a main package puts behind sdctl's command line.
 type Program struct {
-	Builtins []plugins.Backend
-	Bundled  []plugins.BundledBackend
+	Builtins []wire.Backend
+	Bundled  []host.BundledBackend
 	// WatchEngine runs `sdctl watch`; sdctl itself has none and execs sdctl-watch.
 	WatchEngine WatchEngine
+	// StartBackend starts, for one command, a backend that is not kept warm (see
+	// Factory.StartBackend); sdctl itself has none and execs sdctl-plugin-host for such commands.
+	StartBackend func(*host.Host, host.Candidate) (*host.Client, error)
 	// Executable is the sdctl binary (re-run to serve the built-in backends, and whose directory
 	// holds the bundled ones); empty means this process's own.
 	Executable string
@@ -42,7 +46,7 @@ func Main(args []string, p Program) int {
 			exe = os.Args[0]
 		}
 	}
-	f := &Factory{IO: SystemIO(), Builtins: p.Builtins, Bundled: p.Bundled, Executable: exe, WatchEngine: p.WatchEngine}
+	f := &Factory{IO: SystemIO(), Builtins: p.Builtins, Bundled: p.Bundled, Executable: exe, WatchEngine: p.WatchEngine, StartBackend: p.StartBackend}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, f, args)
@@ -97,6 +101,9 @@ The registry ("backend") is a local file by default, so sdctl works with no serv
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
 		RunE:          groupRunE,
+		// A command whose backend go-plugin must start is handed to sdctl-plugin-host before
+		// it reads anything (a batch on stdin, say), when this program cannot start one.
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error { return f.handOver(c) },
 	}
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/internal/output"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/wire"
 )
 
 type versionInfo struct {
@@ -42,7 +42,7 @@ func runVersion(_ context.Context, f *Factory, opts *VersionOptions) error {
 	if err != nil {
 		return err
 	}
-	v := versionInfo{Info: buildinfo.Get(), PluginProtocol: plugins.ProtocolVersion}
+	v := versionInfo{Info: buildinfo.Get(), PluginProtocol: wire.ProtocolVersion}
 	return printer.Print(f.IO.Out, v, func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "sdctl %s\ncommit: %s\nbuilt: %s\ngo: %s %s\nplugin protocol: %d\n",
 			v.Version, v.Commit, v.Date, v.GoVersion, v.Platform, v.PluginProtocol)

@@ -10,17 +10,18 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/registry"
 )
 
 // bundledHost is a host whose sdctl lives in dir, with the bundled backends names.
-func bundledHost(t *testing.T, dir string, names ...string) *plugins.Host {
+func bundledHost(t *testing.T, dir string, names ...string) *host.Host {
 	t.Helper()
 	h := newHost(t, nil)
 	h.Executable = filepath.Join(dir, "sdctl")
 	h.Dirs = []string{dir}
 	for _, n := range names {
-		h.Bundled = append(h.Bundled, plugins.BundledBackend{Name: n})
+		h.Bundled = append(h.Bundled, host.BundledBackend{Name: n})
 	}
 	return h
 }
@@ -34,7 +35,7 @@ func memoryBeside(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, plugins.ExternalPrefix+name), data, 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, host.ExternalPrefix+name), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -43,7 +44,7 @@ func memoryBeside(t *testing.T, name string) string {
 func TestBundledBackendFoundBesideSdctl(t *testing.T) {
 	dir := memoryBeside(t, "memory")
 	h := bundledHost(t, dir, "memory")
-	var rows []plugins.Candidate
+	var rows []host.Candidate
 	for _, c := range h.List() {
 		if c.Name == "memory" {
 			rows = append(rows, c)
@@ -53,7 +54,7 @@ func TestBundledBackendFoundBesideSdctl(t *testing.T) {
 	if len(rows) != 1 || !rows[0].Bundled || rows[0].Missing || rows[0].Path != filepath.Join(dir, "sdctl-backend-memory") {
 		t.Fatalf("memory listed as %+v, want one bundled candidate in %s", rows, dir)
 	}
-	c, err := h.Start("memory")
+	c, err := plugins.StartNamed(h, "memory")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +94,11 @@ func TestBundledBackendMissing(t *testing.T) {
 	dir := t.TempDir()
 	h := bundledHost(t, dir, "memory")
 	_, err := h.Find("memory")
-	if !errors.Is(err, plugins.ErrBundledMissing) || !strings.Contains(err.Error(), filepath.Join(dir, "sdctl-backend-memory")) ||
+	if !errors.Is(err, host.ErrBundledMissing) || !strings.Contains(err.Error(), filepath.Join(dir, "sdctl-backend-memory")) ||
 		!strings.Contains(err.Error(), "go install github.com/sdctl/sdctl/cmd/...") {
 		t.Fatalf("Find of a missing bundled backend: %v; want ErrBundledMissing naming the path and how to install it", err)
 	}
-	var missing []plugins.Candidate
+	var missing []host.Candidate
 	for _, c := range h.List() {
 		if c.Missing {
 			missing = append(missing, c)

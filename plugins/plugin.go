@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/proto/rpc"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
@@ -30,8 +31,8 @@ const pluginKey = "registry"
 // backend by hand by mistake; it is not a security measure.
 var Handshake = plugin.HandshakeConfig{
 	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "SDCTL_PLUGIN_MAGIC_COOKIE",
-	MagicCookieValue: "5d0c7a1e2f3b4c6d8e9f00112233445566778899aabbccddeeff0a1b2c3d4e5f",
+	MagicCookieKey:   host.MagicCookieKey,
+	MagicCookieValue: host.MagicCookieValue,
 }
 
 // Large answers (10,000 instances are about 0.5 MB) would otherwise cross the socket in 64 KiB

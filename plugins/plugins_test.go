@@ -21,6 +21,7 @@ import (
 	"github.com/sdctl/sdctl/internal/builtin"
 	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/registry"
 	"github.com/sdctl/sdctl/registry/registrytest"
 )
@@ -64,7 +65,7 @@ type crashing struct{ registry.Registry }
 func (crashing) Register(context.Context, registry.Instance) error { os.Exit(3); return nil }
 func (crashing) Close() error                                      { return nil }
 
-func newHost(t *testing.T, log hclog.Logger) *plugins.Host {
+func newHost(t *testing.T, log hclog.Logger) *host.Host {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -73,13 +74,13 @@ func newHost(t *testing.T, log hclog.Logger) *plugins.Host {
 	if log == nil {
 		log = hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})
 	}
-	return &plugins.Host{Builtins: testBackends(), Executable: exe, Logger: log, StartTimeout: 5 * time.Second}
+	return &host.Host{Builtins: testBackends(), Executable: exe, Logger: log, StartTimeout: 5 * time.Second}
 }
 
 // openFile starts the file backend in a subprocess on a fresh registry file.
-func openFile(t *testing.T, h *plugins.Host, name string) *plugins.Client {
+func openFile(t *testing.T, h *host.Host, name string) *host.Client {
 	t.Helper()
-	c, err := h.Start(name)
+	c, err := plugins.StartNamed(h, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestConformanceExampleExternalBackend(t *testing.T) {
 	h := newHost(t, nil)
 	h.Dirs = []string{filepath.Dir(bin)}
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
-		c, err := h.Start("memory")
+		c, err := plugins.StartNamed(h, "memory")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +137,7 @@ func TestErrorsKeepTheirMeaning(t *testing.T) {
 		t.Errorf("Register with a check on the file backend: %v, want ErrUnsupported", err)
 	}
 	bad := map[string]any{"poll-interval": "soon"}
-	c2, err := newHost(t, nil).Start("file")
+	c2, err := plugins.StartNamed(newHost(t, nil), "file")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestErrorsKeepTheirMeaning(t *testing.T) {
 }
 
 func TestUnknownBackend(t *testing.T) {
-	_, err := newHost(t, nil).Start("nosuch")
+	_, err := plugins.StartNamed(newHost(t, nil), "nosuch")
 	var fe *registry.FieldError
 	if !errors.As(err, &fe) || fe.Field != "backend" || !strings.Contains(err.Error(), "file") {
 		t.Fatalf("Start(nosuch) = %v, want a FieldError listing the available backends", err)
@@ -157,7 +158,7 @@ func TestUnknownBackend(t *testing.T) {
 
 func TestCrashingPluginIsNamed(t *testing.T) {
 	h := newHost(t, nil)
-	c, err := h.Start("crash")
+	c, err := plugins.StartNamed(h, "crash")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestCrashingPluginIsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Register(context.Background(), registry.Instance{ID: "a", Name: "a", Address: "10.0.0.1", Port: 1})
-	if !errors.Is(err, plugins.ErrPluginExited) || !strings.Contains(err.Error(), `"crash"`) {
+	if !errors.Is(err, host.ErrPluginExited) || !strings.Contains(err.Error(), `"crash"`) {
 		t.Fatalf("Register on a crashing plugin: %v, want ErrPluginExited naming the backend", err)
 	}
 }
@@ -174,7 +175,7 @@ func TestCrashingPluginIsNamed(t *testing.T) {
 // writeScript makes an executable shell script named sdctl-backend-NAME in dir.
 func writeScript(t *testing.T, dir, name, body string) string {
 	t.Helper()
-	path := filepath.Join(dir, plugins.ExternalPrefix+name)
+	path := filepath.Join(dir, host.ExternalPrefix+name)
 	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestBrokenExternalPlugins(t *testing.T) {
 		name := tc.name
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
-			_, err := h.Start(name)
+			_, err := plugins.StartNamed(h, name)
 			if err == nil {
 				t.Fatal("Start succeeded")
 			}
@@ -223,7 +224,7 @@ func TestBrokenExternalPlugins(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Remove(path)
-		if _, err := h.StartCandidate(cand); err == nil || !strings.Contains(err.Error(), path) {
+		if _, err := plugins.Start(h, cand); err == nil || !strings.Contains(err.Error(), path) {
 			t.Fatalf("StartCandidate of a deleted binary: %v, want an error naming %s", err, path)
 		}
 	})
@@ -233,7 +234,7 @@ func TestListShowsBuiltinsExternalsAndShadowing(t *testing.T) {
 	dir := t.TempDir()
 	writeScript(t, dir, "file", "exit 0")
 	writeScript(t, dir, "extra", "exit 0")
-	if err := os.WriteFile(filepath.Join(dir, plugins.ExternalPrefix+"noexec"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, host.ExternalPrefix+"noexec"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h := newHost(t, nil)
@@ -282,8 +283,8 @@ func TestPluginLogsReachTheHostLoggerAtItsLevel(t *testing.T) {
 // the file backend, prints the plugin's PID and waits to be killed.
 func runHostProcess() int {
 	exe, _ := os.Executable()
-	h := &plugins.Host{Builtins: testBackends(), Executable: exe}
-	c, err := h.Start("file")
+	h := &host.Host{Builtins: testBackends(), Executable: exe}
+	c, err := plugins.StartNamed(h, "file")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

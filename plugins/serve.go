@@ -7,22 +7,20 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/logging"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
-
-// envLogLevel carries the host's --log-level to the plugin process.
-const envLogLevel = "SDCTL_PLUGIN_LOG_LEVEL"
 
 // Serve runs b as a plugin process: it performs the go-plugin handshake on stdout and answers the
 // host's calls until the host stops it. Call it from the main function of an external backend
 // (an executable named sdctl-backend-NAME); nothing may write to stdout before it.
 func Serve(b Backend) {
-	level, err := logging.ParseLevel(os.Getenv(envLogLevel))
+	level, err := logging.ParseLevel(os.Getenv(host.EnvLogLevel))
 	if err != nil {
 		level = hclog.Warn
 	}
-	if path := os.Getenv(envWarmSocket); path != "" && warmSupported {
+	if path := os.Getenv(host.EnvWarmSocket); path != "" && host.WarmSupported {
 		serveWarmMain(b, path, level)
 		return
 	}

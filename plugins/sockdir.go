@@ -10,6 +10,8 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sdctl/sdctl/plugins/host"
 )
 
 // SocketDirPrefix starts the name of the directory, in the temporary directory, that holds a
@@ -80,7 +82,7 @@ func removeStaleSocketDirs(tmp string, log hclog.Logger) {
 		}
 		dir := filepath.Join(tmp, e.Name())
 		info, err := os.Lstat(dir)
-		if err != nil || !info.IsDir() || !ownedBySelf(info) || now.Sub(info.ModTime()) < staleAfter {
+		if err != nil || !info.IsDir() || !host.OwnedBySelf(info) || now.Sub(info.ModTime()) < staleAfter {
 			continue
 		}
 		lockPath := filepath.Join(dir, socketDirLock)

@@ -93,13 +93,13 @@ func (w *lastLine) String() string {
 // startError turns go-plugin's start failure (up to 15 lines of advice) into one line: what
 // failed, the likely reason, and the plugin's last line on stderr. The full text is logged at
 // debug level.
-func (c *Client) startError(err error) error {
-	c.log.Debug("backend plugin failed to start", "backend", c.Candidate.Name, "path", c.Candidate.Path, "error", err)
+func (p *process) startError(err error) error {
+	p.log.Debug("backend plugin failed to start", "backend", p.cand.Name, "path", p.cand.Path, "error", err)
 	what := "backend plugin"
 	switch {
-	case c.Candidate.Builtin:
+	case p.cand.Builtin:
 		what = "built-in backend"
-	case c.Candidate.Bundled:
+	case p.cand.Bundled:
 		what = "bundled backend"
 	}
 	full := err.Error()
@@ -113,8 +113,8 @@ func (c *Client) startError(err error) error {
 	case strings.Contains(full, "incompatible"):
 		msg += fmt.Sprintf(" (is it an sdctl backend speaking protocol %d?)", ProtocolVersion)
 	}
-	if line := c.stderr.String(); line != "" {
+	if line := p.stderr.String(); line != "" {
 		msg += fmt.Sprintf("; its last line on stderr: %q", line)
 	}
-	return fmt.Errorf("%s %q (%s) failed to start: %s (details: --log-level debug)", what, c.Candidate.Name, c.Candidate.Path, msg)
+	return fmt.Errorf("%s %q (%s) failed to start: %s (details: --log-level debug)", what, p.cand.Name, p.cand.Path, msg)
 }

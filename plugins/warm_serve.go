@@ -11,31 +11,28 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/logging"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
 
-// warmReadyFD is the file descriptor (ExtraFiles[0]) on which a warm backend tells the host that
-// it listens. It closes it right after, so nothing of the host stays open in the backend.
-const warmReadyFD = 3
-
 // serveWarm runs b as a warm backend on the Unix socket at path until it has had no connection
 // for idle, its executable is replaced, or it receives SIGTERM or SIGINT.
 func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) error {
-	ready := os.NewFile(warmReadyFD, "ready")
+	ready := os.NewFile(host.WarmReadyFD, "ready") // closed right after, so nothing of the host stays open here
 	defer func() {
 		if ready != nil {
 			ready.Close()
 		}
 	}()
 	exe, _ := os.Executable()
-	exeID := fileIdentity(exe)
+	exeID := host.FileIdentity(exe)
 
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", path, err)
 	}
-	sockID := fileIdentity(path)
+	sockID := host.FileIdentity(path)
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return err
@@ -82,7 +79,7 @@ func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) err
 		case err := <-served:
 			reason = fmt.Sprintf("server ended: %v", err)
 		case <-tick.C:
-			replaced := exe != "" && fileIdentity(exe) != exeID
+			replaced := exe != "" && host.FileIdentity(exe) != exeID
 			if wl.closeIfIdle(idle, replaced) {
 				reason = "idle for " + idle.String()
 				if replaced {
@@ -92,20 +89,20 @@ func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) err
 		}
 	}
 	log.Info("warm backend stopping", "backend", b.Name, "reason", reason)
-	// Commands still connected finish their calls (up to killGrace), then lose the connection.
+	// Commands still connected finish their calls (up to host.KillGrace), then lose the connection.
 	wl.closeIfIdle(0, true)
 	_ = ln.Close()
 	stopped := make(chan struct{})
 	go func() { serving.Wait(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(killGrace):
+	case <-time.After(host.KillGrace):
 		wl.closeAll()
 		<-stopped
 	}
 	// A replacement may already listen on the same path (after it found this process hung):
 	// remove the socket only if it is still the one this process created.
-	if fileIdentity(path) == sockID {
+	if host.FileIdentity(path) == sockID {
 		_ = os.Remove(path)
 	}
 	return srv.Close()
@@ -130,7 +127,7 @@ func (l *warmListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		pid, uid, err := peerCred(conn)
+		pid, uid, err := host.PeerCred(conn)
 		if err != nil || uid != l.uid {
 			l.log.Warn("refused a connection from another user", "peer_pid", pid, "peer_uid", uid, "error", err)
 			conn.Close()
@@ -198,9 +195,9 @@ func (c *countedConn) Close() error {
 // serveWarmMain is Serve in warm mode: it logs to stderr (a file the host opened).
 func serveWarmMain(b Backend, path string, level hclog.Level) {
 	log := logging.NewJSON(os.Stderr, level).With("pid", os.Getpid())
-	idle, err := time.ParseDuration(os.Getenv(envWarmIdle))
+	idle, err := time.ParseDuration(os.Getenv(host.EnvWarmIdle))
 	if err != nil || idle <= 0 {
-		log.Error("warm backend needs a positive " + envWarmIdle)
+		log.Error("warm backend needs a positive " + host.EnvWarmIdle)
 		return
 	}
 	if err := serveWarm(b, path, idle, log); err != nil {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sdctl/sdctl/internal/testutil"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 	pb "github.com/sdctl/sdctl/plugins/proto"
 	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
@@ -24,7 +24,7 @@ import (
 
 // warmHost is a host that keeps backends warm in a runtime directory of the test's own. Every
 // warm backend it started is stopped when the test ends, and the test fails if one survives.
-func warmHost(t *testing.T) *plugins.Host {
+func warmHost(t *testing.T) *host.Host {
 	t.Helper()
 	h := newHost(t, nil)
 	h.IdleTimeout = time.Minute
@@ -39,7 +39,7 @@ func warmHost(t *testing.T) *plugins.Host {
 	return h
 }
 
-func fileCandidate(t *testing.T, h *plugins.Host) plugins.Candidate {
+func fileCandidate(t *testing.T, h *host.Host) host.Candidate {
 	t.Helper()
 	cand, err := h.Find("file")
 	if err != nil {
@@ -48,7 +48,7 @@ func fileCandidate(t *testing.T, h *plugins.Host) plugins.Candidate {
 	return cand
 }
 
-func attach(t *testing.T, h *plugins.Host, section map[string]any) *plugins.Client {
+func attach(t *testing.T, h *host.Host, section map[string]any) *host.Client {
 	t.Helper()
 	c, err := h.Attach(context.Background(), fileCandidate(t, h), section)
 	if err != nil {
@@ -299,7 +299,7 @@ func TestWarmBundledBackend(t *testing.T) {
 	dir := memoryBeside(t, "memory")
 	h := warmHost(t)
 	h.Executable = filepath.Join(dir, "sdctl")
-	h.Bundled = []plugins.BundledBackend{{Name: "memory"}}
+	h.Bundled = []host.BundledBackend{{Name: "memory"}}
 	cand, err := h.Find("memory")
 	if err != nil || !h.CanWarm(cand) {
 		t.Fatalf("Find: %+v, %v; want a bundled backend that may be kept warm", cand, err)

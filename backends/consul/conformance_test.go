@@ -16,6 +16,7 @@ import (
 	"github.com/sdctl/sdctl/internal/bundled/consulplugin"
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/registry"
 	"github.com/sdctl/sdctl/registry/registrytest"
 )
@@ -80,12 +81,12 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := &plugins.Host{Builtins: []plugins.Backend{consulplugin.Backend()}, Executable: exe,
+	hst := &host.Host{Builtins: []plugins.Backend{consulplugin.Backend()}, Executable: exe,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})}
 	opts.Name = "plugin"
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
 		a := take(t)
-		c, err := host.Start(consul.Name)
+		c, err := plugins.StartNamed(hst, consul.Name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,12 +12,13 @@ import (
 
 	"github.com/sdctl/sdctl/internal/testutil/etcdtest"
 	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/registry"
 	"github.com/sdctl/sdctl/registry/registrytest"
 )
 
 // startPlugin starts the backend in a plugin subprocess and configures it with section.
-func startPlugin(t *testing.T, section map[string]any) (*plugins.Client, error) {
+func startPlugin(t *testing.T, section map[string]any) (*host.Client, error) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts plugin processes; skipped with -short")
@@ -26,13 +27,13 @@ func startPlugin(t *testing.T, section map[string]any) (*plugins.Client, error) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &plugins.Host{
+	h := &host.Host{
 		Builtins:     []plugins.Backend{pluginBackend()},
 		Executable:   exe,
 		Logger:       hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Error}),
 		StartTimeout: 20 * time.Second,
 	}
-	c, err := h.Start(Name)
+	c, err := plugins.StartNamed(h, Name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"os"
-	"path/filepath"
 
 	"github.com/sdctl/sdctl/commands"
 	"github.com/sdctl/sdctl/internal/builtin"
@@ -20,24 +19,12 @@ import (
 func main() {
 	plugins.LimitMemory() // a long-running process: see docs/watch.md, "Memory"
 	os.Exit(commands.Main(os.Args[1:], commands.Program{
-		Builtins:    builtin.Backends(),
-		Bundled:     builtin.Bundled(),
-		WatchEngine: run,
-		Executable:  sdctlPath(),
+		Builtins:     builtin.Backends(),
+		Bundled:      builtin.Bundled(),
+		WatchEngine:  run,
+		StartBackend: plugins.Start,
+		Executable:   commands.InvokingSdctl(commands.WatchCommand),
 	}))
-}
-
-// sdctlPath is the sdctl that ran this program: its argv[0], an absolute path. Run some other
-// way, the sdctl beside this program.
-func sdctlPath() string {
-	if len(os.Args) > 0 && filepath.IsAbs(os.Args[0]) && filepath.Base(os.Args[0]) != filepath.Base(commands.WatchPath("")) {
-		return os.Args[0]
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	return filepath.Join(filepath.Dir(exe), "sdctl")
 }
 
 // run maps the checked options of `sdctl watch` onto the engine.

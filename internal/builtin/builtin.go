@@ -15,13 +15,14 @@ import (
 	"github.com/sdctl/sdctl/backends/file"
 	"github.com/sdctl/sdctl/internal/buildinfo"
 	"github.com/sdctl/sdctl/internal/xdg"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/host"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
 // Backends returns the built-in backends, the default ("file") first.
-func Backends() []plugins.Backend {
-	return []plugins.Backend{{
+func Backends() []wire.Backend {
+	return []wire.Backend{{
 		Name:         file.Name,
 		Version:      buildinfo.Get().Version,
 		Capabilities: file.Capabilities(),
@@ -53,8 +54,8 @@ func DefaultFilePath() (string, error) {
 
 // Bundled returns the backends shipped beside sdctl (sdctl-backend-consul, sdctl-backend-etcd)
 // with their option schemas.
-func Bundled() []plugins.BundledBackend {
-	return []plugins.BundledBackend{
+func Bundled() []host.BundledBackend {
+	return []host.BundledBackend{
 		{Name: consulopts.Name, Options: consulopts.Schema()},
 		{Name: etcdopts.Name, Options: etcdopts.Schema()},
 	}

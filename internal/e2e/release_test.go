@@ -100,7 +100,7 @@ func TestReleaseSnapshot(t *testing.T) {
 	// The archive holds the binary, its bundled backends, completions and man pages; the binary
 	// reports its version and finds the backends beside it.
 	names := untar(t, linuxArchive, work)
-	for _, want := range []string{"sdctl", "sdctl-backend-consul", "sdctl-backend-etcd", "sdctl-watch", "README.md", "completions/sdctl.bash", "completions/_sdctl", "manpages/sdctl.1", "manpages/sdctl-watch.1"} {
+	for _, want := range []string{"sdctl", "sdctl-backend-consul", "sdctl-backend-etcd", "sdctl-watch", "sdctl-plugin-host", "README.md", "completions/sdctl.bash", "completions/_sdctl", "manpages/sdctl.1", "manpages/sdctl-watch.1"} {
 		if !names[want] {
 			t.Errorf("%s lacks %s (has %v)", filepath.Base(linuxArchive), want, names)
 		}

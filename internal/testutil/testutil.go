@@ -54,9 +54,9 @@ var (
 )
 
 // BundledCommands are the programs that ship beside sdctl as their own executables (the
-// bundled backends and sdctl-watch). Build puts them next to the sdctl binary, where sdctl
-// looks for them.
-var BundledCommands = []string{"./cmd/sdctl-backend-consul", "./cmd/sdctl-backend-etcd", "./cmd/sdctl-watch"}
+// bundled backends, sdctl-watch and sdctl-plugin-host). Build puts them next to the sdctl
+// binary, where sdctl looks for them.
+var BundledCommands = []string{"./cmd/sdctl-backend-consul", "./cmd/sdctl-backend-etcd", "./cmd/sdctl-watch", "./cmd/sdctl-plugin-host"}
 
 // Build compiles the main package pkg (a path relative to the module root, like
 // "./cmd/sdctl") once per test process and returns the binary's path. name is the file name.

@@ -56,7 +56,7 @@ func newWorkspace(sdctl, parent string) (*workspace, error) {
 // bundledBackends are the executables that ship beside sdctl; sdctl runs them from its own
 // directory, so they are copied with it when they are there (an older sdctl serves consul and
 // etcd itself and runs watch itself, and has none).
-var bundledBackends = []string{"sdctl-backend-consul", "sdctl-backend-etcd", "sdctl-watch"}
+var bundledBackends = []string{"sdctl-backend-consul", "sdctl-backend-etcd", "sdctl-watch", "sdctl-plugin-host"}
 
 // copyBinary copies the binary, and the bundled backends beside it, into the workspace (the
 // plugin re-executes that copy).

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package plugins
+package host
 
 import (
 	"errors"
@@ -10,15 +10,15 @@ import (
 	"syscall"
 )
 
-// warmSupported: without SO_PEERCRED a warm backend could not check who connects, so every
+// WarmSupported: without SO_PEERCRED a warm backend could not check who connects, so every
 // command starts its own backend.
-const warmSupported = false
+const WarmSupported = false
 
 func inodeOf(fs.FileInfo) string { return "" }
 
 func currentUmask() string { return "" }
 
-func peerCred(net.Conn) (int, int, error) {
+func PeerCred(net.Conn) (int, int, error) {
 	return 0, 0, errors.New("peer credentials are not supported")
 }
 

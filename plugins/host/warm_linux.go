@@ -1,4 +1,4 @@
-package plugins
+package host
 
 import (
 	"fmt"
@@ -10,8 +10,8 @@ import (
 	"syscall"
 )
 
-// warmSupported: warm backends rely on SO_PEERCRED, which is Linux's.
-const warmSupported = true
+// WarmSupported: warm backends rely on SO_PEERCRED, which is Linux's.
+const WarmSupported = true
 
 func inodeOf(info fs.FileInfo) string {
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
@@ -46,9 +46,9 @@ func splitLines(data []byte) []string {
 	return out
 }
 
-// peerCred returns the process ID and user ID of the other end of a Unix socket connection, as
+// PeerCred returns the process ID and user ID of the other end of a Unix socket connection, as
 // the kernel recorded them when the connection was made.
-func peerCred(conn net.Conn) (pid, uid int, err error) {
+func PeerCred(conn net.Conn) (pid, uid int, err error) {
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
 		return 0, 0, fmt.Errorf("not a Unix socket connection (%T)", conn)

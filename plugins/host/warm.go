@@ -1,4 +1,4 @@
-package plugins
+package host
 
 import (
 	"bufio"
@@ -24,7 +24,16 @@ const DefaultIdleTimeout = time.Minute
 // can check a peer's user, mutual TLS was not asked for, and the backend is built in or shipped
 // with sdctl (an external plugin keeps go-plugin's lifecycle and AutoMTLS).
 func (h *Host) CanWarm(cand Candidate) bool {
-	return warmSupported && h.IdleTimeout > 0 && !h.BuiltinMTLS && cand.trusted()
+	return WarmSupported && h.IdleTimeout > 0 && !h.BuiltinMTLS && cand.Trusted()
+}
+
+// WarmUsable reports why warm backends cannot be used at all for this user (the runtime
+// directory is not private, say), or nil: CanWarm says whether one backend may be kept warm.
+func (h *Host) WarmUsable() error {
+	if err := privateDir(h.runtimeDir()); err != nil {
+		return fmt.Errorf("%w: %v", ErrWarmUnavailable, err)
+	}
+	return nil
 }
 
 // Attach returns a configured client of a warm backend for cand and section, starting one when
@@ -36,7 +45,7 @@ func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]an
 		return nil, fmt.Errorf("%w: %v", ErrWarmUnavailable, err)
 	}
 	env := warmEnv(os.Environ())
-	key, err := warmKey(cand, h.executable(), section, env)
+	key, err := warmKey(cand, h.Exe(), section, env)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +53,7 @@ func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]an
 	if len(sock) > maxSocketPath {
 		return nil, fmt.Errorf("%w: socket path %s is longer than %d bytes", ErrWarmUnavailable, sock, maxSocketPath)
 	}
-	log := h.logger()
+	log := h.Log()
 
 	c, err := h.dialWarm(ctx, cand, sock, section)
 	if err == nil || !errors.Is(err, errWarmUnusable) {
@@ -52,7 +61,7 @@ func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]an
 	}
 	log.Debug("no usable warm backend", "backend", cand.Name, "reason", err)
 	lockPath := strings.TrimSuffix(sock, warmSockSuffix) + ".lock"
-	lctx, cancel := context.WithTimeout(ctx, h.startTimeout()+killGrace)
+	lctx, cancel := context.WithTimeout(ctx, h.Timeout()+KillGrace)
 	defer cancel()
 	for {
 		lock := flock.New(lockPath, flock.SetPermissions(0o600))
@@ -130,13 +139,13 @@ var errWarmUnusable = errors.New("no usable warm backend")
 
 // dialWarm connects to the warm backend at sock and makes sure it is configured with section.
 func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, section map[string]any) (*Client, error) {
-	conn, pid, err := dialPeer(ctx, sock, h.startTimeout())
+	conn, pid, err := dialPeer(ctx, sock, h.Timeout())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errWarmUnusable, err)
 	}
 	wc := wire.NewClient(conn)
 	gc := wire.NewRemote(wc)
-	c := &Client{Registry: gc, Candidate: cand, Protocol: ProtocolVersion, log: h.logger(), warm: &warmConn{conn: wc, pid: pid, sock: sock}}
+	c := &Client{Registry: gc, Candidate: cand, Protocol: wire.ProtocolVersion, log: h.Log(), warm: &warmConn{conn: wc, pid: pid, sock: sock}}
 	gc.TransportErr = c.transportError
 	raw, err := wire.EncodeSection(section)
 	if err != nil {
@@ -146,7 +155,7 @@ func (h *Host) dialWarm(ctx context.Context, cand Candidate, sock string, sectio
 	// A backend that does not answer Info quickly hangs: it is replaced. Its answer also says
 	// whether it is configured with this section already (the usual case: the section is part
 	// of the socket's name), which spares a Configure call.
-	ictx, cancel := context.WithTimeout(ctx, h.startTimeout())
+	ictx, cancel := context.WithTimeout(ctx, h.Timeout())
 	defer cancel()
 	configured, err := gc.ConfiguredWith(ictx, raw)
 	if err != nil {
@@ -191,7 +200,7 @@ func dialPeer(ctx context.Context, sock string, timeout time.Duration) (net.Conn
 	if err != nil {
 		return nil, 0, err
 	}
-	pid, uid, err := peerCred(conn)
+	pid, uid, err := PeerCred(conn)
 	if err == nil && uid != os.Geteuid() {
 		err = fmt.Errorf("%s is served by user %d, not by this user", sock, uid)
 	}
@@ -207,18 +216,18 @@ func dialPeer(ctx context.Context, sock string, timeout time.Duration) (net.Conn
 func (h *Host) retire(sock string) {
 	if conn, pid, err := dialPeer(context.Background(), sock, 100*time.Millisecond); err == nil {
 		conn.Close()
-		h.logger().Debug("stopping an unusable warm backend", "socket", sock, "pid", pid)
+		h.Log().Debug("stopping an unusable warm backend", "socket", sock, "pid", pid)
 		stopPid(pid)
 	}
 	_ = os.Remove(sock)
 }
 
-// stopPid asks pid to stop (SIGTERM), then kills it if it is still there after killGrace.
+// stopPid asks pid to stop (SIGTERM), then kills it if it is still there after KillGrace.
 func stopPid(pid int) {
 	if pid <= 0 || signalPid(pid, syscall.SIGTERM) != nil {
 		return
 	}
-	deadline := time.Now().Add(killGrace)
+	deadline := time.Now().Add(KillGrace)
 	for alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -242,12 +251,12 @@ func (h *Host) startWarm(cand Candidate, sock string, env []string) error {
 		return err
 	}
 	defer readR.Close()
-	cmd := cand.command()
+	cmd := cand.Command()
 	cmd.Env = append(env,
-		envWarmSocket+"="+sock,
-		envWarmIdle+"="+h.IdleTimeout.String(),
-		envLogLevel+"="+levelName(h.logger().GetLevel()),
-		Handshake.MagicCookieKey+"="+Handshake.MagicCookieValue)
+		EnvWarmSocket+"="+sock,
+		EnvWarmIdle+"="+h.IdleTimeout.String(),
+		EnvLogLevel+"="+LevelName(h.Log().GetLevel()),
+		MagicCookieKey+"="+MagicCookieValue)
 	cmd.Dir, _ = os.Getwd()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.ExtraFiles = []*os.File{readyW}
@@ -258,7 +267,7 @@ func (h *Host) startWarm(cand Candidate, sock string, env []string) error {
 		return fmt.Errorf("backend %q (%s) failed to start: %w", cand.Name, cand.Path, err)
 	}
 	go func() { _ = cmd.Wait() }() // reaps it if it exits while this process lives
-	h.logger().Debug("started a warm backend", "backend", cand.Name, "pid", cmd.Process.Pid, "socket", sock, "log", logPath)
+	h.Log().Debug("started a warm backend", "backend", cand.Name, "pid", cmd.Process.Pid, "socket", sock, "log", logPath)
 
 	line := make(chan string, 1)
 	go func() {
@@ -271,7 +280,7 @@ func (h *Host) startWarm(cand Candidate, sock string, env []string) error {
 			return nil
 		}
 		return fmt.Errorf("backend %q (%s) failed to start%s (log: %s)", cand.Name, cand.Path, lastLogLine(logPath), logPath)
-	case <-time.After(h.startTimeout()):
+	case <-time.After(h.Timeout()):
 		_ = cmd.Process.Kill()
 		return fmt.Errorf("backend %q (%s) failed to start: it did not listen in time (see --plugin-timeout; log: %s)", cand.Name, cand.Path, logPath)
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package plugins
+package host
 
 import (
 	"io/fs"
@@ -8,8 +8,8 @@ import (
 	"syscall"
 )
 
-// ownedBySelf reports whether the file belongs to this process's effective user.
-func ownedBySelf(info fs.FileInfo) bool {
+// OwnedBySelf reports whether the file belongs to this process's effective user.
+func OwnedBySelf(info fs.FileInfo) bool {
 	st, ok := info.Sys().(*syscall.Stat_t)
 	return ok && int(st.Uid) == os.Geteuid()
 }

@@ -1,4 +1,4 @@
-package plugins
+package host
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
@@ -28,7 +27,7 @@ const DefaultStartTimeout = 5 * time.Second
 // Host finds, starts and configures backend plugins.
 type Host struct {
 	// Builtins are served by re-running Executable as `backend serve NAME`.
-	Builtins []Backend
+	Builtins []wire.Backend
 	// Bundled are the backends shipped with sdctl as their own executables, found only in the
 	// directory of Executable.
 	Bundled []BundledBackend
@@ -93,7 +92,7 @@ type Candidate struct {
 // List returns the built-in backends, then the bundled ones, then the external ones found in
 // Dirs.
 func (h *Host) List() []Candidate {
-	exe := h.executable()
+	exe := h.Exe()
 	seen := map[string]string{}
 	bundledAt := map[string]bool{}
 	var out []Candidate
@@ -188,114 +187,60 @@ func (h *Host) Find(name string) (Candidate, error) {
 	return Candidate{}, registry.Invalidf("backend", "unknown backend %q (available: %s; %s)", name, strings.Join(known, ", "), where)
 }
 
-// Client is a running backend plugin. It implements registry.Registry; Close stops the process.
+// Client is a running backend plugin. It implements registry.Registry; Close detaches from a
+// warm backend, or stops a backend started for this client.
 type Client struct {
 	registry.Registry
 	Candidate Candidate
 	// Protocol is the negotiated plugin protocol version.
 	Protocol int
 
-	plugin  *plugin.Client
-	cmd     *exec.Cmd
-	sockDir *socketDir
-	log     hclog.Logger
-	stderr  *lastLine
-	// warm is set when the client is attached to a warm backend: plugin and cmd are nil then.
+	log hclog.Logger
+	// warm is set when the client is attached to a warm backend, proc when it started the
+	// backend for itself.
 	warm *warmConn
+	proc Process
 }
 
-// Start launches the backend called name and completes the handshake, without configuring it.
-// Call Info and then Configure on the result.
-func (h *Host) Start(name string) (*Client, error) {
-	cand, err := h.Find(name)
-	if err != nil {
-		return nil, err
-	}
-	return h.StartCandidate(cand)
+// Process is a backend process started for one client, by go-plugin (package plugins): the
+// host package itself only reattaches to and starts warm backends.
+type Process interface {
+	Pid() int
+	// Exited reports whether the process has ended (crashed, killed, or stopped).
+	Exited() bool
+	// Stop ends the process, gracefully, then by force.
+	Stop() error
 }
 
-// StartCandidate launches a backend found by List.
-func (h *Host) StartCandidate(cand Candidate) (*Client, error) {
-	log := h.Logger
+// NewClient returns the client of a backend process started for it, whose calls go through
+// remote.
+func NewClient(cand Candidate, protocol int, remote *wire.Remote, proc Process, log hclog.Logger) *Client {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	if cand.Missing {
-		return nil, fmt.Errorf("backend %q: %w: %s is missing", cand.Name, ErrBundledMissing, cand.Path)
-	}
-	cmd := cand.command()
-	sockDir, err := newSocketDir(log)
-	if err != nil {
-		return nil, fmt.Errorf("backend %q: create socket directory: %w", cand.Name, err)
-	}
-	// The socket lives in a directory only this user can enter (MkdirTemp uses 0700), which is
-	// what keeps other users away from a built-in backend that runs without mTLS.
-	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir.path, envLogLevel+"="+levelName(log.GetLevel()))
-	setParentDeathSignal(cmd)
-
-	timeout := h.StartTimeout
-	if timeout <= 0 {
-		timeout = DefaultStartTimeout
-	}
-	startLog := newStartLogger(log)
-	stderr := &lastLine{}
-	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: versionedPlugins(Backend{}, nil, nil),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         !cand.trusted() || h.BuiltinMTLS,
-		StartTimeout:     timeout,
-		Logger:           startLog,
-		Stderr:           stderr,
-		SyncStdout:       os.Stderr, // a plugin's stray prints must never reach sdctl's stdout
-		SyncStderr:       os.Stderr,
-		GRPCDialOptions:  grpcDialOptions,
-	})
-	c := &Client{Candidate: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log, stderr: stderr}
-	rpc, err := pc.Client()
-	if err != nil {
-		c.abort()
-		return nil, c.startError(err)
-	}
-	raw, err := rpc.Dispense(pluginKey)
-	if err != nil {
-		c.abort()
-		return nil, c.startError(err)
-	}
-	gc, ok := raw.(*wire.Remote)
-	if !ok {
-		c.abort()
-		return nil, fmt.Errorf("backend %q: plugin returned an unexpected client type %T", cand.Name, raw)
-	}
-	gc.TransportErr = c.transportError
-	c.Registry = gc
-	c.Protocol = pc.NegotiatedVersion()
-	startLog.started()
-	return c, nil
+	c := &Client{Registry: remote, Candidate: cand, Protocol: protocol, proc: proc, log: log}
+	remote.TransportErr = c.transportError
+	return c
 }
 
-// command is how the backend is run: sdctl re-runs itself for a built-in one.
-func (c Candidate) command() *exec.Cmd {
+// Command is how the backend is run: sdctl re-runs itself for a built-in one.
+func (c Candidate) Command() *exec.Cmd {
 	if c.Builtin {
 		return exec.Command(c.Path, "backend", "serve", c.Name)
 	}
 	return exec.Command(c.Path)
 }
 
-// trusted reports whether the backend ships with sdctl (built in or bundled beside it), so it
+// Trusted reports whether the backend ships with sdctl (built in or bundled beside it), so it
 // runs without mutual TLS (its socket is private to the user) and may be kept warm.
-func (c Candidate) trusted() bool { return (c.Builtin || c.Bundled) && !c.Missing }
+func (c Candidate) Trusted() bool { return (c.Builtin || c.Bundled) && !c.Missing }
 
 // Pid is the plugin's process ID.
 func (c *Client) Pid() int {
 	if c.warm != nil {
 		return c.warm.pid
 	}
-	if c.cmd.Process == nil {
-		return 0
-	}
-	return c.cmd.Process.Pid
+	return c.proc.Pid()
 }
 
 // Exited reports whether the plugin process has ended (crashed, killed, or closed).
@@ -303,7 +248,7 @@ func (c *Client) Exited() bool {
 	if c.warm != nil {
 		return !alive(c.warm.pid)
 	}
-	return c.plugin.Exited()
+	return c.proc.Exited()
 }
 
 // Warm reports whether the client is attached to a warm backend, which outlives it.
@@ -328,48 +273,17 @@ func (c *Client) Configure(ctx context.Context, section map[string]any) error {
 	return c.Registry.(*wire.Remote).Configure(ctx, section)
 }
 
-// Close stops the plugin process (gracefully, then by force) and removes its socket directory.
-// A warm backend is only detached from: it stays for the next command.
+// Close stops a backend started for this client. A warm backend is only detached from: it
+// stays for the next command.
 func (c *Client) Close() error {
 	if c.warm != nil {
 		return c.warm.conn.Close()
 	}
-	done := make(chan struct{})
-	go func() {
-		c.plugin.Kill()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(killGrace):
-		// go-plugin waits for the plugin's stdout and stderr to close; a child the plugin
-		// started can hold them open. The plugin leads its own process group: end all of it.
-		c.killGroup()
-		<-done
-	}
-	if rss, ok := maxRSS(c.cmd); ok {
-		c.log.Debug("backend plugin stopped", "backend", c.Candidate.Name, "max_rss_kib", rss)
-	}
-	return c.sockDir.remove()
+	return c.proc.Stop()
 }
 
-// abort stops a plugin that failed to start: there is nothing to shut down gracefully.
-func (c *Client) abort() {
-	c.killGroup()
-	c.Close()
-}
-
-// killGroup kills the plugin's process group while the plugin is not yet reaped (so its PID,
-// which names the group, cannot have been reused).
-func (c *Client) killGroup() {
-	if !c.plugin.Exited() {
-		killProcessGroup(c.cmd)
-	}
-}
-
-// killGrace is how long Close waits for go-plugin's own shutdown (which allows 2s for a
-// graceful exit) before killing the plugin's process group.
-const killGrace = 3 * time.Second
+// KillGrace is how long a backend has to stop by itself before it is killed.
+const KillGrace = 3 * time.Second
 
 // transportError explains an error the backend did not produce: usually its process died.
 func (c *Client) transportError(err error) error {
@@ -377,10 +291,10 @@ func (c *Client) transportError(err error) error {
 		return fmt.Errorf("backend %q: warm backend (pid %d) connection failed: %w", c.Candidate.Name, c.warm.pid, err)
 	}
 	deadline := time.Now().Add(300 * time.Millisecond)
-	for !c.plugin.Exited() && time.Now().Before(deadline) {
+	for !c.proc.Exited() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if c.plugin.Exited() {
+	if c.proc.Exited() {
 		return fmt.Errorf("backend %q (%s) exited unexpectedly; its last log lines are above: %w",
 			c.Candidate.Name, c.Candidate.Path, ErrPluginExited)
 	}
@@ -394,14 +308,16 @@ var ErrBundledMissing = errors.New("bundled backend not installed")
 // ErrPluginExited is returned when a backend process dies during a call.
 var ErrPluginExited = errors.New("plugin process exited")
 
-func levelName(l hclog.Level) string {
+// LevelName is how a log level is passed to a backend (EnvLogLevel).
+func LevelName(l hclog.Level) string {
 	if l == hclog.Off {
 		return "off"
 	}
 	return strings.ToLower(l.String())
 }
 
-func (h *Host) executable() string {
+// Exe is the sdctl binary of the host: Executable, else os.Executable().
+func (h *Host) Exe() string {
 	if h.Executable != "" {
 		return h.Executable
 	}
@@ -412,14 +328,16 @@ func (h *Host) executable() string {
 	return exe
 }
 
-func (h *Host) logger() hclog.Logger {
+// Log is the host's logger (a null one when unset).
+func (h *Host) Log() hclog.Logger {
 	if h.Logger == nil {
 		return hclog.NewNullLogger()
 	}
 	return h.Logger
 }
 
-func (h *Host) startTimeout() time.Duration {
+// Timeout bounds a backend's start: StartTimeout, else DefaultStartTimeout.
+func (h *Host) Timeout() time.Duration {
 	if h.StartTimeout <= 0 {
 		return DefaultStartTimeout
 	}

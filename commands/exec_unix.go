@@ -12,5 +12,5 @@ import (
 // on failure.
 func replaceProcess(path, argv0 string, args []string) error {
 	err := syscall.Exec(path, append([]string{argv0}, args...), os.Environ())
-	return fmt.Errorf("watch: run %s: %w", path, err)
+	return fmt.Errorf("run %s: %w", path, err)
 }

@@ -1,4 +1,4 @@
-package plugins
+package host
 
 import (
 	"crypto/sha256"
@@ -11,16 +11,29 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sdctl/sdctl/plugins/wire"
 )
 
 // Environment variables of a warm backend process, set by the host that starts it.
 const (
-	// envWarmSocket is the path of the Unix socket a warm backend listens on. Its presence
+	// EnvWarmSocket is the path of the Unix socket a warm backend listens on. Its presence
 	// switches Serve from the go-plugin handshake to warm mode.
-	envWarmSocket = "SDCTL_PLUGIN_WARM_SOCKET"
-	// envWarmIdle is the idle timeout after which a warm backend exits.
-	envWarmIdle = "SDCTL_PLUGIN_WARM_IDLE"
+	EnvWarmSocket = "SDCTL_PLUGIN_WARM_SOCKET"
+	// EnvWarmIdle is the idle timeout after which a warm backend exits.
+	EnvWarmIdle = "SDCTL_PLUGIN_WARM_IDLE"
+	// EnvLogLevel carries the host's --log-level to every backend process.
+	EnvLogLevel = "SDCTL_PLUGIN_LOG_LEVEL"
+	// MagicCookieKey and MagicCookieValue are go-plugin's handshake cookie, shared by sdctl
+	// and every backend (plugins.Handshake). It only keeps people from running a backend by
+	// hand by mistake; it is not a security measure.
+	MagicCookieKey   = "SDCTL_PLUGIN_MAGIC_COOKIE"
+	MagicCookieValue = "5d0c7a1e2f3b4c6d8e9f00112233445566778899aabbccddeeff0a1b2c3d4e5f"
 )
+
+// WarmReadyFD is the file descriptor (the first of ExtraFiles) on which a warm backend tells
+// the host that it listens, with the line "ready".
+const WarmReadyFD = 3
 
 // warmSockSuffix ends the name of a warm backend's socket: NAME-KEY.sock.
 const warmSockSuffix = ".sock"
@@ -52,7 +65,7 @@ func privateDir(dir string) error {
 	switch {
 	case !info.IsDir():
 		return fmt.Errorf("%s is not a directory", dir)
-	case !ownedBySelf(info):
+	case !OwnedBySelf(info):
 		return fmt.Errorf("%s belongs to another user", dir)
 	case info.Mode().Perm()&0o077 != 0:
 		return fmt.Errorf("%s is accessible to other users (mode %04o; want 0700)", dir, info.Mode().Perm())
@@ -74,7 +87,7 @@ func warmEnv(environ []string) []string {
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if name == envWarmSocket || name == envWarmIdle || name == envLogLevel {
+		if name == EnvWarmSocket || name == EnvWarmIdle || name == EnvLogLevel {
 			continue
 		}
 		for _, n := range warmEnvNames {
@@ -88,8 +101,8 @@ func warmEnv(environ []string) []string {
 	return out
 }
 
-// fileIdentity names one version of a file: replacing the file changes it.
-func fileIdentity(path string) string {
+// FileIdentity names one version of a file: replacing the file changes it.
+func FileIdentity(path string) string {
 	info, err := os.Stat(path)
 	if err != nil {
 		return "missing"
@@ -110,8 +123,8 @@ func warmKey(cand Candidate, hostExe string, section map[string]any, env []strin
 	cwd, _ := os.Getwd()
 	h := sha256.New()
 	for _, part := range []string{
-		"sdctl-warm-1", strconv.Itoa(os.Geteuid()), strconv.Itoa(ProtocolVersion), strconv.Itoa(ProtocolMinor),
-		cand.Name, cand.Path, fileIdentity(cand.Path), hostExe, fileIdentity(hostExe),
+		"sdctl-warm-1", strconv.Itoa(os.Geteuid()), strconv.Itoa(wire.ProtocolVersion), strconv.Itoa(wire.ProtocolMinor),
+		cand.Name, cand.Path, FileIdentity(cand.Path), hostExe, FileIdentity(hostExe),
 		string(cfg), cwd, currentUmask(), strings.Join(env, "\x00"),
 	} {
 		h.Write([]byte(part))

@@ -22,7 +22,7 @@ func replaceProcess(path, argv0 string, args []string) error {
 		return exitStatus(ee.ExitCode())
 	}
 	if err != nil {
-		return fmt.Errorf("watch: run %s: %w", path, err)
+		return fmt.Errorf("run %s: %w", path, err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
@@ -214,6 +215,11 @@ func (f *Factory) candidate() (*host.Host, host.Candidate, error) {
 // startBackend starts cand for this command only, with go-plugin (see StartBackend).
 func (f *Factory) startBackend(h *host.Host, cand host.Candidate) (*host.Client, error) {
 	if f.StartBackend == nil {
+		// Shell completion asks the backend for names without a command's hooks: hand it over
+		// here (it reads nothing from stdin).
+		if len(f.args) > 0 && (f.args[0] == cobra.ShellCompRequestCmd || f.args[0] == cobra.ShellCompNoDescRequestCmd) {
+			return nil, execCompanion(f.Executable, PluginHostCommand, "this command's backend", f.args)
+		}
 		return nil, fmt.Errorf("backend %q: this program keeps backends warm only; %s starts the others", cand.Name, PluginHostCommand)
 	}
 	return f.StartBackend(h, cand)

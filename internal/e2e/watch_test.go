@@ -410,13 +410,14 @@ func TestWatchNeedsItsProgram(t *testing.T) {
 	}
 }
 
-// TestWatchFromARenamedSdctl: sdctl-watch serves the built-in backend with the sdctl that ran
+// TestWatchFromARenamedSdctl: sdctl-watch starts the built-in backend with the sdctl that ran
 // it, whatever its name, not with a file called sdctl beside it.
 func TestWatchFromARenamedSdctl(t *testing.T) {
 	w := newWatchEnv(t)
 	sdctl, _ := binaries(t)
 	dir := t.TempDir()
-	for src, dst := range map[string]string{sdctl: "my-sdctl", filepath.Join(filepath.Dir(sdctl), "sdctl-watch"): "sdctl-watch"} {
+	for src, dst := range map[string]string{sdctl: "my-sdctl", filepath.Join(filepath.Dir(sdctl), "sdctl-watch"): "sdctl-watch",
+		filepath.Join(filepath.Dir(sdctl), "sdctl-plugin-host"): "sdctl-plugin-host"} {
 		data, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
@@ -440,4 +441,49 @@ func TestWatchFromARenamedSdctl(t *testing.T) {
 		return nil
 	})
 	p.terminate(t)
+}
+
+// TestPluginHostNeeded: sdctl hands what needs go-plugin to sdctl-plugin-host beside it. An
+// sdctl copied alone says which file is missing and how to install it (exit 1, one line), for
+// a command with an external backend, one that starts its backend per command, and one whose
+// warm built-in backend cannot start; and never takes an sdctl-plugin-host from PATH.
+func TestPluginHostNeeded(t *testing.T) {
+	sdctl, _ := binaries(t)
+	alone := filepath.Join(t.TempDir(), "sdctl")
+	data, err := os.ReadFile(sdctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	env := cleanEnv(home, filepath.Dir(sdctl)) // PATH holds the real sdctl-plugin-host and memory backend
+	env = withEnv(env, "SDCTL_PLUGIN_PATH="+filepath.Dir(sdctl), "SDCTL_FILE_PATH="+filepath.Join(home, "registry.json"))
+	missing := filepath.Join(filepath.Dir(alone), "sdctl-plugin-host") + " is missing"
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{env, []string{"--backend", "memory", "catalog"}},
+		{env, []string{"register", "web", "127.0.0.1:80"}},
+		{env, []string{"backend", "list"}},
+		{withEnv(env, "SDCTL_PLUGIN_IDLE_TIMEOUT=1m", "XDG_RUNTIME_DIR="+t.TempDir()), []string{"resolve", "web"}},
+	} {
+		cmd := exec.Command(alone, tc.args...)
+		cmd.Env = tc.env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		code := exitOf(cmd.Run())
+		if code != 1 || !strings.Contains(stderr.String(), missing) || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("sdctl %s without sdctl-plugin-host beside it: exit %d, stderr %q; want exit 1 and one line with %q",
+				strings.Join(tc.args, " "), code, stderr.String(), missing)
+		}
+	}
+	// With it, the same commands work, and nothing was registered by the failed ones.
+	cmd := exec.Command(sdctl, "catalog")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("catalog after the failed commands: %v: %q, want an empty registry", err, out)
+	}
 }

@@ -375,6 +375,10 @@ func (r *report) writeTargets(b *bytes.Buffer) {
 			targetConcurrent, targetConcurrent, errs, runs, bad, passFail(bad == 0))
 	}
 	r.warmFileTargets(w)
+	if res := r.inits; res != nil && len(res.total) > 0 {
+		p50 := summarize(res.total).p50
+		w("| package initialisation of the host (`sdctl version`), p50 ≤ %s | %s (%d packages) | %s |\n", ms(targetInit), ms(p50), res.packages, passFail(p50 <= targetInit))
+	}
 	r.consul.targets(w)
 	r.etcd.targets(w)
 	r.docker.targets(w)

@@ -12,9 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sdctl/sdctl/internal/harness"
 )
+
+// targetInit bounds the package initialisation of the host that runs `resolve`.
+const targetInit = 1500 * time.Microsecond
 
 // Targets for the warm file backend, in multiples of a Go hello-world's p50.
 const (
@@ -214,9 +218,10 @@ type linkStep struct {
 var linkLadder = []linkStep{
 	{"hello-world", nil},
 	{"+ cobra, viper (the CLI and its configuration)", []string{"github.com/spf13/cobra", "github.com/spf13/viper"}},
-	{"+ gRPC and sdctl's protocol (to talk to a backend)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto"}},
-	{"+ go-plugin (to start backends)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto", "github.com/hashicorp/go-plugin"}},
-	{"+ the Docker client (what sdctl-watch adds)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto", "github.com/hashicorp/go-plugin", "github.com/docker/docker/client"}},
+	{"+ sdctl's protocol without gRPC (plugins/host: what sdctl links to reach warm backends)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "github.com/sdctl/sdctl/plugins/host"}},
+	{"+ gRPC and sdctl's gRPC service (what sdctl-plugin-host adds)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto/rpc"}},
+	{"+ go-plugin (to start backends)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto/rpc", "github.com/hashicorp/go-plugin"}},
+	{"+ the Docker client (what sdctl-watch adds)", []string{"github.com/spf13/cobra", "github.com/spf13/viper", "google.golang.org/grpc", "github.com/sdctl/sdctl/plugins/proto/rpc", "github.com/hashicorp/go-plugin", "github.com/docker/docker/client"}},
 }
 
 // measureLinkCost builds the link-cost ladder inside sdctl's module (through a build overlay, so

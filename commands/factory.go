@@ -136,6 +136,9 @@ func (f *Factory) Host() (*host.Host, error) {
 		BuiltinMTLS:  cfg.PluginMTLS(),
 		IdleTimeout:  cfg.PluginIdleTimeout(),
 		LogDir:       warmLogDir(),
+		// Built-in backends are served by the plugin host: run it directly rather than
+		// through sdctl's hand-over.
+		BuiltinServer: CompanionPath(f.Executable, PluginHostCommand),
 	}, nil
 }
 

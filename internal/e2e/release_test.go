@@ -43,7 +43,15 @@ func TestReleaseSnapshot(t *testing.T) {
 		}
 		return string(out)
 	}
-	goreleaser := strings.TrimSpace(sh(root, filepath.Join(root, "scripts", "goreleaser-bin.sh")))
+	// The script prints the binary's path on stdout, and its progress (a first build takes
+	// minutes) on stderr.
+	find := exec.CommandContext(ctx, filepath.Join(root, "scripts", "goreleaser-bin.sh"))
+	find.Dir, find.Stderr = root, os.Stderr
+	path, err := find.Output()
+	if err != nil {
+		t.Fatalf("scripts/goreleaser-bin.sh: %v", err)
+	}
+	goreleaser := strings.TrimSpace(string(path))
 
 	// The tree as git sees it (tracked and new files, nothing ignored), committed in a new
 	// repository: goreleaser reads the version and commit from git.

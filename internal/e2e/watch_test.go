@@ -379,15 +379,7 @@ func httpGetBody(url string) (string, error) {
 // copied alone still checks the command line (exit 2), then fails with exit 1 naming the
 // missing file and how to install it, and never looks for sdctl-watch on PATH.
 func TestWatchNeedsItsProgram(t *testing.T) {
-	sdctl, _ := binaries(t)
-	alone := filepath.Join(t.TempDir(), "sdctl")
-	data, err := os.ReadFile(sdctl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(alone, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sdctl, alone := sdctlAlone(t)
 	env := cleanEnv(t.TempDir(), filepath.Dir(sdctl)) // PATH holds the real sdctl-watch
 	for _, tc := range []struct {
 		args []string
@@ -448,15 +440,7 @@ func TestWatchFromARenamedSdctl(t *testing.T) {
 // a command with an external backend, one that starts its backend per command, and one whose
 // warm built-in backend cannot start; and never takes an sdctl-plugin-host from PATH.
 func TestPluginHostNeeded(t *testing.T) {
-	sdctl, _ := binaries(t)
-	alone := filepath.Join(t.TempDir(), "sdctl")
-	data, err := os.ReadFile(sdctl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(alone, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sdctl, alone := sdctlAlone(t)
 	home := t.TempDir()
 	env := cleanEnv(home, filepath.Dir(sdctl)) // PATH holds the real sdctl-plugin-host and memory backend
 	env = withEnv(env, "SDCTL_PLUGIN_PATH="+filepath.Dir(sdctl), "SDCTL_FILE_PATH="+filepath.Join(home, "registry.json"))
@@ -486,4 +470,19 @@ func TestPluginHostNeeded(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("catalog after the failed commands: %v: %q, want an empty registry", err, out)
 	}
+}
+
+// sdctlAlone returns the built sdctl and a copy of it in a directory of its own, without the
+// programs that ship beside it.
+func sdctlAlone(t *testing.T) (sdctl, alone string) {
+	sdctl, _ = binaries(t)
+	alone = filepath.Join(t.TempDir(), "sdctl")
+	data, err := os.ReadFile(sdctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return sdctl, alone
 }

@@ -48,6 +48,11 @@ type Host struct {
 	IdleTimeout time.Duration
 	// RuntimeDir holds warm backends' sockets; empty means DefaultRuntimeDir().
 	RuntimeDir string
+	// BuiltinServer is the program that serves the built-in backends, when it is not
+	// Executable (which then hands `backend serve NAME` to it): sdctl passes the
+	// sdctl-plugin-host beside it, so that starting a built-in backend costs one process start.
+	// It is used only when it is there.
+	BuiltinServer string
 	// LogDir receives warm backends' logs (sdctl passes $XDG_STATE_HOME/sdctl); empty means
 	// a "log" directory in RuntimeDir.
 	LogDir string
@@ -87,6 +92,10 @@ type Candidate struct {
 	// ShadowedBy is set on an external backend whose name a built-in (or an earlier directory)
 	// already claims: it is listed but never started.
 	ShadowedBy string `json:"shadowed_by,omitempty"`
+
+	// server is the program that serves a built-in backend (`backend serve NAME`), when it is
+	// not Path itself (see Host.BuiltinServer).
+	server string
 }
 
 // List returns the built-in backends, then the bundled ones, then the external ones found in
@@ -97,7 +106,7 @@ func (h *Host) List() []Candidate {
 	bundledAt := map[string]bool{}
 	var out []Candidate
 	for _, b := range h.Builtins {
-		out = append(out, Candidate{Name: b.Name, Path: exe, Builtin: true})
+		out = append(out, Candidate{Name: b.Name, Path: exe, Builtin: true, server: h.builtinServer(exe)})
 		seen[b.Name] = "built-in"
 	}
 	for _, b := range h.Bundled {
@@ -142,6 +151,14 @@ func (h *Host) List() []Candidate {
 		}
 	}
 	return out
+}
+
+// builtinServer is BuiltinServer when it can be run, else "" (Executable serves or hands over).
+func (h *Host) builtinServer(exe string) string {
+	if h.BuiltinServer == "" || h.BuiltinServer == exe || !isExecutable(h.BuiltinServer) {
+		return ""
+	}
+	return h.BuiltinServer
 }
 
 // isExecutable reports whether path is a regular file someone may execute.
@@ -226,7 +243,11 @@ func NewClient(cand Candidate, protocol int, remote *wire.Remote, proc Process, 
 // Command is how the backend is run: sdctl re-runs itself for a built-in one.
 func (c Candidate) Command() *exec.Cmd {
 	if c.Builtin {
-		return exec.Command(c.Path, "backend", "serve", c.Name)
+		server := c.server
+		if server == "" {
+			server = c.Path
+		}
+		return exec.Command(server, "backend", "serve", c.Name)
 	}
 	return exec.Command(c.Path)
 }

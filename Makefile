@@ -56,7 +56,7 @@ vet:
 	$(GO) vet ./...
 
 proto: ## regenerate plugins/proto from registry.proto with the pinned generators
-	$(GO) -C tools/proto build -o $(abspath $(BIN))/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	$(GO) -C tools/proto build -o $(abspath $(BIN))/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto
 	cd plugins/proto && PATH="$(abspath $(BIN)):$$PATH" buf generate
 
 bench: build ## benchmarks; results go in docs/benchmarks.md

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	pb "github.com/sdctl/sdctl/plugins/proto"
 )
 
@@ -105,7 +103,7 @@ func (c *Client) stopped() error {
 }
 
 // start sends the request of a new call.
-func (c *Client) start(ctx context.Context, method byte, req proto.Message) (uint32, *pending, error) {
+func (c *Client) start(ctx context.Context, method byte, req message) (uint32, *pending, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
@@ -124,11 +122,11 @@ func (c *Client) start(ctx context.Context, method byte, req proto.Message) (uin
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(deadline).Nanoseconds(), 1)
 	}
-	size := proto.Size(req)
+	size := req.SizeVT()
 	buf := appendHeader(make([]byte, 0, headerLen+9+size), id, kindRequest, 9+size)
 	buf = append(buf, method)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(timeout))
-	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, req)
+	buf, err := appendMessage(buf, req, size)
 	if err == nil {
 		err = c.write(buf)
 	}
@@ -182,7 +180,7 @@ func (c *Client) next(ctx context.Context, id uint32, p *pending) (frame, error)
 }
 
 // unary makes one call with one answer.
-func (c *Client) unary(ctx context.Context, method byte, req, resp proto.Message) error {
+func (c *Client) unary(ctx context.Context, method byte, req, resp message) error {
 	id, p, err := c.start(ctx, method, req)
 	if err != nil {
 		return err
@@ -194,7 +192,7 @@ func (c *Client) unary(ctx context.Context, method byte, req, resp proto.Message
 	}
 	switch f.kind {
 	case kindReply:
-		if err := proto.Unmarshal(f.body, resp); err != nil {
+		if err := resp.UnmarshalVT(f.body); err != nil {
 			return &TransportError{Err: err}
 		}
 		return nil
@@ -220,7 +218,7 @@ func (c *Client) Watch(ctx context.Context, req *pb.WatchRequest, send func(*pb.
 		switch f.kind {
 		case kindEvent:
 			ev := &pb.WatchEvent{}
-			if err := proto.Unmarshal(f.body, ev); err != nil {
+			if err := ev.UnmarshalVT(f.body); err != nil {
 				c.cancel(id)
 				return &TransportError{Err: err}
 			}

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	pb "github.com/sdctl/sdctl/plugins/proto"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -96,7 +94,7 @@ func (s *serverConn) loop() error {
 
 // handle runs one call and writes its answer.
 func (s *serverConn) handle(ctx context.Context, id uint32, method byte, body []byte) {
-	var resp proto.Message
+	var resp message
 	var err error
 	switch method {
 	case methodInfo:
@@ -119,7 +117,7 @@ func (s *serverConn) handle(ctx context.Context, id uint32, method byte, body []
 		resp, err = unary(ctx, body, s.api.ClusterStatus)
 	case methodWatch:
 		req := &pb.WatchRequest{}
-		if err = proto.Unmarshal(body, req); err == nil {
+		if err = req.UnmarshalVT(body); err == nil {
 			err = s.api.Watch(ctx, req, func(ev *pb.WatchEvent) error {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -144,24 +142,24 @@ func (s *serverConn) handle(ctx context.Context, id uint32, method byte, body []
 // unary decodes a request of type Req and calls fn with it.
 func unary[Req any, PReq interface {
 	*Req
-	proto.Message
-}, Resp proto.Message](ctx context.Context, body []byte, fn func(context.Context, PReq) (Resp, error)) (proto.Message, error) {
+	message
+}, Resp message](ctx context.Context, body []byte, fn func(context.Context, PReq) (Resp, error)) (message, error) {
 	req := PReq(new(Req))
-	if err := proto.Unmarshal(body, req); err != nil {
+	if err := req.UnmarshalVT(body); err != nil {
 		return nil, fmt.Errorf("%w: request: %v", registry.ErrInvalid, err)
 	}
 	return fn(ctx, req)
 }
 
-func (s *serverConn) send(id uint32, kind byte, m proto.Message) error {
-	size := proto.Size(m)
+func (s *serverConn) send(id uint32, kind byte, m message) error {
+	size := m.SizeVT()
 	if headerLen-4+size > MaxFrame {
 		err := fmt.Errorf("answer too large: %d bytes, more than %d", size, MaxFrame)
 		_ = s.writeFrame(id, kindError, encodeError(err))
 		return err
 	}
 	buf := appendHeader(make([]byte, 0, headerLen+size), id, kind, size)
-	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, m)
+	buf, err := appendMessage(buf, m, size)
 	if err != nil {
 		return err
 	}

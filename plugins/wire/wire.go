@@ -45,6 +45,27 @@ type API interface {
 	ClusterStatus(context.Context, *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error)
 }
 
+// message is a protocol message with the methods protoc-gen-go-vtproto generates for it
+// (plugins/proto/registry_vtproto.pb.go): encoding and decoding without reflection, and without
+// the setup the protobuf runtime does for each message type on its first use, which a short
+// command would pay for every call.
+type message interface {
+	SizeVT() int
+	MarshalToSizedBufferVT([]byte) (int, error)
+	UnmarshalVT([]byte) error
+}
+
+// appendMessage appends m's encoding, of m.SizeVT() bytes, to b.
+func appendMessage(b []byte, m message, size int) ([]byte, error) {
+	start := len(b)
+	b = append(b, make([]byte, size)...)
+	n, err := m.MarshalToSizedBufferVT(b[start:])
+	if err == nil && n != size {
+		err = fmt.Errorf("encoded %d bytes of %d", n, size)
+	}
+	return b, err
+}
+
 // Frame kinds.
 const (
 	kindRequest byte = 1 + iota // method, timeout, message

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	pb "github.com/sdctl/sdctl/plugins/proto"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -355,5 +357,41 @@ func TestServeEndsWhenTheClientCloses(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after the client closed")
+	}
+}
+
+// The framed protocol encodes with the generated vtproto methods, the gRPC path with the
+// protobuf runtime: both must read what the other wrote.
+func TestGeneratedCodecMatchesTheRuntime(t *testing.T) {
+	pick := uint64(7)
+	msgs := []message{
+		&pb.InstancesResponse{Instances: []*pb.Instance{{
+			Id: "web-1", Name: "web", Address: "10.0.0.1", Port: 8080, Tags: []string{"a", "b"},
+			Meta: map[string]string{"k": "v", "z": ""}, Weight: 3, Drain: true, TtlNs: 5e9, Health: "passing",
+			Node: "n1", ExpiresUnixNs: 1700000000000000000,
+			Checks: []*pb.Check{{Kind: "http", Target: "http://10.0.0.1:8080/health", IntervalNs: 1e9, TimeoutNs: 2e8}},
+		}, {Id: "web-2"}}},
+		&pb.InstancesRequest{Name: "web", Tags: []string{"x"}, HealthyOnly: true, IncludeWarning: true, Pick: &pick},
+		&pb.InfoResponse{Name: "file", Version: "v1", ProtocolMinor: 1, Configured: true},
+		&pb.WatchEvent{Index: 42, Instances: []*pb.Instance{{Id: "a", Port: 1}}},
+	}
+	for _, m := range msgs {
+		buf, err := appendMessage(nil, m, m.SizeVT())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm := m.(proto.Message)
+		back := pm.ProtoReflect().New().Interface()
+		if err := proto.Unmarshal(buf, back); err != nil || !proto.Equal(pm, back) {
+			t.Errorf("%T: the runtime read %v (%v) from the generated encoding", m, back, err)
+		}
+		std, err := proto.Marshal(pm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := pm.ProtoReflect().New().Interface()
+		if err := again.(message).UnmarshalVT(std); err != nil || !proto.Equal(pm, again) {
+			t.Errorf("%T: the generated decoder read %v (%v) from the runtime's encoding", m, again, err)
+		}
 	}
 }

@@ -1,4 +1,5 @@
-// The protobuf generators `make proto` runs: buf, protoc-gen-go and protoc-gen-go-grpc, built at
+// The protobuf generators `make proto` runs: buf, protoc-gen-go, protoc-gen-go-grpc and
+// protoc-gen-go-vtproto, built at
 // the versions required below. A module of its own, so that their dependencies stay out of
 // sdctl's build.
 // Change a version with: go get -tool MODULE@VERSION && go mod tidy
@@ -8,6 +9,7 @@ go 1.26.7
 
 tool (
 	github.com/bufbuild/buf/cmd/buf
+	github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	google.golang.org/protobuf/cmd/protoc-gen-go
 )
@@ -64,6 +66,7 @@ require (
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/petermattis/goid v0.0.0-20260918085751-abfca077860b // indirect
+	github.com/planetscale/vtprotobuf v0.6.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.64.0 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect

@@ -165,6 +165,9 @@ func TestCrashSafety(t *testing.T) {
 		var cmds []*exec.Cmd
 		var mu sync.Mutex
 		var readers sync.WaitGroup
+		// Each writer's first acknowledgement: the kill comes at a random moment after every
+		// writer is writing, however long a loaded machine takes to start them.
+		first := make(chan struct{}, 3)
 		for w := range 3 {
 			cmd := roleCommand(t, "writer", "WRITER_PATH="+path, "WRITER_COUNT=0", fmt.Sprintf("WRITER_PREFIX=r%02dw%d", round, w))
 			stdout, err := cmd.StdoutPipe()
@@ -177,7 +180,7 @@ func TestCrashSafety(t *testing.T) {
 			cmds = append(cmds, cmd)
 			readers.Go(func() {
 				r := bufio.NewReader(stdout)
-				for {
+				for n := 0; ; n++ {
 					line, err := r.ReadString('\n')
 					if err != nil {
 						return // a line cut short by the kill was not acknowledged
@@ -185,8 +188,22 @@ func TestCrashSafety(t *testing.T) {
 					mu.Lock()
 					acked[strings.TrimSpace(line)] = true
 					mu.Unlock()
+					if n == 0 {
+						first <- struct{}{}
+					}
 				}
 			})
+		}
+		for range cmds {
+			select {
+			case <-first:
+			case <-time.After(time.Minute):
+				for _, cmd := range cmds {
+					_ = cmd.Process.Kill()
+					_ = cmd.Wait()
+				}
+				t.Fatalf("round %d: a writer acknowledged nothing within a minute", round)
+			}
 		}
 		time.Sleep(time.Duration(30+rand.IntN(120)) * time.Millisecond)
 		for _, cmd := range cmds {

@@ -62,6 +62,8 @@ type Factory struct {
 	flags *pflag.FlagSet
 	cfg   *config.Config
 	log   hclog.Logger
+	// found is the configured backend, once candidate has looked it up.
+	found *found
 }
 
 // Config loads the merged configuration once.
@@ -194,8 +196,24 @@ func (f *Factory) Backend(ctx context.Context) (*host.Client, error) {
 	return client, nil
 }
 
-// candidate finds the configured backend.
+// found is the result of looking up the configured backend.
+type found struct {
+	host *host.Host
+	cand host.Candidate
+	err  error
+}
+
+// candidate finds the configured backend. The lookup (which reads the plugin directories) is
+// done once per command: the hand-over check and Backend both ask.
 func (f *Factory) candidate() (*host.Host, host.Candidate, error) {
+	if f.found == nil {
+		h, cand, err := f.lookup()
+		f.found = &found{h, cand, err}
+	}
+	return f.found.host, f.found.cand, f.found.err
+}
+
+func (f *Factory) lookup() (*host.Host, host.Candidate, error) {
 	cfg, err := f.Config()
 	if err != nil {
 		return nil, host.Candidate{}, err

@@ -40,10 +40,10 @@ func (h *Host) WarmUsable() error {
 // none runs (see docs/concepts.md, "Warm backends"). Only one process starts one (a lock per
 // key); a backend that died, hangs or serves another build is replaced. Close detaches.
 func (h *Host) Attach(ctx context.Context, cand Candidate, section map[string]any) (*Client, error) {
-	dir := h.runtimeDir()
-	if err := privateDir(dir); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrWarmUnavailable, err)
+	if err := h.WarmUsable(); err != nil {
+		return nil, err
 	}
+	dir := h.runtimeDir()
 	env := warmEnv(os.Environ())
 	key, err := warmKey(cand, h.Exe(), section, env)
 	if err != nil {

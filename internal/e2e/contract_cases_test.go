@@ -245,5 +245,6 @@ func contractCases() []contractCase {
 		c("watch unknown flag", 2, "watch", "--nope"),
 		c("watch resync garbage", 2, "watch", "--resync", "soon"),
 		c("watch two registries", 2, "watch", "consul://127.0.0.1:8500", "etcd://127.0.0.1:2379"),
+		c("watch network without internal", 2, "watch", "--network", "backend").err(`--network needs --internal`),
 	}
 }

@@ -59,8 +59,12 @@ func parseBatch(path string, data []byte) ([]registry.Instance, error) {
 		return nil, src.errorf("%v", err)
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, src.errorf("%s", oneLine(err.Error()))
+	}
+	if err := src.noMoreDocuments(dec); err != nil {
+		return nil, err
 	}
 	if len(doc.Content) == 0 {
 		return nil, src.errorf("no instances")
@@ -93,6 +97,25 @@ func parseBatch(path string, data []byte) ([]registry.Instance, error) {
 		out = append(out, inst)
 	}
 	return out, nil
+}
+
+// noMoreDocuments refuses a second YAML document after the first one dec read (yaml reads one
+// document: the instances after a "---" would be left out). An empty document, as a trailing
+// "---" makes, is not one.
+func (s batchSource) noMoreDocuments(dec *yaml.Decoder) error {
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return s.errorf("%s", oneLine(err.Error()))
+		case len(next.Content) == 1 && next.Content[0].Tag == "!!null":
+			continue
+		}
+		return s.errorf("line %d: a second YAML document (after ---): a batch file is one document, so put every instance in one list", next.Line)
+	}
 }
 
 // checkJSON refuses a JSON document followed by more data, which YAML would read as one

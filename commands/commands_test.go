@@ -278,6 +278,11 @@ func TestBatchFiles(t *testing.T) {
 		{"null instances", "instances:\n", nil, "no instances"},
 		{"empty", "", nil, "no instances"},
 		{"garbage", "{{{", nil, "batch.yaml"},
+		{"second document", "- {name: web, address: 10.0.0.1, port: 80}\n---\n- {name: api, address: 10.0.0.1, port: 81}\n", nil, "line 2: a second YAML document"},
+		{"second document after an empty one", "---\n---\n- {name: api, address: 10.0.0.1, port: 81}\n", nil, "line 2: a second YAML document"},
+		{"broken second document", "- {name: web, address: 10.0.0.1, port: 80}\n---\n{{{\n", nil, "batch.yaml: yaml: line"},
+		{"leading document marker", "---\n- {name: web, address: 10.0.0.1, port: 80}\n", []string{"web-10.0.0.1-80"}, ""},
+		{"trailing document marker", "- {name: web, address: 10.0.0.1, port: 80}\n---\n", []string{"web-10.0.0.1-80"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			insts, err := parseBatch("batch.yaml", []byte(tc.data))

@@ -15,6 +15,7 @@ func c(name string, want int, args ...string) contractCase {
 }
 
 func (tc contractCase) err(re string) contractCase         { tc.stderr = re; return tc }
+func (tc contractCase) out(re string) contractCase         { tc.stdout = re; return tc }
 func (tc contractCase) withEnv(kv ...string) contractCase  { tc.env = kv; return tc }
 func (tc contractCase) on(backends ...string) contractCase { tc.only = backends; return tc }
 func (tc contractCase) noSecret(s string) contractCase     { tc.secret = s; return tc }
@@ -222,7 +223,10 @@ func contractCases() []contractCase {
 		c("resolve service all critical", 3, "resolve", "service-down").err(`no healthy instance \(1 instance: 1 critical\)`),
 		c("resolve tag nobody has", 3, "resolve", "service-web", "--tag", "v9").err(`none of its 2 instances has them`),
 		c("resolve more than exist", 3, "resolve", "service-web", "--min", "3").err(`2 healthy instances, 3 required`),
-		c("resolve URL in capitals", 0, "resolve", "HTTP://SERVICE-WEB/x"),
+		c("resolve URL in capitals", 0, "resolve", "HTTP://SERVICE-WEB/x").out(`^HTTP://10\.0\.0\.[12]:3000/x\n$`),
+		c("resolve URL of a service with capitals", 0, "resolve", "http://service-caps/x").out(`^http://10\.0\.0\.4:3000/x\n$`),
+		c("resolve URL of a service with capitals as spelt", 0, "resolve", "http://Service-Caps/x", "--wait", "5s").out(`^http://10\.0\.0\.4:3000/x\n$`),
+		c("resolve wait shorter than an answer", 0, "resolve", "service-web", "--wait", "1ns").out(`^10\.0\.0\.[12]:3000\n$`),
 
 		// catalog.
 		c("catalog empty tag", 2, "catalog", "service-web", "--tag", ""),

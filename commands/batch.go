@@ -218,7 +218,7 @@ func jsonable(v any) any {
 func explainJSON(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("%s: a %s where %s is expected", te.Field, te.Value, kindName(te.Type))
+		return fmt.Errorf("%s: %s where %s is expected", te.Field, withArticle(te.Value), kindName(te.Type))
 	}
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, `json: unknown field "`); ok {
@@ -230,6 +230,14 @@ func explainJSON(err error) error {
 		return fmt.Errorf("unknown key %q (keys: 'sdctl register --help')", key)
 	}
 	return errors.New(oneLine(strings.TrimPrefix(msg, "json: ")))
+}
+
+// withArticle puts "a" or "an" before what encoding/json calls a value: "an object", "a string".
+func withArticle(what string) string {
+	if what != "" && strings.ContainsRune("aeiou", rune(what[0])) {
+		return "an " + what
+	}
+	return "a " + what
 }
 
 func kindName(t reflect.Type) string {

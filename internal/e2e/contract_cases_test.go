@@ -120,7 +120,7 @@ func contractCases() []contractCase {
 		c("register meta key twice", 2, "register", "web", "10.0.0.1:80", "--meta", "k=v", "--meta", "k=w").err(`given twice`),
 		c("register weight 0 drains", 0, "register", "drained", "10.0.0.1:80", "--weight", "0"),
 		c("register weight negative", 2, "register", "web", "10.0.0.1:80", "--weight", "-1"),
-		c("register weight 65536", 2, "register", "web", "10.0.0.1:80", "--weight", "65536").err(`out of range`),
+		c("register weight 65536", 2, "register", "web", "10.0.0.1:80", "--weight", "65536").err(`out of range \(1-65535, or 0 to drain\)`),
 		c("register weight beyond int32", 2, "register", "web", "10.0.0.1:80", "--weight", "4294967297"),
 		c("register weight 2^32", 2, "register", "web", "10.0.0.1:80", "--weight", "4294967296"),
 		c("register weight not a number", 2, "register", "web", "10.0.0.1:80", "--weight", "heavy"),

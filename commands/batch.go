@@ -59,8 +59,12 @@ func parseBatch(path string, data []byte) ([]registry.Instance, error) {
 		return nil, src.errorf("%v", err)
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, src.errorf("%s", oneLine(err.Error()))
+	}
+	if err := src.noMoreDocuments(dec); err != nil {
+		return nil, err
 	}
 	if len(doc.Content) == 0 {
 		return nil, src.errorf("no instances")
@@ -93,6 +97,25 @@ func parseBatch(path string, data []byte) ([]registry.Instance, error) {
 		out = append(out, inst)
 	}
 	return out, nil
+}
+
+// noMoreDocuments refuses a second YAML document after the first one dec read (yaml reads one
+// document: the instances after a "---" would be left out). An empty document, as a trailing
+// "---" makes, is not one.
+func (s batchSource) noMoreDocuments(dec *yaml.Decoder) error {
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return s.errorf("%s", oneLine(err.Error()))
+		case len(next.Content) == 1 && next.Content[0].Tag == "!!null":
+			continue
+		}
+		return s.errorf("line %d: a second YAML document (after ---): a batch file is one document, so put every instance in one list", next.Line)
+	}
 }
 
 // checkJSON refuses a JSON document followed by more data, which YAML would read as one
@@ -195,7 +218,7 @@ func jsonable(v any) any {
 func explainJSON(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("%s: a %s where %s is expected", te.Field, te.Value, kindName(te.Type))
+		return fmt.Errorf("%s: %s where %s is expected", te.Field, withArticle(te.Value), kindName(te.Type))
 	}
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, `json: unknown field "`); ok {
@@ -207,6 +230,14 @@ func explainJSON(err error) error {
 		return fmt.Errorf("unknown key %q (keys: 'sdctl register --help')", key)
 	}
 	return errors.New(oneLine(strings.TrimPrefix(msg, "json: ")))
+}
+
+// withArticle puts "a" or "an" before what encoding/json calls a value: "an object", "a string".
+func withArticle(what string) string {
+	if what != "" && strings.ContainsRune("aeiou", rune(what[0])) {
+		return "an " + what
+	}
+	return "a " + what
 }
 
 func kindName(t reflect.Type) string {

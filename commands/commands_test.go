@@ -266,6 +266,7 @@ func TestBatchFiles(t *testing.T) {
 		{"duplicate ids", "- {id: a, name: web, address: 10.0.0.1, port: 80}\n- {id: a, name: web, address: 10.0.0.2, port: 80}\n", nil, `entry 2 (line 2) has the same ID "a" as entry 1`},
 		{"duplicate default ids", "- {name: web, address: 10.0.0.1, port: 80}\n- {name: web, address: 10.0.0.1, port: 80, tags: [x]}\n", nil, "same ID"},
 		{"string port", "- {name: web, address: 10.0.0.1, port: '80'}\n", nil, "port: a string where a whole number is expected"},
+		{"health a mapping", "- {name: web, address: 10.0.0.1, port: 80, health: {status: ok}}\n", nil, "health: an object where a string is expected"},
 		{"meta number", "- {name: web, address: 10.0.0.1, port: 80, meta: {v: 2}}\n", nil, "meta: a number where a string is expected"},
 		{"entry not a mapping", "- web\n", nil, "must be a mapping"},
 		{"instances not a list", "instances: web\n", nil, "instances must be a list"},
@@ -278,6 +279,11 @@ func TestBatchFiles(t *testing.T) {
 		{"null instances", "instances:\n", nil, "no instances"},
 		{"empty", "", nil, "no instances"},
 		{"garbage", "{{{", nil, "batch.yaml"},
+		{"second document", "- {name: web, address: 10.0.0.1, port: 80}\n---\n- {name: api, address: 10.0.0.1, port: 81}\n", nil, "line 2: a second YAML document"},
+		{"second document after an empty one", "---\n---\n- {name: api, address: 10.0.0.1, port: 81}\n", nil, "line 2: a second YAML document"},
+		{"broken second document", "- {name: web, address: 10.0.0.1, port: 80}\n---\n{{{\n", nil, "batch.yaml: yaml: line"},
+		{"leading document marker", "---\n- {name: web, address: 10.0.0.1, port: 80}\n", []string{"web-10.0.0.1-80"}, ""},
+		{"trailing document marker", "- {name: web, address: 10.0.0.1, port: 80}\n---\n", []string{"web-10.0.0.1-80"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			insts, err := parseBatch("batch.yaml", []byte(tc.data))

@@ -21,8 +21,8 @@ func TestErrorPathsHaveAnExitCode(t *testing.T) {
 	plainErrors := map[string]string{
 		"batch.go: unexpected data after the JSON value at byte %d":                      "detail of a batch-file error: exit 2 through batchSource.errorf",
 		"batch.go: an instance must be a mapping of keys (id, name, address, port, ...)": "detail of a batch-file error: exit 2 through batchSource.errorf",
-		"batch.go: ": "detail of a batch-file error (a yaml or json message): exit 2 through batchSource.errorf",
-		"batch.go: %s: a %s where %s is expected":                                             "detail of a batch-file error: exit 2 through batchSource.errorf",
+		"batch.go: ":                            "detail of a batch-file error (a yaml or json message): exit 2 through batchSource.errorf",
+		"batch.go: %s: %s where %s is expected": "detail of a batch-file error: exit 2 through batchSource.errorf",
 		"batch.go: unknown key %q; did you mean %q? (keys: 'sdctl register --help')":          "detail of a batch-file error: exit 2 through batchSource.errorf",
 		"batch.go: unknown key %q (keys: 'sdctl register --help')":                            "detail of a batch-file error: exit 2 through batchSource.errorf",
 		"resolve.go: enough instances":                                                        "control flow: stops a wait, never returned by a command",

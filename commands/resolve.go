@@ -139,10 +139,17 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 		return err
 	}
 	defer reg.Close()
+	if opts.Target.URL != nil && (opts.Watch || opts.Wait > 0) {
+		opts.Target.Name = serviceOfHost(ctx, f, reg, opts.Target)
+	}
 	if opts.Watch {
 		return watchResolve(ctx, f, reg, opts, printer)
 	}
+	return resolveOnce(ctx, f, reg, opts, strategy, printer)
+}
 
+// resolveOnce looks the instances up (waiting for them with --wait) and prints the ones picked.
+func resolveOnce(ctx context.Context, f *Factory, reg registry.Registry, opts *ResolveOptions, strategy resolve.Strategy, printer output.Printer) error {
 	picker := f.picker(strategy, opts)
 	q := opts.query()
 	// A one-off pick by position lets the backend send one instance instead of all of them.
@@ -155,6 +162,7 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 	}
 
 	var healthy []registry.Instance
+	var err error
 	if opts.Wait > 0 {
 		healthy, err = waitForInstances(ctx, f, reg, opts)
 	} else {
@@ -166,6 +174,12 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 		return fmt.Errorf("resolve %s: %w", opts.Target.Name, err)
 	}
 	if !opts.enough(healthy) {
+		if opts.Target.URL != nil && opts.Wait == 0 {
+			if name := serviceOfHost(ctx, f, reg, opts.Target); name != opts.Target.Name {
+				opts.Target.Name = name
+				return resolveOnce(ctx, f, reg, opts, strategy, printer)
+			}
+		}
 		return noHealthy(ctx, f, reg, opts, opts.counted(healthy))
 	}
 	picked := healthy
@@ -181,6 +195,40 @@ func runResolve(ctx context.Context, f *Factory, opts *ResolveOptions) error {
 		picked = []registry.Instance{inst}
 	}
 	return printInstances(f.IO.Out, printer, opts, picked)
+}
+
+// serviceOfHost is the service that the host of the URL t names. Host names are
+// case-insensitive and service names are not: the host names the service spelt as in lower case
+// (t.Name) when there is one, else the one spelt as in the URL, else the only service whose name
+// differs from it in case alone. Without any, or when the registry cannot list its services,
+// it is t.Name.
+func serviceOfHost(ctx context.Context, f *Factory, reg registry.Registry, t resolve.Target) string {
+	callCtx, cancel := f.callContext(ctx)
+	defer cancel()
+	services, err := reg.Services(callCtx)
+	if err != nil {
+		return t.Name
+	}
+	written := t.URL.Hostname()
+	var exact string
+	var folded []string
+	for _, s := range services {
+		switch {
+		case s.Name == t.Name:
+			return t.Name
+		case s.Name == written:
+			exact = s.Name
+		case strings.EqualFold(s.Name, t.Name):
+			folded = append(folded, s.Name)
+		}
+	}
+	if exact != "" {
+		return exact
+	}
+	if len(folded) == 1 {
+		return folded[0]
+	}
+	return t.Name
 }
 
 // noHealthy explains why resolve found fewer healthy instances than required: no such service
@@ -320,12 +368,16 @@ var errEnough = errors.New("enough instances")
 // is "unavailable" (exit 4), not a wait that found nothing.
 func waitForInstances(ctx context.Context, f *Factory, reg registry.Registry, opts *ResolveOptions) ([]registry.Instance, error) {
 	q := opts.query()
+	// The first answer is awaited in full, however short the wait: a wait that ends before the
+	// registry has answered once says nothing about the instances.
+	first := ctx
 	ctx, cancel := context.WithDeadline(ctx, opts.waitUntil)
 	defer cancel()
 	var healthy []registry.Instance
 	retry := newBackoff()
 	for {
-		callCtx, cancelCall := f.callContext(ctx)
+		callCtx, cancelCall := f.callContext(first)
+		first = ctx
 		got, err := reg.Instances(callCtx, q)
 		cancelCall()
 		reached := err == nil

@@ -301,6 +301,9 @@ func (o *WatchOptions) validate() error {
 	if o.Network != "" && strings.ContainsAny(o.Network, " /") {
 		return usage(fmt.Errorf("--network: %q is not a network name", o.Network))
 	}
+	if o.Network != "" && !o.Internal {
+		return usage(errors.New("--network needs --internal: it picks the network whose container IP is registered, and without --internal the host's address is"))
+	}
 	if o.Workers < 1 {
 		return usage(fmt.Errorf("--workers: %d is below 1", o.Workers))
 	}

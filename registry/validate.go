@@ -234,7 +234,7 @@ func validateWord(field, what, s string, maxLen int, allowed func(rune) bool, hi
 // MaxWeight.
 func ValidateWeight(w int) error {
 	if w < 0 || w > MaxWeight {
-		return Invalidf("weight", "weight %d is out of range (1-%d)", w, MaxWeight)
+		return Invalidf("weight", "weight %d is out of range (1-%d, or 0 to drain)", w, MaxWeight)
 	}
 	return nil
 }

@@ -3,16 +3,17 @@
 # service, resolve them (also through a URL), list the catalog, check the "cluster", and
 # deregister. Each command is printed before it runs.
 #
-# It runs on a registry of its own in a temporary directory (removed on exit), so it never
-# touches the user's registry or round-robin state.
+# It runs on a registry of its own in a temporary directory (removed on exit), on the file
+# backend whatever the user's config file or environment says, so it never touches the user's
+# registry or round-robin state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sdctl=${SDCTL:-./bin/sdctl}
 
 demo="$(mktemp -d "${TMPDIR:-/tmp}/sdctl-demo.XXXXXX")"
 trap 'rm -rf "$demo"' EXIT
-export SDCTL_FILE_PATH="$demo/registry.json" XDG_STATE_HOME="$demo/state"
-unset SDCTL_BACKEND SDCTL_CONFIG
+export SDCTL_BACKEND=file SDCTL_FILE_PATH="$demo/registry.json" XDG_STATE_HOME="$demo/state" XDG_CONFIG_HOME="$demo/config"
+unset SDCTL_CONFIG
 cd "$demo" # no ./sdctl.yaml of the user's applies
 sdctl="$(cd "$OLDPWD" && realpath "$sdctl")"
 printf 'demo registry: %s (removed at the end)\n' "$SDCTL_FILE_PATH"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sdctl/sdctl/fsutil"
 	"github.com/sdctl/sdctl/internal/xdg"
@@ -120,6 +121,11 @@ func (c *Config) readFile() error {
 	// Read it ourselves: only a regular file, at most fsutil.MaxConfigSize (a device or a FIFO
 	// named by mistake must not hang sdctl or fill its memory).
 	data, err := fsutil.ReadRegular(path, fsutil.MaxConfigSize)
+	if err == nil && isYAML(path) {
+		if line := secondDocument(data); line > 0 {
+			return &Error{Key: KeyConfig, Source: "config file " + path, Reason: fmt.Sprintf("line %d: a second YAML document (after ---): a config file is one document", line)}
+		}
+	}
 	if err == nil {
 		err = c.v.ReadConfig(bytes.NewReader(data))
 	}
@@ -144,6 +150,33 @@ func (c *Config) readFile() error {
 	}
 	c.file = path
 	return nil
+}
+
+func isYAML(path string) bool {
+	switch filepath.Ext(path) {
+	case "", ".yaml", ".yml":
+		return true
+	}
+	return false
+}
+
+// secondDocument is the line of a second YAML document in data, or 0 when there is none:
+// viper reads only the first, so the keys after a "---" would be ignored. An empty document,
+// as a trailing "---" makes, is not one; text that does not parse is left to viper to report.
+func secondDocument(data []byte) int {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for n := 0; ; n++ {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			return 0
+		}
+		if len(doc.Content) == 1 && doc.Content[0].Tag == "!!null" {
+			continue
+		}
+		if n > 0 {
+			return doc.Line
+		}
+	}
 }
 
 // DefaultFiles lists the config files looked for when none is named, in order.

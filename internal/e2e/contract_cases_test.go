@@ -15,6 +15,7 @@ func c(name string, want int, args ...string) contractCase {
 }
 
 func (tc contractCase) err(re string) contractCase         { tc.stderr = re; return tc }
+func (tc contractCase) out(re string) contractCase         { tc.stdout = re; return tc }
 func (tc contractCase) withEnv(kv ...string) contractCase  { tc.env = kv; return tc }
 func (tc contractCase) on(backends ...string) contractCase { tc.only = backends; return tc }
 func (tc contractCase) noSecret(s string) contractCase     { tc.secret = s; return tc }
@@ -80,6 +81,7 @@ func contractCases() []contractCase {
 		config("config plugin-mtls", "plugin-mtls: maybe\n", `plugin-mtls`),
 		config("config not yaml", "{{{\n", `config`),
 		config("config global used as section", "timeout: {x: 1s}\n", `timeout`),
+		config("config second document", "timeout: 5s\n---\nbackend: nosuch\n", `invalid config \(from config file sdctl-test.yaml\): line 2: a second YAML document`),
 		config("config password in URL", "backend: consul\nconsul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500x'}\n", `<redacted>`).noSecret(secretPass).on("file"),
 		c("config view redacts URL password", 0, "--config", "sdctl-test.yaml", "config", "view").file("sdctl-test.yaml", "consul: {address: 'http://user:"+secretPass+"@127.0.0.1:8500'}\nbackend: consul\n").noSecret(secretPass),
 		c("env password in URL", 2, "--backend", "consul", "resolve", "service-web").withEnv("CONSUL_HTTP_ADDR=http://user:" + secretPass + "@127.0.0.1:8500x").noSecret(secretPass),
@@ -118,7 +120,7 @@ func contractCases() []contractCase {
 		c("register meta key twice", 2, "register", "web", "10.0.0.1:80", "--meta", "k=v", "--meta", "k=w").err(`given twice`),
 		c("register weight 0 drains", 0, "register", "drained", "10.0.0.1:80", "--weight", "0"),
 		c("register weight negative", 2, "register", "web", "10.0.0.1:80", "--weight", "-1"),
-		c("register weight 65536", 2, "register", "web", "10.0.0.1:80", "--weight", "65536").err(`out of range`),
+		c("register weight 65536", 2, "register", "web", "10.0.0.1:80", "--weight", "65536").err(`out of range \(1-65535, or 0 to drain\)`),
 		c("register weight beyond int32", 2, "register", "web", "10.0.0.1:80", "--weight", "4294967297"),
 		c("register weight 2^32", 2, "register", "web", "10.0.0.1:80", "--weight", "4294967296"),
 		c("register weight not a number", 2, "register", "web", "10.0.0.1:80", "--weight", "heavy"),
@@ -163,6 +165,7 @@ func contractCases() []contractCase {
 		batch("batch tab indentation", "- name: web\n\taddress: 10.0.0.1\n", `b.yaml`),
 		batch("batch JSON with trailing data", `[{"name":"web","address":"10.0.0.1","port":80}] x`, `b.yaml`),
 		batch("batch null", "instances:\n", `no instances`),
+		batch("batch second document", okEntry+"---\n- {name: b2, address: 10.0.0.9, port: 81}\n", `b.yaml: line 2: a second YAML document`),
 		batch("batch ttl garbage", "- {name: web, address: 10.0.0.1, port: 80, ttl: soon}\n", `"soon" is not a duration`),
 		batch("batch ttl number", "- {name: web, address: 10.0.0.1, port: 80, ttl: 10}\n", `entry 1`),
 		batch("batch id dot dot", "- {id: '..', name: web, address: 10.0.0.1, port: 80}\n", `is not allowed`),
@@ -220,7 +223,10 @@ func contractCases() []contractCase {
 		c("resolve service all critical", 3, "resolve", "service-down").err(`no healthy instance \(1 instance: 1 critical\)`),
 		c("resolve tag nobody has", 3, "resolve", "service-web", "--tag", "v9").err(`none of its 2 instances has them`),
 		c("resolve more than exist", 3, "resolve", "service-web", "--min", "3").err(`2 healthy instances, 3 required`),
-		c("resolve URL in capitals", 0, "resolve", "HTTP://SERVICE-WEB/x"),
+		c("resolve URL in capitals", 0, "resolve", "HTTP://SERVICE-WEB/x").out(`^HTTP://10\.0\.0\.[12]:3000/x\n$`),
+		c("resolve URL of a service with capitals", 0, "resolve", "http://service-caps/x").out(`^http://10\.0\.0\.4:3000/x\n$`),
+		c("resolve URL of a service with capitals as spelt", 0, "resolve", "http://Service-Caps/x", "--wait", "5s").out(`^http://10\.0\.0\.4:3000/x\n$`),
+		c("resolve wait shorter than an answer", 0, "resolve", "service-web", "--wait", "1ns").out(`^10\.0\.0\.[12]:3000\n$`),
 
 		// catalog.
 		c("catalog empty tag", 2, "catalog", "service-web", "--tag", ""),
@@ -245,5 +251,6 @@ func contractCases() []contractCase {
 		c("watch unknown flag", 2, "watch", "--nope"),
 		c("watch resync garbage", 2, "watch", "--resync", "soon"),
 		c("watch two registries", 2, "watch", "consul://127.0.0.1:8500", "etcd://127.0.0.1:2379"),
+		c("watch network without internal", 2, "watch", "--network", "backend").err(`--network needs --internal`),
 	}
 }

@@ -40,8 +40,9 @@ type contractCase struct {
 	env []string
 	// want is the exit code.
 	want int
-	// stderr must match (regexp) when set; secret must not appear in stdout or stderr.
+	// stderr and stdout must match (regexps) when set; secret must not appear in either.
 	stderr string
+	stdout string
 	secret string
 	// only limits the case to some backends.
 	only []string
@@ -82,12 +83,14 @@ func TestContract(t *testing.T) {
 	t.Logf("%d contract cases run across %d backends", total, len(backends))
 }
 
-// seed registers the instances the cases expect to find: service-web x2 and a critical one.
+// seed registers the instances the cases expect to find: service-web x2, a critical one, and
+// one of a service whose name has capitals.
 func seed(t *testing.T, b contractBackend) {
 	t.Helper()
 	env := withEnv(b.env)
 	mustRun(t, env, "register", "service-web", "10.0.0.1:3000", "--tag", "v1", "--meta", "team=web")
 	mustRun(t, env, "register", "service-web", "10.0.0.2:3000", "--tag", "v2")
+	mustRun(t, env, "register", "Service-Caps", "10.0.0.4:3000")
 	// A service whose only instance is declared critical.
 	crit := "[{\"name\": \"service-down\", \"address\": \"10.0.0.3\", \"port\": 3000, \"health\": \"critical\"}]"
 	if out, stderr, code := runIn(t, t.TempDir(), crit, env, "register", "-f", "-"); code != 0 {
@@ -119,6 +122,9 @@ func runContractCase(t *testing.T, b contractBackend, tc contractCase) {
 	}
 	if tc.stderr != "" && !regexp.MustCompile(tc.stderr).MatchString(stderr) {
 		t.Errorf("%s: stderr %q does not match %q", cmdline, stderr, tc.stderr)
+	}
+	if tc.stdout != "" && !regexp.MustCompile(tc.stdout).MatchString(stdout) {
+		t.Errorf("%s: stdout %q does not match %q", cmdline, stdout, tc.stdout)
 	}
 	if tc.secret != "" && (strings.Contains(stderr, tc.secret) || strings.Contains(stdout, tc.secret)) {
 		t.Errorf("%s: the secret %q was printed:\nstdout: %s\nstderr: %s", cmdline, tc.secret, stdout, stderr)

@@ -21,9 +21,9 @@ type Target struct {
 }
 
 // ParseTarget parses the argument of `sdctl resolve`: a service NAME, or a URL
-// scheme://NAME[/path][?query][#fragment] whose host is the service name, matched in lower case
-// as host names are case-insensitive. A port in the URL is an error: the instance's port
-// replaces it. Anything containing "://" is taken for a URL. Errors wrap
+// scheme://NAME[/path][?query][#fragment] whose host is the service name. Name is the host in
+// lower case, as host names are case-insensitive (the resolve command also matches a service
+// whose name has capitals). A port in the URL is an error: the instance's port replaces it. Anything containing "://" is taken for a URL. Errors wrap
 // registry.ErrInvalid.
 func ParseTarget(arg string) (Target, error) {
 	if !strings.Contains(arg, "://") {

@@ -116,6 +116,91 @@ func TestDanglingSymlinkIsRefused(t *testing.T) {
 	}
 }
 
+// A backend outlives changes to its path (a warm backend serves many commands): a symbolic link
+// made, changed or broken after Open is followed by the next call, never replaced.
+func TestSymlinkFollowedOnEveryCall(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "registry.json")
+	b, err := Open(Options{Path: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	isLink := func(when string) {
+		t.Helper()
+		info, err := os.Lstat(link)
+		if err != nil {
+			t.Fatalf("%s: the link is gone: %v", when, err)
+		}
+		if info.Mode()&fs.ModeSymlink == 0 {
+			t.Fatalf("%s: the link was replaced by %s", when, fsutil.Kind(info.Mode()))
+		}
+	}
+
+	a := filepath.Join(dir, "a.json")
+	if err := os.WriteFile(a, []byte(`{"format": "sdctl-file-registry/1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.json", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register(ctx, webInstance("web-1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	isLink("link made after Open")
+	if doc := readDoc(t, a); len(doc.Instances) != 1 {
+		t.Fatalf("the link's target holds %d instances, want 1", len(doc.Instances))
+	}
+
+	other := filepath.Join(dir, "b.json")
+	if err := os.WriteFile(other, []byte(`{"format": "sdctl-file-registry/1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("b.json", link); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Instances(ctx, registry.Query{Name: "web"}); err != nil || len(got) != 0 {
+		t.Fatalf("Instances through the changed link: %v %v, want the new target's none", got, err)
+	}
+	if err := b.Register(ctx, webInstance("web-2", 2)); err != nil {
+		t.Fatal(err)
+	}
+	isLink("link changed")
+	if doc := readDoc(t, other); len(doc.Instances) != 1 || doc.Instances[0].ID != "web-2" {
+		t.Fatalf("the new target holds %+v, want web-2", doc.Instances)
+	}
+	if doc := readDoc(t, a); len(doc.Instances) != 1 {
+		t.Fatalf("the old target changed: %d instances", len(doc.Instances))
+	}
+
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("elsewhere", "registry.json"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []struct {
+		name string
+		err  error
+	}{
+		{"Register", b.Register(ctx, webInstance("web-3", 3))},
+		{"Deregister", b.Deregister(ctx, "web-2")},
+		{"Instances", func() error { _, err := b.Instances(ctx, registry.Query{Name: "web"}); return err }()},
+		{"ClusterStatus", func() error { _, err := b.ClusterStatus(ctx); return err }()},
+	} {
+		if !errors.Is(call.err, registry.ErrInvalid) || !strings.Contains(call.err.Error(), "does not exist") {
+			t.Errorf("%s through a dangling link: %v, want it refused", call.name, call.err)
+		}
+	}
+	isLink("link broken")
+	if _, err := os.Stat(filepath.Join(dir, "elsewhere")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the link's target directory was created: %v", err)
+	}
+}
+
 func TestTooLargeIsCorrupt(t *testing.T) {
 	b := openTemp(t)
 	// A sparse file: one byte over the cap costs no disk.

@@ -338,9 +338,10 @@ func TestGroupSharedRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := copyTestBinary(t, base)
+	umask := "002"
 	register := func(t *testing.T, user syscall.Credential, path, prefix string) (string, error) {
 		t.Helper()
-		cmd := roleCommand(t, "writer", "WRITER_PATH="+path, "WRITER_COUNT=1", "WRITER_PREFIX="+prefix, "WRITER_UMASK=002")
+		cmd := roleCommand(t, "writer", "WRITER_PATH="+path, "WRITER_COUNT=1", "WRITER_PREFIX="+prefix, "WRITER_UMASK="+umask)
 		cmd.Path, cmd.Args[0] = bin, bin
 		cmd.Dir = base
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &user}
@@ -381,25 +382,31 @@ func TestGroupSharedRegistry(t *testing.T) {
 		}
 	})
 
-	t.Run("StickyDirectory", func(t *testing.T) {
-		dir := filepath.Join(base, "tmp")
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, "registry.json")
-		if msg, err := register(t, users[0], path, "first"); err != nil {
-			t.Fatalf("first user: %v: %s", err, msg)
-		}
-		before, _ := os.ReadFile(path)
-		msg, err := register(t, users[1], path, "second")
-		if err == nil || !strings.Contains(msg, "sticky") || !strings.Contains(msg, "permission denied") {
-			t.Errorf("second user in a sticky directory: %v: %s", err, msg)
-		}
-		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
-			t.Error("the refused write changed the registry")
-		}
-	})
+	// In a sticky directory the second user is refused with a hint, whether or not the file's
+	// mode lets others write it (umask 000: then it is the group that cannot be kept).
+	for _, mask := range []string{"002", "000"} {
+		t.Run("StickyDirectory/umask"+mask, func(t *testing.T) {
+			umask = mask
+			t.Cleanup(func() { umask = "002" })
+			dir := filepath.Join(base, "tmp"+mask)
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "registry.json")
+			if msg, err := register(t, users[0], path, "first"); err != nil {
+				t.Fatalf("first user: %v: %s", err, msg)
+			}
+			before, _ := os.ReadFile(path)
+			msg, err := register(t, users[1], path, "second")
+			if err == nil || !strings.Contains(msg, "sticky") || !strings.Contains(msg, "permission denied") {
+				t.Errorf("second user in a sticky directory: %v: %s", err, msg)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Error("the refused write changed the registry")
+			}
+		})
+	}
 }

@@ -296,7 +296,7 @@ func (s *store) write(path string, doc *document) error {
 	}()
 	if info != nil {
 		if err := keepOwner(tmp, info); err != nil {
-			return newIOError("keep the group of", path, err)
+			return newIOError("keep the group of", path, stickyHint(dir, err))
 		}
 		if err := tmp.Chmod(info.Mode().Perm()); err != nil {
 			return newIOError("keep the mode of", path, err)

@@ -96,6 +96,26 @@ func TestOnlyRegularFiles(t *testing.T) {
 			t.Errorf("the registry was created: %v", err)
 		}
 	})
+
+	t.Run("LockFileIsADanglingLink", func(t *testing.T) {
+		path := filepath.Join(dir, "lock-link.json")
+		planted := filepath.Join(dir, "planted")
+		if err := os.Symlink(planted, path+".lock"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := Open(Options{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Register(t.Context(), webInstance("web-1", 1)); !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("Register with a dangling link as lock file: %v", err)
+		}
+		for _, p := range []string{path, planted} {
+			if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s was created: %v", p, err)
+			}
+		}
+	})
 }
 
 func TestDanglingSymlinkIsRefused(t *testing.T) {

@@ -218,8 +218,13 @@ func (d *document) dropExpired(now time.Time) error {
 // ctx ends.
 func (s *store) lock(ctx context.Context, path string) (unlock func(), err error) {
 	lockPath := path + ".lock"
-	// Opening a FIFO would block and a device is nothing to lock.
-	if info, err := os.Stat(lockPath); err == nil {
+	// Opening a FIFO would block and a device is nothing to lock. A link leading nowhere is
+	// refused, as for the document: opening it to create the lock file would create its target.
+	target, err := followLink(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	if info, err := os.Stat(target); err == nil {
 		if err := fsutil.CheckRegular(lockPath, info); err != nil {
 			return nil, notRegular(err)
 		}

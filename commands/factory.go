@@ -250,6 +250,9 @@ func (f *Factory) configure(ctx context.Context, cfg *config.Config, client *hos
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout())
 	defer cancel()
 	info, err := client.Info(ctx)
+	if errors.Is(err, host.ErrStartFailed) {
+		return err // one line that names the backend
+	}
 	if err != nil {
 		return fmt.Errorf("backend %q: %w", client.Candidate.Name, err)
 	}
@@ -261,6 +264,9 @@ func (f *Factory) configure(ctx context.Context, cfg *config.Config, client *hos
 		var fe *registry.FieldError
 		if errors.As(err, &fe) {
 			return cfg.SectionError(client.Candidate.Name, fe)
+		}
+		if errors.Is(err, host.ErrStartFailed) {
+			return err
 		}
 		return fmt.Errorf("backend %q: %w", client.Candidate.Name, err)
 	}

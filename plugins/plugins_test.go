@@ -182,6 +182,41 @@ func writeScript(t *testing.T, dir, name, body string) string {
 	return path
 }
 
+// A plugin that completes the handshake and then dies, or names a socket nobody listens on, has
+// not started either: its first call fails with one line that names it, and nothing of
+// go-plugin's is logged above debug level.
+func TestPluginFailingAfterHandshake(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "nobody.sock")
+	writeScript(t, dir, "gone", fmt.Sprintf("echo '1|1|unix|%s|grpc|'; echo 'fatal: lost my config' >&2; exit 3", sock))
+	writeScript(t, dir, "unreachable", fmt.Sprintf("echo '1|1|unix|%s|grpc|'; exec sleep 30", sock))
+	var logged testutil.SyncBuffer
+	h := newHost(t, hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Warn}))
+	h.Dirs = []string{dir}
+	for _, tc := range []struct{ name, says string }{
+		{"gone", `it exited before it was configured; its last line on stderr: "fatal: lost my config"`},
+		{"unreachable", "its first calls failed: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := plugins.StartNamed(h, tc.name)
+			if err != nil {
+				t.Fatalf("the handshake failed: %v", err)
+			}
+			_, err = c.Info(t.Context())
+			c.Close()
+			if !errors.Is(err, host.ErrStartFailed) {
+				t.Fatalf("Info: %v, want a start failure", err)
+			}
+			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, `"`+tc.name+`"`) || !strings.Contains(msg, "failed to start: "+tc.says) {
+				t.Errorf("error %q: want one line naming the backend that says %q", msg, tc.says)
+			}
+			if out := logged.String(); out != "" {
+				t.Errorf("a failed start logged above debug level:\n%s", out)
+			}
+		})
+	}
+}
+
 func TestBrokenExternalPlugins(t *testing.T) {
 	dir := t.TempDir()
 	writeScript(t, dir, "hang", "exec sleep 30")

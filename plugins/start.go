@@ -47,7 +47,7 @@ func Start(h *host.Host, cand host.Candidate) (*host.Client, error) {
 		SyncStderr:       os.Stderr,
 		GRPCDialOptions:  grpcDialOptions,
 	})
-	p := &process{cand: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log, stderr: stderr}
+	p := &process{cand: cand, plugin: pc, cmd: cmd, sockDir: sockDir, log: log, stderr: stderr, startLog: startLog}
 	rpc, err := pc.Client()
 	if err != nil {
 		p.abort()
@@ -63,7 +63,8 @@ func Start(h *host.Host, cand host.Candidate) (*host.Client, error) {
 		p.abort()
 		return nil, fmt.Errorf("backend %q: plugin returned an unexpected client type %T", cand.Name, raw)
 	}
-	startLog.started()
+	// The start ends when the backend has been configured (host.Client.Configure): a backend
+	// that dies right after the handshake is still reported in one line.
 	return host.NewClient(cand, pc.NegotiatedVersion(), remote, p, log), nil
 }
 
@@ -75,6 +76,8 @@ type process struct {
 	sockDir *socketDir
 	log     hclog.Logger
 	stderr  *lastLine
+	// startLog is quiet until the backend has been configured (Started).
+	startLog startLogger
 }
 
 func (p *process) Pid() int {
@@ -121,7 +124,11 @@ func (p *process) killGroup() {
 	}
 }
 
-var _ host.Process = (*process)(nil)
+func (p *process) Starting() bool { return p.startLog.starting.Load() }
+
+func (p *process) Started() { p.startLog.started() }
+
+var _ host.Starter = (*process)(nil)
 
 // StartNamed finds the backend called name (host.Host.Find) and starts it as Start does.
 func StartNamed(h *host.Host, name string) (*host.Client, error) {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sdctl/sdctl/plugins/host"
 )
 
 // startLogger passes log messages on to the host's logger, except while its plugin is still
@@ -95,13 +97,6 @@ func (w *lastLine) String() string {
 // debug level.
 func (p *process) startError(err error) error {
 	p.log.Debug("backend plugin failed to start", "backend", p.cand.Name, "path", p.cand.Path, "error", err)
-	what := "backend plugin"
-	switch {
-	case p.cand.Builtin:
-		what = "built-in backend"
-	case p.cand.Bundled:
-		what = "bundled backend"
-	}
 	full := err.Error()
 	msg, _, _ := strings.Cut(full, "\n")
 	msg = strings.TrimSpace(msg)
@@ -113,8 +108,46 @@ func (p *process) startError(err error) error {
 	case strings.Contains(full, "incompatible"):
 		msg += fmt.Sprintf(" (is it an sdctl backend speaking protocol %d?)", ProtocolVersion)
 	}
+	return p.failed(msg, nil)
+}
+
+// StartError explains a call that failed after the handshake but before the backend was
+// configured: the process died (killed, crashed) or cannot be reached.
+func (p *process) StartError(err error) error {
+	p.log.Debug("backend plugin failed to start", "backend", p.cand.Name, "path", p.cand.Path, "error", err)
+	if p.Exited() {
+		return p.failed("it exited before it was configured", host.ErrPluginExited)
+	}
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return p.failed("its first calls failed: "+strings.TrimSpace(msg), err)
+}
+
+// failed is the one-line start error: what failed, msg, and the plugin's last line on stderr.
+// It wraps host.ErrStartFailed and cause (when not nil).
+func (p *process) failed(msg string, cause error) error {
+	what := "backend plugin"
+	switch {
+	case p.cand.Builtin:
+		what = "built-in backend"
+	case p.cand.Bundled:
+		what = "bundled backend"
+	}
 	if line := p.stderr.String(); line != "" {
 		msg += fmt.Sprintf("; its last line on stderr: %q", line)
 	}
-	return fmt.Errorf("%s %q (%s) failed to start: %s (details: --log-level debug)", what, p.cand.Name, p.cand.Path, msg)
+	e := &startFailure{msg: fmt.Sprintf("%s %q (%s) failed to start: %s (details: --log-level debug)", what, p.cand.Name, p.cand.Path, msg),
+		causes: []error{host.ErrStartFailed}}
+	if cause != nil {
+		e.causes = append(e.causes, cause)
+	}
+	return e
 }
+
+// startFailure is a start error: its message says it all, and it wraps what callers test for.
+type startFailure struct {
+	msg    string
+	causes []error
+}
+
+func (e *startFailure) Error() string   { return e.msg }
+func (e *startFailure) Unwrap() []error { return e.causes }

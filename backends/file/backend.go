@@ -44,7 +44,8 @@ func Open(opts Options) (*Backend, error) {
 	}, nil
 }
 
-// Path is the registry document the backend reads and writes.
+// Path is the registry document's path as configured. When it is a symbolic link, every call
+// reads and writes the file the link leads to at that moment.
 func (b *Backend) Path() string { return b.store.path }
 
 // Capabilities lists what the backend supports. It runs no health checks: instances report

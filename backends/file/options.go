@@ -81,27 +81,43 @@ func (opts Options) resolve() (Options, error) {
 	if err != nil {
 		return opts, err
 	}
-	// A symlinked document (kept in a dotfiles repository, say) stays a symlink: writes go to
-	// its target, which rename would otherwise replace with a regular file.
-	// A link that leads nowhere is refused rather than replaced or followed to create its
-	// target: the link may be stale, or point somewhere the user did not mean to write.
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
-	} else if li, lerr := os.Lstat(path); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
-		dest, _ := os.Readlink(path)
-		return opts, registry.Invalidf("path", "%s is a symbolic link to %s, which does not exist or loops; sdctl follows links but does not create their targets: create the file or remove the link", path, dest)
+	// The path is kept as given: when it is a symbolic link, every call follows it anew (see
+	// followLink), so that a backend kept warm between commands sees the link change.
+	target, err := followLink(path)
+	if err != nil {
+		return opts, err
 	}
-	info, err := os.Stat(path)
+	info, err := os.Stat(target)
 	switch {
 	case err == nil && info.IsDir():
-		return opts, registry.Invalidf("path", "%s is a directory; give the path of the registry file inside it", path)
+		return opts, registry.Invalidf("path", "%s is a directory; give the path of the registry file inside it", target)
 	case err == nil && !info.Mode().IsRegular():
-		return opts, registry.Invalidf("path", "%v", fsutil.CheckRegular(path, info))
+		return opts, registry.Invalidf("path", "%v", fsutil.CheckRegular(target, info))
 	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission):
-		return opts, registry.Invalidf("path", "%s: %v", path, err)
+		return opts, registry.Invalidf("path", "%s: %v", target, err)
 	}
 	opts.Path = path
 	return opts, nil
+}
+
+// followLink returns the file the registry path names: path itself, or, when path is a
+// symbolic link, the file the link leads to. A symlinked document (kept in a dotfiles
+// repository, say) stays a symlink: writes go to its target, which rename would otherwise
+// replace with a regular file. A link that leads nowhere is refused rather than replaced or
+// followed to create its target: the link may be stale, or point somewhere the user did not
+// mean to write.
+func followLink(path string) (string, error) {
+	// A path that cannot be examined is left to the open or write that follows, which reports
+	// why.
+	if li, err := os.Lstat(path); err != nil || li.Mode()&fs.ModeSymlink == 0 {
+		return path, nil //nolint:nilerr // see above
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		dest, _ := os.Readlink(path)
+		return "", registry.Invalidf("path", "%s is a symbolic link to %s, which does not exist or loops; sdctl follows links but does not create their targets: create the file or remove the link", path, dest)
+	}
+	return target, nil
 }
 
 func expandPath(path string) (string, error) {

@@ -96,6 +96,26 @@ func TestOnlyRegularFiles(t *testing.T) {
 			t.Errorf("the registry was created: %v", err)
 		}
 	})
+
+	t.Run("LockFileIsADanglingLink", func(t *testing.T) {
+		path := filepath.Join(dir, "lock-link.json")
+		planted := filepath.Join(dir, "planted")
+		if err := os.Symlink(planted, path+".lock"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := Open(Options{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Register(t.Context(), webInstance("web-1", 1)); !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("Register with a dangling link as lock file: %v", err)
+		}
+		for _, p := range []string{path, planted} {
+			if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s was created: %v", p, err)
+			}
+		}
+	})
 }
 
 func TestDanglingSymlinkIsRefused(t *testing.T) {
@@ -111,6 +131,91 @@ func TestDanglingSymlinkIsRefused(t *testing.T) {
 	if info, err := os.Lstat(link); err != nil || info.Mode()&fs.ModeSymlink == 0 {
 		t.Errorf("the link changed: %v %v", info, err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, "elsewhere")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the link's target directory was created: %v", err)
+	}
+}
+
+// A backend outlives changes to its path (a warm backend serves many commands): a symbolic link
+// made, changed or broken after Open is followed by the next call, never replaced.
+func TestSymlinkFollowedOnEveryCall(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "registry.json")
+	b, err := Open(Options{Path: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	isLink := func(when string) {
+		t.Helper()
+		info, err := os.Lstat(link)
+		if err != nil {
+			t.Fatalf("%s: the link is gone: %v", when, err)
+		}
+		if info.Mode()&fs.ModeSymlink == 0 {
+			t.Fatalf("%s: the link was replaced by %s", when, fsutil.Kind(info.Mode()))
+		}
+	}
+
+	a := filepath.Join(dir, "a.json")
+	if err := os.WriteFile(a, []byte(`{"format": "sdctl-file-registry/1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.json", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register(ctx, webInstance("web-1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	isLink("link made after Open")
+	if doc := readDoc(t, a); len(doc.Instances) != 1 {
+		t.Fatalf("the link's target holds %d instances, want 1", len(doc.Instances))
+	}
+
+	other := filepath.Join(dir, "b.json")
+	if err := os.WriteFile(other, []byte(`{"format": "sdctl-file-registry/1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("b.json", link); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Instances(ctx, registry.Query{Name: "web"}); err != nil || len(got) != 0 {
+		t.Fatalf("Instances through the changed link: %v %v, want the new target's none", got, err)
+	}
+	if err := b.Register(ctx, webInstance("web-2", 2)); err != nil {
+		t.Fatal(err)
+	}
+	isLink("link changed")
+	if doc := readDoc(t, other); len(doc.Instances) != 1 || doc.Instances[0].ID != "web-2" {
+		t.Fatalf("the new target holds %+v, want web-2", doc.Instances)
+	}
+	if doc := readDoc(t, a); len(doc.Instances) != 1 {
+		t.Fatalf("the old target changed: %d instances", len(doc.Instances))
+	}
+
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("elsewhere", "registry.json"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []struct {
+		name string
+		err  error
+	}{
+		{"Register", b.Register(ctx, webInstance("web-3", 3))},
+		{"Deregister", b.Deregister(ctx, "web-2")},
+		{"Instances", func() error { _, err := b.Instances(ctx, registry.Query{Name: "web"}); return err }()},
+		{"ClusterStatus", func() error { _, err := b.ClusterStatus(ctx); return err }()},
+	} {
+		if !errors.Is(call.err, registry.ErrInvalid) || !strings.Contains(call.err.Error(), "does not exist") {
+			t.Errorf("%s through a dangling link: %v, want it refused", call.name, call.err)
+		}
+	}
+	isLink("link broken")
 	if _, err := os.Stat(filepath.Join(dir, "elsewhere")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the link's target directory was created: %v", err)
 	}
@@ -253,9 +358,10 @@ func TestGroupSharedRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := copyTestBinary(t, base)
+	umask := "002"
 	register := func(t *testing.T, user syscall.Credential, path, prefix string) (string, error) {
 		t.Helper()
-		cmd := roleCommand(t, "writer", "WRITER_PATH="+path, "WRITER_COUNT=1", "WRITER_PREFIX="+prefix, "WRITER_UMASK=002")
+		cmd := roleCommand(t, "writer", "WRITER_PATH="+path, "WRITER_COUNT=1", "WRITER_PREFIX="+prefix, "WRITER_UMASK="+umask)
 		cmd.Path, cmd.Args[0] = bin, bin
 		cmd.Dir = base
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &user}
@@ -296,25 +402,31 @@ func TestGroupSharedRegistry(t *testing.T) {
 		}
 	})
 
-	t.Run("StickyDirectory", func(t *testing.T) {
-		dir := filepath.Join(base, "tmp")
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, "registry.json")
-		if msg, err := register(t, users[0], path, "first"); err != nil {
-			t.Fatalf("first user: %v: %s", err, msg)
-		}
-		before, _ := os.ReadFile(path)
-		msg, err := register(t, users[1], path, "second")
-		if err == nil || !strings.Contains(msg, "sticky") || !strings.Contains(msg, "permission denied") {
-			t.Errorf("second user in a sticky directory: %v: %s", err, msg)
-		}
-		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
-			t.Error("the refused write changed the registry")
-		}
-	})
+	// In a sticky directory the second user is refused with a hint, whether or not the file's
+	// mode lets others write it (umask 000: then it is the group that cannot be kept).
+	for _, mask := range []string{"002", "000"} {
+		t.Run("StickyDirectory/umask"+mask, func(t *testing.T) {
+			umask = mask
+			t.Cleanup(func() { umask = "002" })
+			dir := filepath.Join(base, "tmp"+mask)
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "registry.json")
+			if msg, err := register(t, users[0], path, "first"); err != nil {
+				t.Fatalf("first user: %v: %s", err, msg)
+			}
+			before, _ := os.ReadFile(path)
+			msg, err := register(t, users[1], path, "second")
+			if err == nil || !strings.Contains(msg, "sticky") || !strings.Contains(msg, "permission denied") {
+				t.Errorf("second user in a sticky directory: %v: %s", err, msg)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Error("the refused write changed the registry")
+			}
+		})
+	}
 }

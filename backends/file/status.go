@@ -28,7 +28,12 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 	if err := b.begin(ctx); err != nil {
 		return registry.ClusterStatus{}, err
 	}
-	path := b.store.path
+	// The file a symbolic link leads to is the one a person checks. A link leading nowhere is
+	// a bad file.path, refused as when the backend is opened.
+	path, err := b.store.file()
+	if err != nil {
+		return registry.ClusterStatus{}, err
+	}
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"

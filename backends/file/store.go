@@ -28,15 +28,23 @@ import (
 //
 // Only a regular file is ever read or replaced (see internal/fsutil): a device node, a FIFO or
 // a socket at the path is an error, and nothing is created or changed.
+//
+// path is the registry path as configured. When it is a symbolic link, each call follows it
+// (file), so a backend kept warm between commands writes where the link leads now, and never
+// replaces a link made or changed after it started.
 type store struct {
-	path     string
-	lockPath string
+	path string
 	// cache keeps the last document decoded for a reader, while the file is unchanged.
 	cache *docCache
 }
 
 func newStore(path string) store {
-	return store{path: path, lockPath: path + ".lock", cache: &docCache{}}
+	return store{path: path, cache: &docCache{}}
+}
+
+// file is the document's path for one call: path, or the file it links to now.
+func (s *store) file() (string, error) {
+	return followLink(s.path)
 }
 
 // docCache holds the last document read for Instances, Services and Watch, with the identity
@@ -71,14 +79,23 @@ func (c *docCache) put(key fileKey, mode decodeMode, doc document) {
 
 // read returns the current document; a missing file is an empty registry.
 func (s *store) read(mode decodeMode) (document, error) {
-	f, _, err := fsutil.OpenRegular(s.path)
+	path, err := s.file()
+	if err != nil {
+		return document{}, err
+	}
+	return s.readFile(path, mode)
+}
+
+// readFile is read of the document at path (the result of file).
+func (s *store) readFile(path string, mode decodeMode) (document, error) {
+	f, _, err := fsutil.OpenRegular(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return document{}, nil
 	case errors.Is(err, fsutil.ErrNotRegular):
 		return document{}, notRegular(err)
 	case err != nil:
-		return document{}, newIOError("read", s.path, err)
+		return document{}, newIOError("read", path, err)
 	}
 	defer f.Close()
 	var key fileKey
@@ -90,14 +107,14 @@ func (s *store) read(mode decodeMode) (document, error) {
 			return doc, nil
 		}
 	}
-	data, err := fsutil.ReadLimited(f, s.path, fsutil.MaxRegistrySize)
+	data, err := fsutil.ReadLimited(f, path, fsutil.MaxRegistrySize)
 	switch {
 	case errors.Is(err, fsutil.ErrTooLarge):
-		return document{}, &CorruptError{Path: s.path, Problem: fmt.Sprintf("the file is larger than %s, the most sdctl reads", fsutil.Size(fsutil.MaxRegistrySize))}
+		return document{}, &CorruptError{Path: path, Problem: fmt.Sprintf("the file is larger than %s, the most sdctl reads", fsutil.Size(fsutil.MaxRegistrySize))}
 	case err != nil:
-		return document{}, newIOError("read", s.path, err)
+		return document{}, newIOError("read", path, err)
 	}
-	doc, err := s.decode(data, mode)
+	doc, err := decodeAt(path, data, mode)
 	if err == nil && key.valid {
 		s.cache.put(key, mode, doc)
 	}
@@ -110,12 +127,13 @@ func notRegular(err error) error {
 	return registry.Invalidf("path", "%v", err)
 }
 
-func (s *store) decode(data []byte, mode decodeMode) (document, error) {
+// decodeAt is decode of the document read from path, whose errors name it.
+func decodeAt(path string, data []byte, mode decodeMode) (document, error) {
 	doc, err := decode(data, mode)
 	if err != nil {
 		var ce *CorruptError
 		if errors.As(err, &ce) {
-			ce.Path = s.path
+			ce.Path = path
 		}
 		return document{}, err
 	}
@@ -131,11 +149,15 @@ var errUnchanged = errors.New("unchanged")
 // When change fails nothing is written and its error is returned. Records may be raw: change
 // must read them through document.decoded.
 func (s *store) update(ctx context.Context, now time.Time, change func(*document) error) error {
-	dir := filepath.Dir(s.path)
+	path, err := s.file()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return newIOError("create the directory", dir, err)
 	}
-	unlock, err := s.lock(ctx)
+	unlock, err := s.lock(ctx, path)
 	if err != nil {
 		return err
 	}
@@ -144,7 +166,7 @@ func (s *store) update(ctx context.Context, now time.Time, change func(*document
 	// Reading under the lock is what makes this a read-modify-write: every earlier writer has
 	// renamed its document into place before releasing the lock. Records the change does not
 	// touch may stay raw: the rewrite copies their lines.
-	doc, err := s.read(decodeMode{raw: true})
+	doc, err := s.readFile(path, decodeMode{raw: true})
 	if err != nil {
 		return err
 	}
@@ -154,7 +176,7 @@ func (s *store) update(ctx context.Context, now time.Time, change func(*document
 		}
 		var ce *CorruptError
 		if errors.As(err, &ce) && ce.Path == "" {
-			ce.Path = s.path
+			ce.Path = path
 		}
 		return err
 	}
@@ -166,7 +188,7 @@ func (s *store) update(ctx context.Context, now time.Time, change func(*document
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.write(&doc)
+	return s.write(path, &doc)
 }
 
 // dropExpired removes the records whose TTL ran out more than their deregister-after ago.
@@ -192,20 +214,27 @@ func (d *document) dropExpired(now time.Time) error {
 	return nil
 }
 
-// lock takes the exclusive lock, waiting until ctx ends.
-func (s *store) lock(ctx context.Context) (unlock func(), err error) {
-	// Opening a FIFO would block and a device is nothing to lock.
-	if info, err := os.Stat(s.lockPath); err == nil {
-		if err := fsutil.CheckRegular(s.lockPath, info); err != nil {
+// lock takes the exclusive lock of the document at path (the result of file), waiting until
+// ctx ends.
+func (s *store) lock(ctx context.Context, path string) (unlock func(), err error) {
+	lockPath := path + ".lock"
+	// Opening a FIFO would block and a device is nothing to lock. A link leading nowhere is
+	// refused, as for the document: opening it to create the lock file would create its target.
+	target, err := followLink(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	if info, err := os.Stat(target); err == nil {
+		if err := fsutil.CheckRegular(lockPath, info); err != nil {
 			return nil, notRegular(err)
 		}
 	}
 	// 0666 less the umask, like every new file: users who share the directory must be able to
 	// open the lock file too (reading is enough for flock).
-	fl := flock.New(s.lockPath, flock.SetPermissions(0o666))
+	fl := flock.New(lockPath, flock.SetPermissions(0o666))
 	ok, err := fl.TryLock()
 	if err != nil {
-		return nil, newIOError("lock", s.lockPath, err)
+		return nil, newIOError("lock", lockPath, err)
 	}
 	if ok {
 		return func() { _ = fl.Close() }, nil
@@ -218,7 +247,7 @@ func (s *store) lock(ctx context.Context) (unlock func(), err error) {
 	case err := <-done:
 		if err != nil {
 			_ = fl.Close()
-			return nil, newIOError("lock", s.lockPath, err)
+			return nil, newIOError("lock", lockPath, err)
 		}
 		return func() { _ = fl.Close() }, nil
 	case <-ctx.Done():
@@ -226,34 +255,34 @@ func (s *store) lock(ctx context.Context) (unlock func(), err error) {
 			<-done //nolint:errcheck // the lock result no longer matters
 			_ = fl.Close()
 		}()
-		return nil, fmt.Errorf("file registry %s: waiting for another sdctl process to finish writing: %w", s.path, ctx.Err())
+		return nil, fmt.Errorf("file registry %s: waiting for another sdctl process to finish writing: %w", path, ctx.Err())
 	}
 }
 
-// write replaces the document with doc. The caller holds the lock. The new file keeps the
+// write replaces the document at path (the result of file) with doc. The caller holds the lock. The new file keeps the
 // owner, group and mode of the file it replaces (as far as this process may set them: the group
 // always, since the users sharing the registry may depend on it); a new file gets 0666 less the
 // umask and, in a setgid directory, the directory's group, like files other tools create.
-func (s *store) write(doc *document) error {
-	dir, base := filepath.Split(s.path)
-	info, err := os.Stat(s.path)
+func (s *store) write(path string, doc *document) error {
+	dir, base := filepath.Split(path)
+	info, err := os.Stat(path)
 	switch {
 	case err == nil:
-		if err := fsutil.CheckRegular(s.path, info); err != nil {
+		if err := fsutil.CheckRegular(path, info); err != nil {
 			return notRegular(err)
 		}
 		// Replacing the file by rename would bypass a read-only mode a person set on purpose.
-		f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
-			return newIOError("write", s.path, stickyHint(dir, err))
+			return newIOError("write", path, stickyHint(dir, err))
 		}
 		_ = f.Close()
 	case errors.Is(err, fs.ErrNotExist):
 		info = nil
 	default:
-		return newIOError("write", s.path, err)
+		return newIOError("write", path, err)
 	}
-	s.removeStaleTemps(dir, base)
+	removeStaleTemps(dir, base)
 
 	perm := fs.FileMode(0o666) // less the umask, by the kernel
 	if info != nil {
@@ -261,7 +290,7 @@ func (s *store) write(doc *document) error {
 	}
 	tmp, err := createTemp(dir, tempPrefix(base), perm)
 	if err != nil {
-		return newIOError("write", s.path, err)
+		return newIOError("write", path, err)
 	}
 	committed := false
 	defer func() {
@@ -272,23 +301,23 @@ func (s *store) write(doc *document) error {
 	}()
 	if info != nil {
 		if err := keepOwner(tmp, info); err != nil {
-			return newIOError("keep the group of", s.path, err)
+			return newIOError("keep the group of", path, stickyHint(dir, err))
 		}
 		if err := tmp.Chmod(info.Mode().Perm()); err != nil {
-			return newIOError("keep the mode of", s.path, err)
+			return newIOError("keep the mode of", path, err)
 		}
 	}
 	if _, err := tmp.Write(encode(doc)); err != nil {
-		return newIOError("write", s.path, err)
+		return newIOError("write", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return newIOError("write", s.path, err)
+		return newIOError("write", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return newIOError("write", s.path, err)
+		return newIOError("write", path, err)
 	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return newIOError("replace", s.path, stickyHint(dir, err))
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return newIOError("replace", path, stickyHint(dir, err))
 	}
 	committed = true
 	// Syncing the directory makes the rename itself durable. Some file systems cannot sync a
@@ -329,7 +358,7 @@ func tempPrefix(base string) string { return "." + base + ".tmp-" }
 
 // removeStaleTemps deletes temporary files left by writers that died before renaming. The
 // caller holds the lock, so no live writer owns one.
-func (s *store) removeStaleTemps(dir, base string) {
+func removeStaleTemps(dir, base string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -345,7 +374,11 @@ func (s *store) removeStaleTemps(dir, base string) {
 // writable reports why the document cannot be written, or nil: a first write needs to create
 // a file in the nearest existing directory on the way to it, later ones to open the file.
 func (s *store) writable() error {
-	dir := filepath.Dir(s.path)
+	path, err := s.file()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
 	for {
 		if _, err := os.Stat(dir); err == nil {
 			break
@@ -362,10 +395,10 @@ func (s *store) writable() error {
 	}
 	_ = f.Close()
 	_ = os.Remove(f.Name())
-	if f, err := os.OpenFile(s.path, os.O_WRONLY, 0); err == nil {
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
 		_ = f.Close()
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return newIOError("write", s.path, err)
+		return newIOError("write", path, err)
 	}
 	return nil
 }

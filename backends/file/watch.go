@@ -45,7 +45,8 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 		}
 	}
 	w := &watch{b: b, name: req.Name, fn: fn}
-	notify, events, errs := b.notifier()
+	watched := b.watchedPath()
+	notify, events, errs := b.notifier(watched)
 	if notify != nil {
 		defer func() { _ = notify.Close() }()
 	}
@@ -74,7 +75,7 @@ func (b *Backend) Watch(ctx context.Context, req registry.WatchRequest, fn func(
 	defer expiry.Stop()
 	w.armExpiry(expiry, st.nextExpiry)
 
-	base := filepath.Base(b.store.path)
+	base := filepath.Base(watched)
 	for {
 		var check bool
 		select {
@@ -199,11 +200,11 @@ func sameInstances(a, b []registry.Instance) bool {
 // notifier watches the document's directory, creating it if need be so that a watch started
 // before the first registration still hears it. It returns nil channels (which never deliver)
 // when notifications are unavailable; polling then does the work.
-func (b *Backend) notifier() (*fsnotify.Watcher, <-chan fsnotify.Event, <-chan error) {
+func (b *Backend) notifier(path string) (*fsnotify.Watcher, <-chan fsnotify.Event, <-chan error) {
 	if b.pollOnly {
 		return nil, nil, nil
 	}
-	dir := filepath.Dir(b.store.path)
+	dir := filepath.Dir(path)
 	_ = os.MkdirAll(dir, 0o700)
 	nw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -214,6 +215,15 @@ func (b *Backend) notifier() (*fsnotify.Watcher, <-chan fsnotify.Event, <-chan e
 		return nil, nil, nil
 	}
 	return nw, nw.Events, nw.Errors
+}
+
+// watchedPath is the file whose directory Watch listens to: where the registry path leads when
+// the watch starts. A symbolic link changed during a watch is noticed by polling.
+func (b *Backend) watchedPath() string {
+	if path, err := b.store.file(); err == nil {
+		return path
+	}
+	return b.store.path
 }
 
 // fileSignature identifies a version of the document for polling: a rename changes the

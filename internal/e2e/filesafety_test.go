@@ -82,6 +82,54 @@ func TestFileSafetyExitCodes(t *testing.T) {
 	}
 }
 
+// TestWarmBackendFollowsSymlink changes the registry path's symbolic link between commands
+// served by one warm backend: each command reads and writes where the link leads at that moment,
+// the link stays a link, and a broken one is refused without creating anything.
+func TestWarmBackendFollowsSymlink(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "registry.json")
+	env := warmEnv(t, withEnv(userEnv(t), "SDCTL_FILE_PATH="+link))
+	mustRun(t, env, "catalog") // starts the warm backend while the path does not exist
+	relink := func(target string) {
+		t.Helper()
+		_ = os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"a.json", "b.json"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(`{"format": "sdctl-file-registry/1"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relink("a.json")
+	mustRun(t, env, "register", "web", "10.0.0.1:80")
+	relink("b.json")
+	mustRun(t, env, "register", "web", "10.0.0.2:80")
+	if out := mustRun(t, env, "resolve", "web", "--all"); out != "10.0.0.2:80\n" {
+		t.Errorf("resolve through the changed link: %q, want b.json's one instance", out)
+	}
+	for name, want := range map[string]string{"a.json": "10.0.0.1", "b.json": "10.0.0.2"} {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		if strings.Count(string(data), `"address"`) != 1 || !strings.Contains(string(data), want) {
+			t.Errorf("%s holds %s, want only %s", name, data, want)
+		}
+	}
+	relink(filepath.Join("gone", "registry.json"))
+	if _, stderr, code := run(t, env, "register", "web", "10.0.0.3:80"); code != 2 || !strings.Contains(stderr, "does not exist") {
+		t.Errorf("register through a dangling link: exit %d, %q; want 2", code, stderr)
+	}
+	if info, err := os.Lstat(link); err != nil || info.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "gone")); !os.IsNotExist(err) {
+		t.Errorf("the dangling link's target directory was created: %v", err)
+	}
+	if pids := warmPids(t, env); len(pids["file"]) != 1 {
+		t.Errorf("warm backends %v, want the one that served every command", pids)
+	}
+}
+
 // TestRegisterLargeBatch registers 10,000 instances with one `register -f` (one plugin call
 // and one rewrite of the file) and finds them all.
 func TestRegisterLargeBatch(t *testing.T) {

@@ -229,6 +229,24 @@ type Process interface {
 	Stop() error
 }
 
+// Starter is a Process whose start is reported in one line (package plugins): until its
+// backend has been configured, go-plugin's warnings and the backend's are logged at debug
+// level, and a call that fails because the process died or cannot be reached is a start
+// failure.
+type Starter interface {
+	Process
+	// Starting reports whether the backend has not yet been configured.
+	Starting() bool
+	// Started ends the start: from then on warnings are logged as they come.
+	Started()
+	// StartError explains in one line, wrapping ErrStartFailed, why the backend failed to
+	// start; err is what its call returned.
+	StartError(err error) error
+}
+
+// ErrStartFailed is wrapped by the one-line error of a backend that failed to start.
+var ErrStartFailed = errors.New("backend failed to start")
+
 // NewClient returns the client of a backend process started for it, whose calls go through
 // remote.
 func NewClient(cand Candidate, protocol int, remote *wire.Remote, proc Process, log hclog.Logger) *Client {
@@ -289,9 +307,16 @@ func (c *Client) Batches() bool { return c.Registry.(*wire.Remote).Batches() }
 // Info was called).
 func (c *Client) ProtocolMinor() int { return c.Registry.(*wire.Remote).Minor() }
 
-// Configure hands the backend its config section. Every other call needs it first.
+// Configure hands the backend its config section. Every other call needs it first. Once the
+// backend has taken it, the backend has started.
 func (c *Client) Configure(ctx context.Context, section map[string]any) error {
-	return c.Registry.(*wire.Remote).Configure(ctx, section)
+	if err := c.Registry.(*wire.Remote).Configure(ctx, section); err != nil {
+		return err
+	}
+	if s, ok := c.proc.(Starter); ok {
+		s.Started()
+	}
+	return nil
 }
 
 // Close stops a backend started for this client. A warm backend is only detached from: it
@@ -314,6 +339,9 @@ func (c *Client) transportError(err error) error {
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for !c.proc.Exited() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if s, ok := c.proc.(Starter); ok && s.Starting() {
+		return s.StartError(err)
 	}
 	if c.proc.Exited() {
 		return fmt.Errorf("backend %q (%s) exited unexpectedly; its last log lines are above: %w",

@@ -213,10 +213,10 @@ func nodeOf(ep *endpoint) string {
 // findNode searches the catalog for the node holding service instance id: the node's name and
 // address, or "" when no node has it. It reads the leader's view, since a server's own copy
 // may not have a registration made a moment ago through another server; without a leader it
-// settles for a server's copy.
+// settles for a server's copy (not after an answer that was not Consul's).
 func (b *Backend) findNode(ctx context.Context, id string) (node, addr string, err error) {
 	node, addr, err = b.findNodeIn(ctx, id, true)
-	if errors.Is(err, registry.ErrUnavailable) && ctx.Err() == nil && b.c.stale {
+	if errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, errAnswer) && ctx.Err() == nil && b.c.stale {
 		return b.findNodeIn(ctx, id, false)
 	}
 	return node, addr, err

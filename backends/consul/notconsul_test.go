@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdctl/sdctl/internal/testutil"
 	"github.com/sdctl/sdctl/internal/testutil/consultest"
 	"github.com/sdctl/sdctl/registry"
 )
@@ -270,6 +271,49 @@ func TestFrozenAgent(t *testing.T) {
 	}
 	if insts, err := b.Instances(ctx, registry.Query{Name: "web"}); err != nil || slices.ContainsFunc(insts, func(i registry.Instance) bool { return i.ID == "web-1" }) {
 		t.Errorf("after SIGCONT and Deregister: %+v, %v; want web-1 gone", insts, err)
+	}
+}
+
+// TestFrozenOwnerFoundInCatalog: the instance is on another node, found in the catalog, whose
+// agent takes connections and never answers (a frozen agent). Deregistration and heartbeats
+// wait for it until the deadline and name it with its node; the instance is not removed
+// through another agent.
+func TestFrozenOwnerFoundInCatalog(t *testing.T) {
+	a, b, ctx := devBackend(t, time.Minute)
+	_, port, err := net.SplitHostPort(a.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner's agent: a listener on another loopback address and the port of the agent in
+	// use (where sdctl looks for a node's agent) that never accepts, so connections wait in
+	// its queue as they do in a process stopped with SIGSTOP.
+	owner := net.JoinHostPort("127.0.0.2", port)
+	l, err := net.Listen("tcp", owner)
+	if err != nil {
+		testutil.SkipUnlessRequired(t, "no second loopback address: "+err.Error())
+	}
+	t.Cleanup(func() { l.Close() })
+	apiCall(t, a, http.MethodPut, "/v1/catalog/register", map[string]any{
+		"Node": "far-node", "Address": "127.0.0.2",
+		"Service": map[string]any{"ID": "far-1", "Service": "far", "Port": 3000},
+	}, nil)
+
+	for what, call := range map[string]func(context.Context) error{
+		"Deregister": func(ctx context.Context) error { return b.Deregister(ctx, "far-1") },
+		"Heartbeat":  func(ctx context.Context) error { return b.Heartbeat(ctx, "far-1") },
+	} {
+		cctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+		err := call(cctx)
+		cancel()
+		want := "consul: instance far-1: the agent at " + owner + " (node far-node) did not answer in time"
+		if !errors.Is(err, registry.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || err.Error() != want {
+			t.Errorf("%s with a frozen owner: %v, want unavailable: %s", what, err, want)
+		}
+	}
+	var nodes []struct{ Node string }
+	apiCall(t, a, http.MethodGet, "/v1/catalog/service/far", nil, &nodes)
+	if len(nodes) != 1 || nodes[0].Node != "far-node" {
+		t.Errorf("catalog after the failed deregistration: %+v, want far-1 still on far-node", nodes)
 	}
 }
 

@@ -398,6 +398,28 @@ func TestUnknownTokenClusterStatus(t *testing.T) {
 	}
 }
 
+// TestClusterStatusWithoutLeader asks a server that has never had a leader (it waits for a
+// second server): the status has no leader (exit code 6) and lists the server from gossip,
+// within two attempt-timeouts, though Consul holds the reads that need a leader for 7s.
+func TestClusterStatusWithoutLeader(t *testing.T) {
+	skipShort(t, "starts a Consul server")
+	t.Parallel()
+	a := consultest.StartLeaderless(t)
+	b := open(t, func(o *Options) { o.AttemptTimeout = time.Second }, a.HTTPAddr)
+	start := time.Now()
+	st, err := b.ClusterStatus(testCtx(t, 10*time.Second))
+	took := time.Since(start)
+	if err != nil || st.Leader != "" || len(st.Members) != 1 || st.Members[0].Name != a.Name || st.Members[0].Health != "alive" {
+		t.Fatalf("ClusterStatus without a leader: %+v, %v; want no leader and %s alive", st, err, a.Name)
+	}
+	if !slices.ContainsFunc(st.Notes, func(n string) bool { return strings.Contains(n, "the cluster has no leader") }) {
+		t.Errorf("notes %q, want one saying the cluster has no leader", st.Notes)
+	}
+	if took > 3*time.Second {
+		t.Errorf("ClusterStatus without a leader took %v, want at most two attempt-timeouts (1s)", took)
+	}
+}
+
 // TestHTTPAuth goes through a proxy that wants basic authentication (http-auth,
 // CONSUL_HTTP_AUTH) in front of a real agent.
 func TestHTTPAuth(t *testing.T) {

@@ -559,6 +559,23 @@ func TestConsulLeaderKilled(t *testing.T) {
 	t.Logf("cluster status after the kill:\n%s", status)
 }
 
+// TestConsulClusterStatusWithoutLeader: `cluster status` on a server that has never had a
+// leader (it waits for a second server, as in a cluster that is starting) exits 6, lists the
+// server and says the cluster has no leader, within --timeout.
+func TestConsulClusterStatusWithoutLeader(t *testing.T) {
+	t.Parallel()
+	a := consultest.StartLeaderless(t)
+	env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+a.HTTPAddr)
+	start := time.Now()
+	out, stderr := runCode(t, env, 6, "--timeout", "5s", "cluster", "status")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("cluster status took %v, more than --timeout 5s", took)
+	}
+	if !strings.HasPrefix(out, a.Name+"\t") || !strings.Contains(stderr, "the cluster has no leader") || !strings.HasSuffix(stderr, "sdctl: cluster status: the consul registry has no leader\n") {
+		t.Errorf("cluster status without a leader:\nstdout: %s\nstderr: %s", out, stderr)
+	}
+}
+
 // consulGet GETs path from agent a and decodes the JSON answer into out.
 func consulGet(a *consultest.Agent, path string, out any) error {
 	resp, err := a.Request(http.MethodGet, path, nil)

@@ -257,9 +257,10 @@ func leaderKilled(ctx context.Context, t *testing.T, agents []*consultest.Agent,
 
 	const calls, killAt = 200, 40
 	var (
-		killed  time.Time
-		elected sync.WaitGroup
-		elect   time.Duration
+		killed    time.Time
+		elected   sync.WaitGroup
+		elect     time.Duration
+		noLeaders int // statuses without a leader (exit code 6) before the new leader
 	)
 	for i := range calls {
 		if i == killAt {
@@ -269,6 +270,14 @@ func leaderKilled(ctx context.Context, t *testing.T, agents []*consultest.Agent,
 				survivors := open(t, nil, addrs(others(agents, leader)...)...)
 				for time.Since(killed) < time.Minute {
 					st, err := survivors.ClusterStatus(ctx)
+					if err != nil {
+						// The survivors answer: the election is a status with no leader (exit
+						// code 6), not a failure to reach the cluster.
+						t.Errorf("cluster status %v after the kill: %v", time.Since(killed), err)
+					}
+					if err == nil && st.Leader == "" {
+						noLeaders++
+					}
 					if err == nil && st.Leader == leader.Name {
 						// The survivors still name the dead server until they notice; the
 						// status must not.
@@ -293,8 +302,8 @@ func leaderKilled(ctx context.Context, t *testing.T, agents []*consultest.Agent,
 	}
 	total := time.Since(killed)
 	elected.Wait()
-	t.Logf("stale reads %t: leader %s killed after call %d of %d; new leader elected after %v; calls ran %v past the kill",
-		stale, leader.Name, killAt, calls, elect.Round(time.Millisecond), total.Round(time.Millisecond))
+	t.Logf("stale reads %t: leader %s killed after call %d of %d; new leader elected after %v (%d cluster statuses without a leader before); calls ran %v past the kill",
+		stale, leader.Name, killAt, calls, elect.Round(time.Millisecond), noLeaders, total.Round(time.Millisecond))
 	if elect > total {
 		t.Logf("the calls ended before the election did")
 	}

@@ -54,7 +54,7 @@ func (c *client) classify(ep *endpoint, err error, actx context.Context, limit t
 			return false, false, newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrPermissionDenied)
 		}
 		if ae == errTooLarge {
-			return true, true, newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrUnavailable)
+			return true, true, newError(fmt.Sprintf("consul %s: %s", ep.name, ae.msg), registry.ErrUnavailable, errAnswer)
 		}
 		return true, true, notConsul(ep, ae.msg)
 	case errors.As(err, &syntax), errors.As(err, &typeErr), errors.Is(err, io.ErrUnexpectedEOF):
@@ -78,12 +78,13 @@ func roundLimit(d time.Duration) time.Duration {
 }
 
 // notConsul is the error for an address whose answers are not Consul's. It is
-// ErrUnavailable: the registry cannot be reached there.
+// ErrUnavailable: the registry cannot be reached there; and errAnswer, so that callers do not
+// ask the same address again in another way.
 func notConsul(ep *endpoint, reason string) error {
 	if !strings.HasPrefix(reason, "does not answer like") && !strings.HasPrefix(reason, "the server speaks TLS") {
 		reason = "does not answer like a Consul agent (" + reason + ")"
 	}
-	return newError(fmt.Sprintf("consul %s: %s", ep.name, reason), registry.ErrUnavailable)
+	return newError(fmt.Sprintf("consul %s: %s", ep.name, reason), registry.ErrUnavailable, errAnswer)
 }
 
 // retryable statuses mean "this agent cannot serve now", not "the request is wrong".

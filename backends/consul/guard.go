@@ -22,6 +22,10 @@ const MaxAnswer = 32 << 20
 // maxProbe caps the answer to the probe of /v1/status/leader, a JSON string of an address.
 const maxProbe = 4 << 10
 
+// maxWriteAnswer caps the answer to a write. Consul answers the writes sdctl makes with an
+// empty body, "true", or a line of error text.
+const maxWriteAnswer = 64 << 10
+
 // guard is the RoundTripper under every api.Client. It caps answers at MaxAnswer and makes
 // sure an answer comes from Consul before consul/api reads it: every answer of Consul's HTTP
 // API carries X-Consul-* headers. An answer without them (a web server, a proxy's own 404, a
@@ -29,6 +33,10 @@ const maxProbe = 4 << 10
 // agent answers with a JSON string and no ACL; when that fails too, the call fails with
 // "does not answer like a Consul agent". A write is then never taken as done on the word of
 // something that is not Consul.
+//
+// The answer to a write is read whole before it is returned, within the call's time: consul/api
+// looks only at its status and discards the body, so an answer whose body never ends (or ends
+// after the caller's deadline) would otherwise count as an acknowledgement.
 type guard struct {
 	next http.RoundTripper
 }
@@ -40,7 +48,7 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &capped{r: resp.Body, c: resp.Body, left: MaxAnswer}
 	if fromConsul(resp.Header) {
-		return resp, nil
+		return settle(req, resp)
 	}
 	what := fmt.Sprintf("%s %s: HTTP %s without Consul's headers", req.Method, req.URL.Path, resp.Status)
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -66,7 +74,28 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	again.Body = &capped{r: again.Body, c: again.Body, left: MaxAnswer}
-	return again, nil
+	return settle(req, again)
+}
+
+// settle returns the answer to a read as it is, and the answer to a write only once its whole
+// body has arrived (at most maxWriteAnswer). A body cut short by the call's deadline or by the
+// connection is the request's error, so the write counts as not acknowledged.
+func settle(req *http.Request, resp *http.Response) (*http.Response, error) {
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return resp, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxWriteAnswer+1))
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxWriteAnswer {
+		return nil, &answerError{msg: fmt.Sprintf("does not answer like a Consul agent (the answer to %s %s is over %d KiB; Consul answers writes in a few bytes)",
+			req.Method, req.URL.Path, maxWriteAnswer>>10)}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
 }
 
 // rewound returns req ready to be sent again (its body rewound).

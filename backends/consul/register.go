@@ -133,8 +133,9 @@ type ownerOp struct {
 func (b *Backend) onOwner(ctx context.Context, id string, oo ownerOp) error {
 	unreachable := map[string]error{}
 	absent := map[string]bool{}
-	// try reports whether the search is over, and with which result.
-	try := func(ep *endpoint) (bool, error) {
+	// try reports whether the search is over, and with which result. node names ep's node
+	// when the catalog told it.
+	try := func(ep *endpoint, node string) (bool, error) {
 		key := ep.base.String()
 		if unreachable[key] != nil || absent[key] {
 			return false, nil //nolint:nilerr // this agent failed; the next one is tried
@@ -147,7 +148,7 @@ func (b *Backend) onOwner(ctx context.Context, id string, oo ownerOp) error {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 			// The agent took the connection and used up the time (a frozen or overloaded
 			// agent): what remains is too little to search on.
-			return true, newError(fmt.Sprintf("consul: instance %s: the agent at %s%s did not answer in time", id, ep.name, nodeOf(ep)),
+			return true, newError(fmt.Sprintf("consul: instance %s: the agent at %s%s did not answer in time", id, ep.name, nodeOf(ep, node)),
 				registry.ErrUnavailable, context.DeadlineExceeded)
 		case ctx.Err() != nil:
 			return true, err
@@ -166,7 +167,7 @@ func (b *Backend) onOwner(ctx context.Context, id string, oo ownerOp) error {
 		cands = append(cands, v.(*endpoint))
 	}
 	for _, ep := range append(cands, b.c.order(nil)...) {
-		if done, err := try(ep); done {
+		if done, err := try(ep, ""); done {
 			return err
 		}
 	}
@@ -182,7 +183,7 @@ func (b *Backend) onOwner(ctx context.Context, id string, oo ownerOp) error {
 	if owner == nil {
 		return newError(fmt.Sprintf("consul: instance %s is held by the agent of node %s (address %s), whose HTTP API sdctl cannot find; add it to consul.address", id, node, addr), registry.ErrUnavailable)
 	}
-	if done, err := try(owner); done {
+	if done, err := try(owner, node); done {
 		return err
 	}
 	if err := unreachable[owner.base.String()]; err != nil {
@@ -200,23 +201,25 @@ func (b *Backend) onOwner(ctx context.Context, id string, oo ownerOp) error {
 	return newError(msg, registry.ErrUnavailable)
 }
 
-// nodeOf names ep's node, when known, for messages: " (node NAME)".
-func nodeOf(ep *endpoint) string {
+// nodeOf names ep's node, when known, for messages: " (node NAME)". fromCatalog is the node
+// the catalog places the instance on, used when ep has not said its own name.
+func nodeOf(ep *endpoint, fromCatalog string) string {
 	ep.nodeMu.Lock()
 	defer ep.nodeMu.Unlock()
-	if ep.node == "" {
+	node := cmp.Or(ep.node, fromCatalog)
+	if node == "" {
 		return ""
 	}
-	return " (node " + ep.node + ")"
+	return " (node " + node + ")"
 }
 
 // findNode searches the catalog for the node holding service instance id: the node's name and
 // address, or "" when no node has it. It reads the leader's view, since a server's own copy
 // may not have a registration made a moment ago through another server; without a leader it
-// settles for a server's copy.
+// settles for a server's copy (not after an answer that was not Consul's).
 func (b *Backend) findNode(ctx context.Context, id string) (node, addr string, err error) {
 	node, addr, err = b.findNodeIn(ctx, id, true)
-	if errors.Is(err, registry.ErrUnavailable) && ctx.Err() == nil && b.c.stale {
+	if errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, errAnswer) && ctx.Err() == nil && b.c.stale {
 		return b.findNodeIn(ctx, id, false)
 	}
 	return node, addr, err

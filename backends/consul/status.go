@@ -87,7 +87,7 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 		}
 	}
 
-	servers, err := b.raftServers(ctx, ep, &st)
+	servers, err := b.raftServers(ctx, ep, leaderAddr == "" || deposed != "", &st)
 	if err != nil {
 		return st, err
 	}
@@ -95,7 +95,7 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 	if err != nil {
 		return st, err
 	}
-	health := b.autopilot(ctx, ep, &st)
+	health := b.autopilot(ctx, ep, leaderAddr == "" || deposed != "", &st)
 
 	var dc string
 	byName := map[string]serfMember{}
@@ -167,7 +167,7 @@ func (b *Backend) ClusterStatus(ctx context.Context) (registry.ClusterStatus, er
 	case deposed != "":
 		st.Notes = append(st.Notes, fmt.Sprintf("consul %s: the cluster has no leader: the servers still name %s, which does not answer; an election is running", ep.name, deposed))
 	case leaderAddr == "":
-		st.Notes = append(st.Notes, fmt.Sprintf("consul %s: the cluster has no leader (an election is running, or too few servers are up for a quorum)", ep.name))
+		st.Notes = append(st.Notes, fmt.Sprintf("consul %s: the cluster has no leader (an election is running, too few servers are up for a quorum, or the servers wait to bootstrap)", ep.name))
 	}
 	return st, nil
 }
@@ -204,14 +204,24 @@ func (b *Backend) confirmLeader(ctx context.Context, ep *endpoint) (string, erro
 }
 
 // raftServers reads the raft configuration, falling back to the bare peer addresses when the
-// token lacks operator:read.
-func (b *Backend) raftServers(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) ([]raftServer, error) {
+// token lacks operator:read, or when the cluster has no leader (noLeader) and the server
+// cannot tell its configuration without one: a server that has never had a leader (one
+// waiting for bootstrap_expect servers) holds the read for Consul's rpc_hold_timeout (7s) and
+// answers "No cluster leader", so without a leader the read gets attempt-timeout at most.
+func (b *Backend) raftServers(ctx context.Context, ep *endpoint, noLeader bool, st *registry.ClusterStatus) ([]raftServer, error) {
 	var cfg *api.RaftConfiguration
 	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		ctx, cancel := b.leaderlessBound(ctx, noLeader)
+		defer cancel()
 		var err error
 		cfg, err = ep.api.Operator().RaftGetConfiguration(b.c.queryOptions(ctx, false, 0, 0))
 		return err
 	}})
+	if err != nil && noLeader && errors.Is(err, registry.ErrUnavailable) && ctx.Err() == nil {
+		st.Notes = append(st.Notes, "without a leader the raft configuration cannot be read ("+
+			strings.TrimPrefix(err.Error(), "consul "+ep.name+": ")+"), so raft peers come from /v1/status/peers")
+		return b.raftPeers(ctx, ep)
+	}
 	if err == nil {
 		if cfg == nil {
 			return nil, nil
@@ -229,8 +239,22 @@ func (b *Backend) raftServers(ctx context.Context, ep *endpoint, st *registry.Cl
 	}
 	st.Notes = append(st.Notes, "the ACL token lacks operator:read, so raft peers come from /v1/status/peers: "+
 		"names are matched by address and voter flags are unknown")
+	return b.raftPeers(ctx, ep)
+}
+
+// leaderlessBound bounds a read that needs a leader by attempt-timeout when there is none
+// (noLeader), since Consul then holds it for its rpc_hold_timeout before failing.
+func (b *Backend) leaderlessBound(ctx context.Context, noLeader bool) (context.Context, context.CancelFunc) {
+	if !noLeader {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, b.c.attempt)
+}
+
+// raftPeers lists the raft peers' addresses (/v1/status/peers), as voters.
+func (b *Backend) raftPeers(ctx context.Context, ep *endpoint) ([]raftServer, error) {
 	var peers []string
-	_, err = b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
 		var err error
 		peers, err = ep.api.Status().PeersWithQueryOptions(b.c.queryOptions(ctx, false, 0, 0))
 		return err
@@ -277,9 +301,11 @@ func (b *Backend) serfServers(ctx context.Context, ep *endpoint, st *registry.Cl
 // autopilot reads autopilot's health verdict per server name. Consul answers 429 with a valid
 // body when some server is unhealthy; without operator:read, or without a leader (autopilot
 // runs on the leader), it adds a note and returns nothing.
-func (b *Backend) autopilot(ctx context.Context, ep *endpoint, st *registry.ClusterStatus) map[string]autopilotServer {
+func (b *Backend) autopilot(ctx context.Context, ep *endpoint, noLeader bool, st *registry.ClusterStatus) map[string]autopilotServer {
 	var reply *api.OperatorHealthReply
 	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		ctx, cancel := b.leaderlessBound(ctx, noLeader)
+		defer cancel()
 		var err error
 		reply, err = ep.api.Operator().AutopilotServerHealth(b.c.queryOptions(ctx, false, 0, 0))
 		return err

@@ -559,6 +559,50 @@ func TestConsulLeaderKilled(t *testing.T) {
 	t.Logf("cluster status after the kill:\n%s", status)
 }
 
+// TestConsulKeepaliveOnAFrozenAgent: `register --keepalive` stopped with SIGTERM while its agent
+// is frozen (SIGSTOP) gives up the deregistration after 5s, well inside Docker's 10s stop
+// grace, exits 4 and says that the instance stays until its TTL runs out.
+func TestConsulKeepaliveOnAFrozenAgent(t *testing.T) {
+	t.Parallel()
+	a := consultest.StartDev(t)
+	env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+a.HTTPAddr)
+	p := startSdctl(t, env, "register", "--ttl", "10s", "--keepalive", "kept", "127.0.0.1:4002")
+	if id := p.firstLine(t, 15*time.Second); id != "kept-127.0.0.1-4002" {
+		t.Fatalf("register --keepalive printed %q", id)
+	}
+	thaw := a.Freeze(t)
+	defer thaw()
+	start := time.Now()
+	p.terminate(t)
+	code := p.wait(t, 9*time.Second)
+	took := time.Since(start)
+	stderr := p.stderr.String()
+	if code != 4 || took < 4*time.Second || took > 6*time.Second {
+		t.Errorf("register --keepalive after SIGTERM with a frozen agent: exit %d after %v, want 4 after 5s\n%s", code, took, stderr)
+	}
+	want := "sdctl: could not deregister kept-127.0.0.1-4002 on exit within 5s; it stays until its TTL (10s) runs out: "
+	if !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, a.HTTPAddr) || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr %q, want one line starting %q and naming the agent %s", stderr, want, a.HTTPAddr)
+	}
+}
+
+// TestConsulClusterStatusWithoutLeader: `cluster status` on a server that has never had a
+// leader (it waits for a second server, as in a cluster that is starting) exits 6, lists the
+// server and says the cluster has no leader, within --timeout.
+func TestConsulClusterStatusWithoutLeader(t *testing.T) {
+	t.Parallel()
+	a := consultest.StartLeaderless(t)
+	env := serverEnv(t, "SDCTL_BACKEND=consul", "CONSUL_HTTP_ADDR="+a.HTTPAddr)
+	start := time.Now()
+	out, stderr := runCode(t, env, 6, "--timeout", "5s", "cluster", "status")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("cluster status took %v, more than --timeout 5s", took)
+	}
+	if !strings.HasPrefix(out, a.Name+"\t") || !strings.Contains(stderr, "the cluster has no leader") || !strings.HasSuffix(stderr, "sdctl: cluster status: the consul registry has no leader\n") {
+		t.Errorf("cluster status without a leader:\nstdout: %s\nstderr: %s", out, stderr)
+	}
+}
+
 // consulGet GETs path from agent a and decodes the JSON answer into out.
 func consulGet(a *consultest.Agent, path string, out any) error {
 	resp, err := a.Request(http.MethodGet, path, nil)

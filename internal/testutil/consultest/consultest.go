@@ -77,6 +77,14 @@ func StartCluster(t testing.TB, n int) []*Agent {
 	return start(t, n, harness.ConsulOptions{Name: "server"})
 }
 
+// StartLeaderless starts a single server with bootstrap_expect 2 that waits for a second
+// server that never comes: it answers the HTTP API, gossip included, but has never had a
+// leader, as the servers of a cluster that is starting. It returns once the API answers.
+func StartLeaderless(t testing.TB) *Agent {
+	t.Helper()
+	return start(t, 0, harness.ConsulOptions{Name: "leaderless", Expect: 2})[0]
+}
+
 // StartACL starts a single server with ACLs enabled and default policy deny. managementToken
 // (also in a.Token) is the initial management token, and the agent token too, so the agent can
 // keep its own node in the catalog.

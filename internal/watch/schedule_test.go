@@ -170,6 +170,50 @@ func TestRetryFailureWhileDueMovesIt(t *testing.T) {
 	}
 }
 
+// A retry that fires just as a failure replaces it (its function waiting for the watcher's
+// lock, as when a reconcile's sync of the container fails at that moment) does nothing: the
+// replacement is the container's one schedule, and the next failure still leaves one.
+func TestRetryThatFiresAsItIsReplacedDoesNothing(t *testing.T) {
+	w := newClocked(t, nil, Options{})
+	w.retryLater("c1", errDown) // due at 100 ms
+
+	w.mu.Lock()
+	advanced := make(chan struct{})
+	go func() {
+		defer close(advanced)
+		w.clk.Advance(100 * time.Millisecond) // the retry fires and waits for w.mu
+	}()
+	waitFor(t, "the retry fired", func() bool { return w.clk.Waiters() == 0 })
+	d := w.scheduleRetry("c1") // the failure, under the lock the fired retry waits for
+	w.mu.Unlock()
+	<-advanced
+	if d != 200*time.Millisecond {
+		t.Fatalf("the replacement is due in %s, want 200ms", d)
+	}
+	if got := w.drainQueue(); len(got) != 0 {
+		t.Fatalf("the replaced retry queued %v", got)
+	}
+	if n := w.clk.Waiters(); n != 1 {
+		t.Fatalf("%d timers set, want the replacement only", n)
+	}
+	w.clk.Advance(200*time.Millisecond - time.Nanosecond)
+	if got := w.drainQueue(); len(got) != 0 {
+		t.Fatalf("queued %v before the replacement was due", got)
+	}
+	w.clk.Advance(time.Nanosecond)
+	if got := w.drainQueue(); !slices.Equal(got, []string{"c1"}) {
+		t.Fatalf("the replacement queued %v, want [c1]", got)
+	}
+	w.retryLater("c1", errDown)
+	if n := w.clk.Waiters(); n != 1 {
+		t.Errorf("%d timers set after the next failure, want 1", n)
+	}
+	w.clk.Advance(time.Hour)
+	if got, n := w.drainQueue(), read(w.m.retries.f); !slices.Equal(got, []string{"c1"}) || n != 2 {
+		t.Errorf("after an hour: queued %v, retries_total %v; want [c1], 2", got, n)
+	}
+}
+
 // A registry that answers again brings every due retry forward; a container that synced has
 // none left; a retried container that fails again backs off further.
 func TestRetryNowAndClearRetry(t *testing.T) {

@@ -306,6 +306,82 @@ type liveConn struct{ registry.Registry }
 
 func (liveConn) Exited() bool { return false }
 
+// streamFirstConn is a registry whose change stream shows each write before the call that
+// made it returns, as a Consul watch can: before returns, onWrite is called with the
+// registry's instances after the write.
+type streamFirstConn struct {
+	liveConn
+	onWrite func([]registry.Instance)
+}
+
+func (c streamFirstConn) all(ctx context.Context) []registry.Instance {
+	var all []registry.Instance
+	svcs, _ := c.Services(ctx)
+	for _, s := range svcs {
+		insts, _ := c.Instances(ctx, registry.Query{Name: s.Name})
+		all = append(all, insts...)
+	}
+	return all
+}
+
+func (c streamFirstConn) Register(ctx context.Context, inst registry.Instance) error {
+	if err := c.liveConn.Register(ctx, inst); err != nil {
+		return err
+	}
+	c.onWrite(c.all(ctx))
+	return nil
+}
+
+func (c streamFirstConn) Deregister(ctx context.Context, id string) error {
+	if err := c.liveConn.Deregister(ctx, id); err != nil {
+		return err
+	}
+	c.onWrite(c.all(ctx))
+	return nil
+}
+
+// The watcher's own writes, shown by the stream before the calls that made them return, are
+// not changes made by someone else: no reconcile, neither at once nor when the grace ends.
+func TestOwnWritesSeenFirstOnTheStreamAreNotLosses(t *testing.T) {
+	reg, err := file.Open(file.Options{Path: filepath.Join(t.TempDir(), "registry.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	w := newClocked(t, nil, Options{})
+	w.reg = streamFirstConn{liveConn{reg}, func(insts []registry.Instance) { w.observeView(insts) }}
+	w.reconciled = true
+	w.observeView(nil)
+	ctx := context.Background()
+	inst := registry.Instance{ID: "i1", Name: "web", Address: "10.0.0.1", Port: 80,
+		Meta: map[string]string{spec.MetaNode: "node-1", spec.MetaContainer: "c1", spec.MetaSpec: "h1"}}
+	if _, err := w.register(ctx, "web-1", inst); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.Advance(time.Hour)
+	if err := w.deregister(ctx, "web-1", "i1", "container stopped"); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.Advance(time.Hour)
+	if len(w.reconcile) != 0 {
+		t.Errorf("reconcile requested for the watcher's own write: %q\n%s", <-w.reconcile, w.logs.String())
+	}
+	if l := w.lines("registry differs"); len(l) != 0 {
+		t.Errorf("own writes logged as changes: %q", l)
+	}
+
+	// Someone else's write is still one.
+	other := inst
+	other.ID = "i2"
+	if err := reg.Register(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	w.observeView([]registry.Instance{other})
+	if len(w.reconcile) != 1 {
+		t.Error("no reconcile for an instance of this node the watcher never wrote")
+	}
+}
+
 // Heartbeats are due every TTL/2 of each instance, or every TTLRefresh when that is sooner,
 // counted on the watcher's clock from the registration and from each heartbeat; instances
 // without a TTL, critical, or of a container kept after a failed exit are not renewed.

@@ -265,6 +265,7 @@ func checkDef(c registry.Check) (*checkDefinition, error) {
 		}
 		def.GRPC = c.Target
 		def.GRPCUseTLS = c.GRPCUseTLS
+		def.TLSSkipVerify = c.TLSSkipVerify // Consul applies it to a gRPC check over TLS
 	case registry.CheckScript:
 		return def, registry.Errorf(registry.ErrUnsupported,
 			"consul: script checks are not supported: Consul runs them only with enable_script_checks, a remote code execution risk; use an http, tcp or grpc check, or --ttl with --keepalive")

@@ -19,13 +19,14 @@ import (
 )
 
 // TestTTLCheckAndGRPCTLS checks what reaches Consul for a TTL with an initial status and a
-// deregister-after (a registry.CheckTTL), and for a gRPC check over TLS.
+// deregister-after (a registry.CheckTTL), and for a gRPC check over TLS that accepts any
+// certificate.
 func TestTTLCheckAndGRPCTLS(t *testing.T) {
 	skipShort(t, "starts a Consul server")
 	t.Parallel()
 	a := consultest.StartDev(t)
 	// A proxy in front of the agent keeps the registrations sdctl sends: Consul's API does not
-	// show a check's deregister-after or gRPC TLS setting back.
+	// show a check's deregister-after or gRPC TLS settings back.
 	var (
 		mu   sync.Mutex
 		sent []string
@@ -55,7 +56,7 @@ func TestTTLCheckAndGRPCTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	grpc := registry.Instance{ID: "grpc-1", Name: "grpc", Address: "127.0.0.1", Port: 8081,
-		Checks: []registry.Check{{Kind: registry.CheckGRPC, Target: "127.0.0.1:8081", Interval: time.Minute, GRPCUseTLS: true}}}
+		Checks: []registry.Check{{Kind: registry.CheckGRPC, Target: "127.0.0.1:8081", Interval: time.Minute, GRPCUseTLS: true, TLSSkipVerify: true}}}
 	if err := b.Register(ctx, grpc); err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +93,8 @@ func TestTTLCheckAndGRPCTLS(t *testing.T) {
 	if len(sent) != 2 || !strings.Contains(sent[0], `"DeregisterCriticalServiceAfter":"2m0s"`) {
 		t.Errorf("the TTL registration does not carry DeregisterCriticalServiceAfter 2m0s: %v", sent)
 	}
-	if len(sent) != 2 || !strings.Contains(sent[1], `"GRPCUseTLS":true`) {
-		t.Errorf("the grpc registration does not carry GRPCUseTLS: %v", sent)
+	if len(sent) != 2 || !strings.Contains(sent[1], `"GRPCUseTLS":true`) || !strings.Contains(sent[1], `"TLSSkipVerify":true`) {
+		t.Errorf("the grpc registration does not carry GRPCUseTLS and TLSSkipVerify: %v", sent)
 	}
 	if n := len(checks); n != 2 {
 		t.Errorf("%d checks, want 2 (the ttl check folds into the TTL check)", n)

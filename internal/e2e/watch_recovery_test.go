@@ -234,3 +234,45 @@ func TestWatchEtcdKeysDeleted(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, keys)
 }
+
+// TestWatchConsulGRPCCheckOverTLS: SERVICE_CHECK_GRPC_USE_TLS gives the instance a gRPC check
+// that Consul runs over TLS, as Registrator's did; without it the check is plaintext. The
+// containers serve plain HTTP, so Consul's TLS handshake fails, and its output says so.
+func TestWatchConsulGRPCCheckOverTLS(t *testing.T) {
+	w := newWatchEnv(t)
+	a := consultest.StartDev(t)
+	w.start(serverEnv(t), w.watchArgs("consul://"+a.HTTPAddr)...)
+	grpc := []string{"SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_INTERVAL=1s"}
+	tls := w.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"},
+		Env: append(slices.Clone(grpc), "SERVICE_CHECK_GRPC_USE_TLS=true", "SERVICE_CHECK_TLS_SKIP_VERIFY=true")})
+	plain := w.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}, Env: grpc})
+	tlsID, plainID := w.id(tls, "3000"), w.id(plain, "3000")
+	waitConsulIDs(t, a, w.node, 20*time.Second, tlsID, plainID)
+
+	outputs := map[string]string{}
+	eventually(t, 20*time.Second, func() error {
+		var checks map[string]struct {
+			ServiceID, Type, Output string
+		}
+		if err := consulGet(a, "/v1/agent/checks", &checks); err != nil {
+			return err
+		}
+		for _, c := range checks {
+			if c.Type != "grpc" {
+				continue
+			}
+			outputs[c.ServiceID] = c.Output
+		}
+		if outputs[tlsID] == "" || outputs[plainID] == "" {
+			return fmt.Errorf("gRPC check outputs so far: %v", outputs)
+		}
+		return nil
+	})
+	t.Logf("gRPC check outputs: %q", outputs)
+	if !strings.Contains(outputs[tlsID], "tls:") {
+		t.Errorf("the check of %s did not try TLS: %q", tlsID, outputs[tlsID])
+	}
+	if strings.Contains(outputs[plainID], "tls:") {
+		t.Errorf("the check of %s tried TLS: %q", plainID, outputs[plainID])
+	}
+}

@@ -22,6 +22,9 @@ type retryState struct {
 	delay time.Duration
 	timer clock.Timer
 	at    time.Time
+	// gen numbers the schedules: each failure sets a new timer, and one that fired just as
+	// it was replaced (its function waiting for mu) finds a later gen and does nothing.
+	gen uint64
 }
 
 // eventLoop subscribes to container and network events, reconnecting with backoff; after each
@@ -200,10 +203,18 @@ func (w *Watcher) worker(ctx context.Context) {
 
 // retryLater schedules the next sync of container id after an exponentially growing delay
 // (100 ms doubling up to MaxBackoff). A container has one schedule: a failure while a retry is
-// due moves that retry rather than adding another, so the registry sees at most one attempt
+// due replaces that retry rather than adding another, so the registry sees at most one attempt
 // per container per delay, whatever the number of events.
 func (w *Watcher) retryLater(id string, err error) {
 	w.mu.Lock()
+	d := w.scheduleRetry(id)
+	w.mu.Unlock()
+	w.log.Warn("retrying container", "container", short(id), "error", err, "in", d)
+}
+
+// scheduleRetry sets the one retry of container id after its next delay, and returns that
+// delay. w.mu is held.
+func (w *Watcher) scheduleRetry(id string) time.Duration {
 	r := w.retries[id]
 	if r == nil {
 		r = &retryState{}
@@ -216,23 +227,29 @@ func (w *Watcher) retryLater(id string, err error) {
 	}
 	d := r.delay
 	r.at = w.clk.Now().Add(d)
-	if r.timer == nil {
-		r.timer = w.clk.AfterFunc(d, func() { w.fireRetry(id) })
-	} else {
-		r.timer.Reset(d)
+	// A new timer rather than Reset: Reset of a timer whose function has already started
+	// would run that function a second time, a second schedule.
+	if r.timer != nil {
+		r.timer.Stop()
 	}
+	r.gen++
+	gen := r.gen
+	r.timer = w.clk.AfterFunc(d, func() { w.fireRetry(id, gen) })
 	w.m.pending.set(float64(len(w.retries)))
-	w.mu.Unlock()
-	w.log.Warn("retrying container", "container", short(id), "error", err, "in", d)
+	return d
 }
 
-// fireRetry runs when the retry of container id is due: the schedule ends (its delay stays,
-// so a further failure backs off more) and the container is queued.
-func (w *Watcher) fireRetry(id string) {
+// fireRetry runs when retry gen of container id is due: the schedule ends (its delay stays,
+// so a further failure backs off more) and the container is queued. A retry replaced,
+// brought forward or cleared while it fired does nothing.
+func (w *Watcher) fireRetry(id string, gen uint64) {
 	w.mu.Lock()
-	if r := w.retries[id]; r != nil {
-		r.timer = nil
+	r := w.retries[id]
+	if r == nil || r.gen != gen || r.timer == nil {
+		w.mu.Unlock()
+		return
 	}
+	r.timer = nil
 	w.mu.Unlock()
 	w.m.retries.inc()
 	w.enqueue(id)

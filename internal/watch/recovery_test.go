@@ -104,3 +104,44 @@ func TestWatchRefillsARemovedRegistryFile(t *testing.T) {
 		t.Errorf("reconciles_total %v, want more than %v", n, reconciles)
 	}
 }
+
+// A heartbeat that finds its instance gone reconciles the whole node: with a registry the
+// watcher cannot follow, the TTL instance's renewal also brings back the other instances lost
+// with it, which have no TTL.
+func TestWatchHeartbeatFindingItsInstanceGoneReconciles(t *testing.T) {
+	h := newHarness(t)
+	h.conn.unwatchable.Store(true)
+	clk := clock.NewFake(time.Now())
+	h.start(watch.Options{Clock: clk}, nil)
+	h.eventually(10*time.Second, "the watch given up", func() (bool, string) {
+		return strings.Contains(h.logs.String(), "the backend cannot be watched"), h.logs.String()
+	})
+	// An hour, so that the file registry's own (real) clock never sees the TTL run out.
+	ttl := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}, Env: []string{"SERVICE_CHECK_TTL=1h"}})
+	plain := h.run(dockertest.Spec{Publish: []string{"127.0.0.1::3000"}})
+	ids := []string{h.id(ttl, "3000"), h.id(plain, "3000")}
+	got := h.waitIDs(15*time.Second, ids...)
+	if got[ids[0]].TTL != time.Hour || got[ids[1]].TTL != 0 {
+		t.Fatalf("TTLs %s and %s, want 1h and none", got[ids[0]].TTL, got[ids[1]].TTL)
+	}
+
+	ctx := context.Background()
+	for _, id := range ids {
+		if err := h.reg.Deregister(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(29 * time.Minute)
+	time.Sleep(500 * time.Millisecond) // a heartbeat or reconcile, were one wrongly due, would show by now
+	if got := h.owned(); len(got) != 0 {
+		t.Fatalf("instances back before any heartbeat was due: %v", got)
+	}
+	clk.Advance(time.Minute) // the TTL instance's heartbeat is due
+	h.waitIDs(15*time.Second, ids...)
+	if n := metricValue(t, h.m, "sdctl_watch_reconciles_total", "instance-missing"); n != 1 {
+		t.Errorf("reconciles_total{reason=instance-missing} = %v, want 1", n)
+	}
+	if !strings.Contains(h.logs.String(), "instance missing from the registry; reconciling") {
+		t.Error("the missing instance was not logged")
+	}
+}

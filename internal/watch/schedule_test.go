@@ -170,6 +170,50 @@ func TestRetryFailureWhileDueMovesIt(t *testing.T) {
 	}
 }
 
+// A retry that fires just as a failure replaces it (its function waiting for the watcher's
+// lock, as when a reconcile's sync of the container fails at that moment) does nothing: the
+// replacement is the container's one schedule, and the next failure still leaves one.
+func TestRetryThatFiresAsItIsReplacedDoesNothing(t *testing.T) {
+	w := newClocked(t, nil, Options{})
+	w.retryLater("c1", errDown) // due at 100 ms
+
+	w.mu.Lock()
+	advanced := make(chan struct{})
+	go func() {
+		defer close(advanced)
+		w.clk.Advance(100 * time.Millisecond) // the retry fires and waits for w.mu
+	}()
+	waitFor(t, "the retry fired", func() bool { return w.clk.Waiters() == 0 })
+	d := w.scheduleRetry("c1") // the failure, under the lock the fired retry waits for
+	w.mu.Unlock()
+	<-advanced
+	if d != 200*time.Millisecond {
+		t.Fatalf("the replacement is due in %s, want 200ms", d)
+	}
+	if got := w.drainQueue(); len(got) != 0 {
+		t.Fatalf("the replaced retry queued %v", got)
+	}
+	if n := w.clk.Waiters(); n != 1 {
+		t.Fatalf("%d timers set, want the replacement only", n)
+	}
+	w.clk.Advance(200*time.Millisecond - time.Nanosecond)
+	if got := w.drainQueue(); len(got) != 0 {
+		t.Fatalf("queued %v before the replacement was due", got)
+	}
+	w.clk.Advance(time.Nanosecond)
+	if got := w.drainQueue(); !slices.Equal(got, []string{"c1"}) {
+		t.Fatalf("the replacement queued %v, want [c1]", got)
+	}
+	w.retryLater("c1", errDown)
+	if n := w.clk.Waiters(); n != 1 {
+		t.Errorf("%d timers set after the next failure, want 1", n)
+	}
+	w.clk.Advance(time.Hour)
+	if got, n := w.drainQueue(), read(w.m.retries.f); !slices.Equal(got, []string{"c1"}) || n != 2 {
+		t.Errorf("after an hour: queued %v, retries_total %v; want [c1], 2", got, n)
+	}
+}
+
 // A registry that answers again brings every due retry forward; a container that synced has
 // none left; a retried container that fails again backs off further.
 func TestRetryNowAndClearRetry(t *testing.T) {
@@ -261,6 +305,82 @@ func TestViewRechecksWhenTheGraceEnds(t *testing.T) {
 type liveConn struct{ registry.Registry }
 
 func (liveConn) Exited() bool { return false }
+
+// streamFirstConn is a registry whose change stream shows each write before the call that
+// made it returns, as a Consul watch can: before returns, onWrite is called with the
+// registry's instances after the write.
+type streamFirstConn struct {
+	liveConn
+	onWrite func([]registry.Instance)
+}
+
+func (c streamFirstConn) all(ctx context.Context) []registry.Instance {
+	var all []registry.Instance
+	svcs, _ := c.Services(ctx)
+	for _, s := range svcs {
+		insts, _ := c.Instances(ctx, registry.Query{Name: s.Name})
+		all = append(all, insts...)
+	}
+	return all
+}
+
+func (c streamFirstConn) Register(ctx context.Context, inst registry.Instance) error {
+	if err := c.liveConn.Register(ctx, inst); err != nil {
+		return err
+	}
+	c.onWrite(c.all(ctx))
+	return nil
+}
+
+func (c streamFirstConn) Deregister(ctx context.Context, id string) error {
+	if err := c.liveConn.Deregister(ctx, id); err != nil {
+		return err
+	}
+	c.onWrite(c.all(ctx))
+	return nil
+}
+
+// The watcher's own writes, shown by the stream before the calls that made them return, are
+// not changes made by someone else: no reconcile, neither at once nor when the grace ends.
+func TestOwnWritesSeenFirstOnTheStreamAreNotLosses(t *testing.T) {
+	reg, err := file.Open(file.Options{Path: filepath.Join(t.TempDir(), "registry.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	w := newClocked(t, nil, Options{})
+	w.reg = streamFirstConn{liveConn{reg}, func(insts []registry.Instance) { w.observeView(insts) }}
+	w.reconciled = true
+	w.observeView(nil)
+	ctx := context.Background()
+	inst := registry.Instance{ID: "i1", Name: "web", Address: "10.0.0.1", Port: 80,
+		Meta: map[string]string{spec.MetaNode: "node-1", spec.MetaContainer: "c1", spec.MetaSpec: "h1"}}
+	if _, err := w.register(ctx, "web-1", inst); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.Advance(time.Hour)
+	if err := w.deregister(ctx, "web-1", "i1", "container stopped"); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.Advance(time.Hour)
+	if len(w.reconcile) != 0 {
+		t.Errorf("reconcile requested for the watcher's own write: %q\n%s", <-w.reconcile, w.logs.String())
+	}
+	if l := w.lines("registry differs"); len(l) != 0 {
+		t.Errorf("own writes logged as changes: %q", l)
+	}
+
+	// Someone else's write is still one.
+	other := inst
+	other.ID = "i2"
+	if err := reg.Register(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	w.observeView([]registry.Instance{other})
+	if len(w.reconcile) != 1 {
+		t.Error("no reconcile for an instance of this node the watcher never wrote")
+	}
+}
 
 // Heartbeats are due every TTL/2 of each instance, or every TTLRefresh when that is sooner,
 // counted on the watcher's clock from the registration and from each heartbeat; instances

@@ -274,6 +274,7 @@ func (w *Watcher) register(ctx context.Context, container string, inst registry.
 	if err != nil {
 		return false, err
 	}
+	w.writing(inst.ID)
 	cctx, cancel := context.WithTimeout(ctx, w.opt.CallTimeout)
 	err = reg.Register(cctx, inst)
 	cancel()
@@ -339,6 +340,7 @@ func (w *Watcher) deregisterLocked(ctx context.Context, container, id, why strin
 	if err != nil {
 		return err
 	}
+	w.writing(id)
 	cctx, cancel := context.WithTimeout(ctx, w.opt.CallTimeout)
 	err = reg.Deregister(cctx, id)
 	cancel()
@@ -363,6 +365,14 @@ func (w *Watcher) deregisterLocked(ctx context.Context, container, id, why strin
 	w.m.deregistrations.inc()
 	w.log.Info("removed", "id", id, "container", container, "reason", why)
 	return nil
+}
+
+// writing records that instance id is being written: the registry's stream can show the
+// write before the call returns, and must not count it as a change made by someone else.
+func (w *Watcher) writing(id string) {
+	w.mu.Lock()
+	w.wroteAt[id] = w.clk.Now()
+	w.mu.Unlock()
 }
 
 func permanent(err error) bool {

@@ -904,6 +904,10 @@ func (b *builder) checks(inst *registry.Instance, m portMeta) {
 				return
 			}
 			c.GRPCUseTLS = useTLS
+			// As with Registrator: a gRPC check over TLS honours CHECK_TLS_SKIP_VERIFY.
+			if _, ok := m.get("check_tls_skip_verify"); ok && useTLS {
+				c.TLSSkipVerify = true
+			}
 		}
 	}
 	durations := []struct {

@@ -891,6 +891,18 @@ func TestBuildChecks(t *testing.T) {
 			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: iv, GRPCUseTLS: true}),
 		},
 		{
+			name:  "grpc with TLS, any certificate",
+			c:     ctr(pub, env("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=true", "SERVICE_CHECK_TLS_SKIP_VERIFY=true")),
+			want:  one,
+			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: iv, GRPCUseTLS: true, TLSSkipVerify: true}),
+		},
+		{
+			name:  "grpc without TLS ignores skip-verify",
+			c:     ctr(pub, env("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_TLS_SKIP_VERIFY=true")),
+			want:  one,
+			check: checks(registry.Check{Kind: registry.CheckGRPC, Target: "192.0.2.10:8080", Interval: iv}),
+		},
+		{
 			name:  "grpc with TLS off",
 			c:     ctr(pub, env("SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=false")),
 			want:  one,

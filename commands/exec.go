@@ -59,22 +59,26 @@ var commandsWithBackends = []string{
 
 // handOver replaces this process with sdctl-plugin-host when command c needs a backend that
 // go-plugin must start and this program cannot start one (StartBackend is nil): an external
-// backend, plugin-idle-timeout 0, plugin-mtls, or a system or runtime directory without warm
-// backends; and for `backend list`, which starts every backend to ask its version. It runs
-// before the command reads anything, so the plugin host sees the same input.
+// backend (or, without socket pairs, any backend not kept warm); and for `backend list` when
+// external backends are installed, which it starts to ask their versions. It runs before the
+// command reads anything, so the plugin host sees the same input.
 func (f *Factory) handOver(c *cobra.Command) error {
 	if f.StartBackend != nil || !slices.Contains(commandsWithBackends, c.CommandPath()) {
 		return nil
 	}
-	if c.CommandPath() != "sdctl backend list" && !f.needsStartBackend(c.CommandPath() == "sdctl config view") {
+	if c.CommandPath() == "sdctl backend list" {
+		if !f.anyNeedsGoPlugin() {
+			return nil
+		}
+	} else if !f.needsStartBackend(c.CommandPath() == "sdctl config view") {
 		return nil
 	}
 	return execCompanion(f.Executable, PluginHostCommand, "this command's backend", f.args)
 }
 
-// needsStartBackend reports whether the configured backend cannot be reattached to warm (or,
-// with optionsOnly, whether its options are not known without starting it). A configuration
-// or backend name that is wrong is reported by the command itself.
+// needsStartBackend reports whether the configured backend is one only go-plugin can start (or,
+// with optionsOnly, whether its options are not known without starting it). A configuration or
+// backend name that is wrong is reported by the command itself.
 func (f *Factory) needsStartBackend(optionsOnly bool) bool {
 	h, cand, err := f.candidate()
 	if err != nil {
@@ -84,7 +88,28 @@ func (f *Factory) needsStartBackend(optionsOnly bool) bool {
 	if optionsOnly {
 		return !known
 	}
-	return !known || !h.CanWarm(cand) || h.WarmUsable() != nil
+	if !known {
+		return true
+	}
+	return !h.CanStartPrivate(cand) && (!h.CanWarm(cand) || h.WarmUsable() != nil)
+}
+
+// anyNeedsGoPlugin reports whether `backend list` would start a backend only go-plugin can
+// start: an external one, or any where socket pairs are missing.
+func (f *Factory) anyNeedsGoPlugin() bool {
+	h, err := f.Host()
+	if err != nil {
+		return false
+	}
+	for _, c := range h.List() {
+		if c.Missing || c.ShadowedBy != "" {
+			continue
+		}
+		if !h.CanStartPrivate(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // ServeElsewhere handles `backend serve NAME` (args are os.Args[1:]), the command a host runs

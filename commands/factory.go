@@ -52,10 +52,10 @@ type Factory struct {
 
 	// WatchEngine runs `sdctl watch` in this process; nil execs sdctl-watch (see WatchEngine).
 	WatchEngine WatchEngine
-	// StartBackend starts a backend for one command with go-plugin: an external plugin, or a
-	// built-in or bundled one that cannot be kept warm (plugin-idle-timeout 0, plugin-mtls, a
-	// system without warm backends). sdctl leaves it nil, so that it links neither go-plugin nor
-	// gRPC; a command that needs it is handed to sdctl-plugin-host (see handOver).
+	// StartBackend starts a backend for one command with go-plugin: an external plugin, or,
+	// where socket pairs are missing (host.PrivateSupported), any backend that is not kept warm.
+	// sdctl leaves it nil, so that it links neither go-plugin nor gRPC; a command that needs it
+	// is handed to sdctl-plugin-host (see handOver).
 	StartBackend func(*host.Host, host.Candidate) (*host.Client, error)
 
 	args  []string // the command line, for a program that runs in this one's place
@@ -180,7 +180,7 @@ func (f *Factory) Backend(ctx context.Context) (*host.Client, error) {
 	}
 	if opts, known := f.knownOptions(cand.Name); known && h.CanWarm(cand) {
 		client, err := f.attach(ctx, cfg, h, cand, opts)
-		if !errors.Is(err, host.ErrWarmUnavailable) || f.StartBackend == nil {
+		if !errors.Is(err, host.ErrWarmUnavailable) || (f.StartBackend == nil && !h.CanStartPrivate(cand)) {
 			return client, err
 		}
 		f.Logger().Warn("starting the backend for this command only", "reason", err)
@@ -233,12 +233,19 @@ func (f *Factory) lookup() (*host.Host, host.Candidate, error) {
 	return h, cand, nil
 }
 
-// startBackend starts cand for this command only, with go-plugin (see StartBackend).
+// startBackend starts cand for this command only: over a socket pair when it ships with sdctl
+// (host.Host.StartPrivate), else with go-plugin (see StartBackend).
 func (f *Factory) startBackend(h *host.Host, cand host.Candidate) (*host.Client, error) {
+	if h.CanStartPrivate(cand) {
+		return h.StartPrivate(cand)
+	}
+	if f.StartBackend == nil && h.CanBridge(cand) && !isCompletion(f.args) {
+		return h.StartBridged(cand)
+	}
 	if f.StartBackend == nil {
 		// Shell completion asks the backend for names without a command's hooks: hand it over
 		// here (it reads nothing from stdin).
-		if len(f.args) > 0 && (f.args[0] == cobra.ShellCompRequestCmd || f.args[0] == cobra.ShellCompNoDescRequestCmd) {
+		if isCompletion(f.args) {
 			return nil, execCompanion(f.Executable, PluginHostCommand, "this command's backend", f.args)
 		}
 		return nil, fmt.Errorf("backend %q: this program keeps backends warm only; %s starts the others", cand.Name, PluginHostCommand)
@@ -328,4 +335,9 @@ func warmLogDir() string {
 		return ""
 	}
 	return filepath.Join(d, "sdctl")
+}
+
+// isCompletion reports whether args are a shell's request for completions.
+func isCompletion(args []string) bool {
+	return len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/proto/rpc"
+	"github.com/sdctl/sdctl/plugins/server"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
 
@@ -78,7 +79,7 @@ type grpcPlugin struct {
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	srv := wire.NewServer(p.backend, p.log)
-	srv.OnWatch = LimitMemory // a process that serves a watch stays up
+	srv.OnWatch = server.LimitMemory // a process that serves a watch stays up
 	if p.minor != nil {
 		srv.Minor = *p.minor
 	}

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if code, ok := plugins.ServeBuiltin(os.Args[1:], testBackends()); ok {
 		os.Exit(code)
 	}
+	if code, ok := plugins.ServeBridge(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	if os.Getenv(envPeerDial) != "" {
 		os.Exit(runPeerDial())
 	}
@@ -320,6 +323,12 @@ func runHostProcess() int {
 	exe, _ := os.Executable()
 	h := &host.Host{Builtins: testBackends(), Executable: exe}
 	c, err := plugins.StartNamed(h, "file")
+	if os.Getenv("SDCTL_TEST_HOST") == "private" {
+		var cand host.Candidate
+		if cand, err = h.Find("file"); err == nil {
+			c, err = h.StartPrivate(cand)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -330,12 +339,17 @@ func runHostProcess() int {
 }
 
 func TestPluginDiesWithItsHost(t *testing.T) {
+	t.Run("go-plugin", func(t *testing.T) { testPluginDiesWithItsHost(t, "go-plugin") })
+	t.Run("private", func(t *testing.T) { testPluginDiesWithItsHost(t, "private") })
+}
+
+func testPluginDiesWithItsHost(t *testing.T, how string) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	host := exec.Command(exe, "-test.run=^$")
-	host.Env = append(os.Environ(), "SDCTL_TEST_HOST=1")
+	host.Env = append(os.Environ(), "SDCTL_TEST_HOST="+how)
 	var stdout bytes.Buffer
 	pr, pw, _ := os.Pipe()
 	host.Stdout = pw

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/logging"
+	"github.com/sdctl/sdctl/plugins/server"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
 
@@ -16,13 +17,12 @@ import (
 // host's calls until the host stops it. Call it from the main function of an external backend
 // (an executable named sdctl-backend-NAME); nothing may write to stdout before it.
 func Serve(b Backend) {
+	if _, ok := server.Run(b); ok { // started warm or on a socket pair by sdctl
+		return
+	}
 	level, err := logging.ParseLevel(os.Getenv(host.EnvLogLevel))
 	if err != nil {
 		level = hclog.Warn
-	}
-	if path := os.Getenv(host.EnvWarmSocket); path != "" && host.WarmSupported {
-		serveWarmMain(b, path, level)
-		return
 	}
 	log := logging.NewJSON(os.Stderr, level)
 	go exitWithParent(log)
@@ -62,3 +62,7 @@ func ServeBuiltin(args []string, builtins []Backend) (code int, handled bool) {
 	fmt.Fprintf(os.Stderr, "sdctl backend serve: no built-in backend named %q\n", args[2])
 	return 2, true
 }
+
+// LimitMemory gives a long-running process a soft memory limit that follows its live heap (see
+// server.LimitMemory).
+func LimitMemory() { server.LimitMemory() }

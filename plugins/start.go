@@ -30,7 +30,7 @@ func Start(h *host.Host, cand host.Candidate) (*host.Client, error) {
 	// The socket lives in a directory only this user can enter (MkdirTemp uses 0700), which is
 	// what keeps other users away from a built-in backend that runs without mTLS.
 	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir.path, host.EnvLogLevel+"="+host.LevelName(log.GetLevel()))
-	setParentDeathSignal(cmd)
+	host.OwnGroup(cmd) // the kernel kills it with its host (Linux); Ctrl-C reaches the host only
 
 	startLog := newStartLogger(log)
 	stderr := &lastLine{}
@@ -104,7 +104,7 @@ func (p *process) Stop() error {
 		p.killGroup()
 		<-done
 	}
-	if rss, ok := maxRSS(p.cmd); ok {
+	if rss, ok := host.MaxRSS(p.cmd); ok {
 		p.log.Debug("backend plugin stopped", "backend", p.cand.Name, "max_rss_kib", rss)
 	}
 	return p.sockDir.remove()
@@ -120,7 +120,7 @@ func (p *process) abort() {
 // which names the group, cannot have been reused).
 func (p *process) killGroup() {
 	if !p.plugin.Exited() {
-		killProcessGroup(p.cmd)
+		host.KillGroup(p.cmd)
 	}
 }
 

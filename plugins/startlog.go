@@ -125,29 +125,8 @@ func (p *process) StartError(err error) error {
 // failed is the one-line start error: what failed, msg, and the plugin's last line on stderr.
 // It wraps host.ErrStartFailed and cause (when not nil).
 func (p *process) failed(msg string, cause error) error {
-	what := "backend plugin"
-	switch {
-	case p.cand.Builtin:
-		what = "built-in backend"
-	case p.cand.Bundled:
-		what = "bundled backend"
-	}
 	if line := p.stderr.String(); line != "" {
 		msg += fmt.Sprintf("; its last line on stderr: %q", line)
 	}
-	e := &startFailure{msg: fmt.Sprintf("%s %q (%s) failed to start: %s (details: --log-level debug)", what, p.cand.Name, p.cand.Path, msg),
-		causes: []error{host.ErrStartFailed}}
-	if cause != nil {
-		e.causes = append(e.causes, cause)
-	}
-	return e
+	return host.StartError(p.cand, msg, cause)
 }
-
-// startFailure is a start error: its message says it all, and it wraps what callers test for.
-type startFailure struct {
-	msg    string
-	causes []error
-}
-
-func (e *startFailure) Error() string   { return e.msg }
-func (e *startFailure) Unwrap() []error { return e.causes }

@@ -1,10 +1,3 @@
-// Command sdctl-backend-etcd is sdctl's etcd backend. It ships beside the sdctl binary and sdctl
-// starts it (or reattaches to it while it is warm); it is not meant to be run by hand.
+// Command sdctl-backend-etcd is sdctl's etcd backend. It ships beside the sdctl binary and
+// sdctl starts it (or reattaches to it while it is warm); it is not meant to be run by hand.
 package main
-
-import (
-	"github.com/sdctl/sdctl/internal/bundled/etcdplugin"
-	"github.com/sdctl/sdctl/plugins"
-)
-
-func main() { plugins.Serve(etcdplugin.Backend()) }

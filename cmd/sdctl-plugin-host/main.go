@@ -1,9 +1,9 @@
 // Command sdctl-plugin-host is the part of sdctl that links go-plugin and gRPC. It ships beside
-// the sdctl binary, which replaces itself with it (same arguments, same process) for what needs
-// them: serving a built-in backend (`sdctl backend serve NAME`, which hosts run), and the
-// commands whose backend go-plugin starts for one command: an external backend,
-// plugin-idle-timeout 0, plugin-mtls, or a system without warm backends. It reads the same
-// command line and configuration as sdctl; it is not meant to be run by hand.
+// the sdctl binary, which replaces itself with it (same arguments, same process) for the
+// commands whose backend is an external plugin, which go-plugin starts. It also serves the
+// built-in backends (`sdctl backend serve NAME`, which hosts run) and bridges external backends
+// for programs that do not link go-plugin (`backend bridge NAME PATH`, which the watcher runs).
+// It reads the same command line and configuration as sdctl; it is not meant to be run by hand.
 package main
 
 import (
@@ -19,6 +19,9 @@ func main() {
 	// Serving a built-in backend comes before any flag or config handling, so nothing can reach
 	// stdout ahead of the plugin handshake.
 	if code, ok := plugins.ServeBuiltin(os.Args[1:], backends); ok {
+		os.Exit(code)
+	}
+	if code, ok := plugins.ServeBridge(os.Args[1:]); ok {
 		os.Exit(code)
 	}
 	os.Exit(commands.Main(os.Args[1:], commands.Program{

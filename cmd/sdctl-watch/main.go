@@ -1,7 +1,9 @@
 // Command sdctl-watch runs `sdctl watch`. It ships beside the sdctl binary, which replaces itself
 // with it once the command line is checked, so that only the watcher links the Docker client and
 // pays for its initialisation; it is not meant to be run by hand. It reads the same command line
-// and configuration as sdctl and uses sdctl (beside it) to serve the built-in backends.
+// and configuration as sdctl and uses sdctl-plugin-host (beside it) to serve the built-in backends
+// and to bridge external ones, so that it links neither go-plugin nor gRPC (where socket pairs
+// are missing, it starts backends with go-plugin itself: see start_other.go).
 package main
 
 import (
@@ -12,17 +14,17 @@ import (
 	"github.com/sdctl/sdctl/internal/builtin"
 	"github.com/sdctl/sdctl/internal/watch"
 	"github.com/sdctl/sdctl/internal/watch/spec"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/server"
 	"github.com/sdctl/sdctl/registry"
 )
 
 func main() {
-	plugins.LimitMemory() // a long-running process: see docs/watch.md, "Memory"
+	server.LimitMemory() // a long-running process: see docs/watch.md, "Memory"
 	os.Exit(commands.Main(os.Args[1:], commands.Program{
 		Builtins:     builtin.Backends(),
 		Bundled:      builtin.Bundled(),
 		WatchEngine:  run,
-		StartBackend: plugins.Start,
+		StartBackend: startBackend,
 		Executable:   commands.InvokingSdctl(commands.WatchCommand),
 	}))
 }

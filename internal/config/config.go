@@ -51,7 +51,7 @@ var Globals = []Global{
 	{KeyTimeout, 10 * time.Second, "time limit for each call to the backend"},
 	{KeyPluginPath, []string{}, "directories searched first for sdctl-backend-NAME executables (env: colon-separated)"},
 	{KeyPluginTimeout, 5 * time.Second, "time limit for a backend plugin to start"},
-	{KeyPluginMTLS, false, "use mutual TLS with built-in and bundled backends too (always on for external ones)"},
+	{KeyPluginMTLS, false, "never keep built-in or bundled backends warm: each command gets its own over a socket pair, which no other process can reach (external ones always use mutual TLS)"},
 	{KeyPluginIdleTimeout, time.Minute, "keep a built-in or bundled backend's process running this long after a command, for the next one to reuse (0: one process per command)"},
 }
 
@@ -243,7 +243,8 @@ func (c *Config) PluginIdleTimeout() time.Duration {
 	return d
 }
 
-// PluginMTLS reports whether built-in and bundled backends use mutual TLS.
+// PluginMTLS reports whether no plugin channel may be reachable without proof of identity:
+// built-in and bundled backends are then never kept warm (see docs/security.md).
 func (c *Config) PluginMTLS() bool { b, _ := parseBool(c.v.Get(KeyPluginMTLS)); return b }
 
 // PluginDirs lists where external backends are looked for: plugin-path, then

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -485,4 +486,75 @@ func sdctlAlone(t *testing.T) (sdctl, alone string) {
 		t.Fatal(err)
 	}
 	return sdctl, alone
+}
+
+// TestWatchExternalBackend: the watcher, which does not link go-plugin, runs an external backend
+// through the plugin host's bridge; when that backend is killed it starts it again and
+// registers what runs.
+func TestWatchExternalBackend(t *testing.T) {
+	w := newWatchEnv(t)
+	_, memory := binaries(t)
+	env := withEnv(userEnv(t), "SDCTL_PLUGIN_PATH="+filepath.Dir(memory))
+	p := w.start(env, w.watchArgs("--backend", "memory", "--internal")...)
+	c := w.run(dockertest.Spec{Env: []string{"SERVICE_3000_NAME=ext-web"}, Expose: []string{"3000"}})
+	added := "added: service=ext-web id=" + w.id(c, "3000")
+	waitLog(t, p, added)
+	plugin := 0
+	eventually(t, 10*time.Second, func() error {
+		for _, pid := range descendants(p.cmd.Process.Pid) {
+			if cmdline(pid) == memory {
+				plugin = pid
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s process under the watcher", memory)
+	})
+	if err := syscall.Kill(plugin, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, p, "backend plugin restarted; reconciling")
+	eventually(t, 20*time.Second, func() error {
+		if n := strings.Count(p.stderr.String(), added); n < 2 {
+			return fmt.Errorf("%q logged %d times, want it again after the restart", added, n)
+		}
+		return nil
+	})
+}
+
+// descendants lists the processes below pid (Linux).
+func descendants(pid int) []int {
+	parents := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 {
+			parents[child], _ = strconv.Atoi(fields[1])
+		}
+	}
+	var out []int
+	for child := range parents {
+		for p := parents[child]; p > 1; p = parents[p] {
+			if p == pid {
+				out = append(out, child)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// cmdline is the first word of pid's command line.
+func cmdline(pid int) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	first, _, _ := strings.Cut(string(data), "\x00")
+	return first
 }

@@ -313,6 +313,7 @@ func lastLogLine(path string) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+		_, last, _ = parseLogLine(last)
 		if len(last) > 300 {
 			last = last[:300]
 		}

@@ -93,3 +93,6 @@ func alive(pid int) bool {
 	}
 	return true
 }
+
+// parentDeath has the kernel kill a backend started for one command when its host dies.
+func parentDeath(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }

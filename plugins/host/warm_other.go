@@ -27,3 +27,7 @@ func detach(*exec.Cmd) {}
 func signalPid(int, syscall.Signal) error { return errors.New("not supported") }
 
 func alive(int) bool { return false }
+
+// parentDeath: only Linux has a parent-death signal; a private backend still ends when its
+// connection closes.
+func parentDeath(*syscall.SysProcAttr) {}

@@ -208,6 +208,9 @@ func NewRemote(api API) *Remote {
 	return c
 }
 
+// API is the connection the calls go through.
+func (c *Remote) API() API { return c.rpc }
+
 // Batches reports whether RegisterBatch sends its instances in one call. It is known once Info
 // has been called, and false before.
 func (c *Remote) Batches() bool { return c.batch.Load() }

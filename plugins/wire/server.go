@@ -16,7 +16,8 @@ import (
 )
 
 // Serve answers the calls that arrive on conn with api, each in its own goroutine, until the
-// connection closes or breaks. It then cancels the calls still running, waits for them and
+// connection closes or breaks. A call that fails with a *TransportError (api relays to a
+// backend it lost) closes the connection. It then cancels the calls still running, waits for them and
 // closes conn. The error says why reading stopped (nil when the client closed the connection).
 func Serve(conn net.Conn, api API) error {
 	s := &serverConn{conn: conn, api: api, running: map[uint32]context.CancelFunc{}}
@@ -131,6 +132,13 @@ func (s *serverConn) handle(ctx context.Context, id uint32, method byte, body []
 		}
 	default:
 		err = fmt.Errorf("%w: this backend does not know call %d", registry.ErrUnsupported, method)
+	}
+	var te *TransportError
+	if errors.As(err, &te) {
+		// api relays to a backend whose connection broke (a bridge): the client must see a
+		// broken connection too, not an error of the backend's.
+		_ = s.conn.Close()
+		return
 	}
 	if err != nil {
 		_ = s.writeFrame(id, kindError, encodeError(err))

@@ -8,13 +8,13 @@ import (
 
 	"github.com/sdctl/sdctl/backends/consul"
 	"github.com/sdctl/sdctl/internal/buildinfo"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
 // Backend is the consul backend's plugin entry.
-func Backend() plugins.Backend {
-	return plugins.Backend{
+func Backend() wire.Backend {
+	return wire.Backend{
 		Name:         consul.Name,
 		Version:      buildinfo.Get().Version,
 		Capabilities: consul.Capabilities(),

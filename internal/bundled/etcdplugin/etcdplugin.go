@@ -8,13 +8,13 @@ import (
 
 	"github.com/sdctl/sdctl/backends/etcd"
 	"github.com/sdctl/sdctl/internal/buildinfo"
-	"github.com/sdctl/sdctl/plugins"
+	"github.com/sdctl/sdctl/plugins/wire"
 	"github.com/sdctl/sdctl/registry"
 )
 
 // Backend is the etcd backend's plugin entry.
-func Backend() plugins.Backend {
-	return plugins.Backend{
+func Backend() wire.Backend {
+	return wire.Backend{
 		Name:         etcd.Name,
 		Version:      buildinfo.Get().Version,
 		Capabilities: etcd.Capabilities(),

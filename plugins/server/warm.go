@@ -1,4 +1,4 @@
-package plugins
+package server
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ import (
 
 // serveWarm runs b as a warm backend on the Unix socket at path until it has had no connection
 // for idle, its executable is replaced, or it receives SIGTERM or SIGINT.
-func serveWarm(b Backend, path string, idle time.Duration, log hclog.Logger) error {
+func serveWarm(b wire.Backend, path string, idle time.Duration, log hclog.Logger) error {
 	ready := os.NewFile(host.WarmReadyFD, "ready") // closed right after, so nothing of the host stays open here
 	defer func() {
 		if ready != nil {
@@ -192,8 +192,8 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// serveWarmMain is Serve in warm mode: it logs to stderr (a file the host opened).
-func serveWarmMain(b Backend, path string, level hclog.Level) {
+// serveWarmMain serves b in warm mode: it logs to stderr (a file the host opened).
+func serveWarmMain(b wire.Backend, path string, level hclog.Level) {
 	log := logging.NewJSON(os.Stderr, level).With("pid", os.Getpid())
 	idle, err := time.ParseDuration(os.Getenv(host.EnvWarmIdle))
 	if err != nil || idle <= 0 {

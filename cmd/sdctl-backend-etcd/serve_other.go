@@ -1,0 +1,11 @@
+//go:build !unix
+
+package main
+
+import (
+	"github.com/sdctl/sdctl/internal/bundled/etcdplugin"
+	"github.com/sdctl/sdctl/plugins"
+)
+
+// Elsewhere sdctl starts every backend with go-plugin.
+func main() { plugins.Serve(etcdplugin.Backend()) }

@@ -173,7 +173,7 @@ func (p *privateProcess) Stop() error {
 		<-p.exited
 	}
 	if rss, ok := MaxRSS(p.cmd); ok {
-		p.log.Debug("backend stopped", "backend", p.cand.Name, "max_rss_kib", rss)
+		p.log.Debug("backend plugin stopped", "backend", p.cand.Name, "max_rss_kib", rss)
 	}
 	return nil
 }

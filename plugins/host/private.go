@@ -77,6 +77,7 @@ func (h *Host) startPrivate(cand Candidate, cmd *exec.Cmd) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	log.Debug("starting plugin", "path", cmd.Path, "args", cmd.Args)
 	conn, child, err := socketPair()
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: %w", cand.Name, err)
@@ -95,13 +96,14 @@ func (h *Host) startPrivate(cand Candidate, cmd *exec.Cmd) (*Client, error) {
 	go p.relay(stderr)
 	go func() {
 		p.relayed.Wait() // Wait closes the pipe: read it to the end first
-		_ = cmd.Wait()
+		err := cmd.Wait()
 		close(p.exited)
+		log.Debug("plugin process exited", "path", cmd.Path, "pid", cmd.Process.Pid, "error", err)
 	}()
 	wc := wire.NewClient(conn)
 	p.conn = wc
 	c := NewClient(cand, wire.ProtocolVersion, wire.NewRemote(wc), p, log)
-	log.Debug("started a private backend", "backend", cand.Name, "pid", cmd.Process.Pid)
+	log.Debug("started a backend on a socket pair", "backend", cand.Name, "pid", cmd.Process.Pid)
 	// The first call is the handshake: a backend that does not answer it within the start
 	// timeout has failed to start. Its answer is kept, so the caller's Info costs nothing.
 	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout())
@@ -120,6 +122,7 @@ func (h *Host) startPrivate(cand Candidate, cmd *exec.Cmd) (*Client, error) {
 		}
 		return nil, p.failure("its first call failed: "+err.Error(), err)
 	}
+	log.Debug("using plugin", "backend", cand.Name, "pid", cmd.Process.Pid, "protocol", c.Protocol)
 	return c, nil
 }
 

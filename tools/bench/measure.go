@@ -156,14 +156,14 @@ func measureResolve(ctx context.Context, ws *workspace, regs []*registryCase, cf
 	return timeInterleaved(ctx, invs, cfg.n, cfg.warmup)
 }
 
-// measureStart times process start without sdctl, sdctl without a plugin, and sdctl with the
-// plugin without and with mTLS, all against the 10-instance registry.
+// measureStart times process start without sdctl, sdctl without a plugin, and sdctl starting
+// its backend, also with --plugin-mtls, all against the 10-instance registry.
 func measureStart(ctx context.Context, ws *workspace, rc *registryCase, cfg *config) ([]*series, error) {
 	invs := []invocation{
 		{label: "`" + ws.true + "` (process start baseline)", path: ws.true, sc: rc.sc},
 		ws.sdctlCmd(rc.sc, "`sdctl version` (host only, no plugin)", "version"),
 		ws.sdctlCmd(rc.sc, "`sdctl resolve web` (starts the plugin)", "resolve", "web"),
-		ws.sdctlCmd(rc.sc, "`sdctl --plugin-mtls resolve web` (plugin with AutoMTLS)", "--plugin-mtls", "resolve", "web"),
+		ws.sdctlCmd(rc.sc, "`sdctl --plugin-mtls resolve web` (never warm: a backend on a socket pair)", "--plugin-mtls", "resolve", "web"),
 	}
 	return timeInterleaved(ctx, invs, cfg.startN, cfg.warmup)
 }
@@ -171,8 +171,8 @@ func measureStart(ctx context.Context, ws *workspace, rc *registryCase, cfg *con
 // Phases of a resolve, marked by the host's debug log and by the first stdout bytes.
 const (
 	phaseHost     = iota // exec to "starting plugin": process start, Go runtime, flags, config
-	phasePlugin          // "starting plugin" to "using plugin": plugin fork/exec, init, handshake
-	phaseQuery           // "using plugin" to the answer on stdout: connect, Configure, Instances, print
+	phasePlugin          // "starting plugin" to "using plugin": plugin fork/exec, init, first answer
+	phaseQuery           // "using plugin" to the answer on stdout: Configure, Instances, print
 	phaseShutdown        // answer to "plugin process exited": stopping the plugin
 	phaseExit            // "plugin process exited" to exit: host teardown
 	numPhases
@@ -180,8 +180,8 @@ const (
 
 var phaseNames = [numPhases]string{
 	"host start: exec, Go runtime init, flags and config, up to `starting plugin`",
-	"plugin fork/exec, its init and the go-plugin handshake, up to `using plugin`",
-	"gRPC connect, Configure, Instances (reads and parses the file), pick, print",
+	"plugin fork/exec, its init and its first answer (Info), up to `using plugin`",
+	"Configure, Instances (reads and parses the file), pick, print",
 	"plugin shutdown, up to `plugin process exited`",
 	"host teardown and exit",
 }

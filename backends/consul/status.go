@@ -210,13 +210,10 @@ func (b *Backend) confirmLeader(ctx context.Context, ep *endpoint) (string, erro
 // answers "No cluster leader", so without a leader the read gets attempt-timeout at most.
 func (b *Backend) raftServers(ctx context.Context, ep *endpoint, noLeader bool, st *registry.ClusterStatus) ([]raftServer, error) {
 	var cfg *api.RaftConfiguration
-	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
-		ctx, cancel := b.leaderlessBound(ctx, noLeader)
-		defer cancel()
-		var err error
-		cfg, err = ep.api.Operator().RaftGetConfiguration(b.c.queryOptions(ctx, false, 0, 0))
+	err := b.operatorRead(ctx, ep, noLeader, func(o *api.Operator, q *api.QueryOptions) (err error) {
+		cfg, err = o.RaftGetConfiguration(q)
 		return err
-	}})
+	})
 	if err != nil && noLeader && errors.Is(err, registry.ErrUnavailable) && ctx.Err() == nil {
 		st.Notes = append(st.Notes, "without a leader the raft configuration cannot be read ("+
 			strings.TrimPrefix(err.Error(), "consul "+ep.name+": ")+"), so raft peers come from /v1/status/peers")
@@ -242,13 +239,19 @@ func (b *Backend) raftServers(ctx context.Context, ep *endpoint, noLeader bool, 
 	return b.raftPeers(ctx, ep)
 }
 
-// leaderlessBound bounds a read that needs a leader by attempt-timeout when there is none
-// (noLeader), since Consul then holds it for its rpc_hold_timeout before failing.
-func (b *Backend) leaderlessBound(ctx context.Context, noLeader bool) (context.Context, context.CancelFunc) {
-	if !noLeader {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, b.c.attempt)
+// operatorRead runs read, an operator endpoint's read that needs a leader, on ep. When there is
+// no leader (noLeader) it is bounded by attempt-timeout, since Consul then holds it for its
+// rpc_hold_timeout before failing.
+func (b *Backend) operatorRead(ctx context.Context, ep *endpoint, noLeader bool, read func(o *api.Operator, q *api.QueryOptions) error) error {
+	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
+		if noLeader {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, b.c.attempt)
+			defer cancel()
+		}
+		return read(ep.api.Operator(), b.c.queryOptions(ctx, false, 0, 0))
+	}})
+	return err
 }
 
 // raftPeers lists the raft peers' addresses (/v1/status/peers), as voters.
@@ -303,13 +306,10 @@ func (b *Backend) serfServers(ctx context.Context, ep *endpoint, st *registry.Cl
 // runs on the leader), it adds a note and returns nothing.
 func (b *Backend) autopilot(ctx context.Context, ep *endpoint, noLeader bool, st *registry.ClusterStatus) map[string]autopilotServer {
 	var reply *api.OperatorHealthReply
-	_, err := b.c.do(ctx, op{pin: ep, run: func(ctx context.Context, ep *endpoint) error {
-		ctx, cancel := b.leaderlessBound(ctx, noLeader)
-		defer cancel()
-		var err error
-		reply, err = ep.api.Operator().AutopilotServerHealth(b.c.queryOptions(ctx, false, 0, 0))
+	err := b.operatorRead(ctx, ep, noLeader, func(o *api.Operator, q *api.QueryOptions) (err error) {
+		reply, err = o.AutopilotServerHealth(q)
 		return err
-	}})
+	})
 	if err != nil {
 		if errors.Is(err, registry.ErrPermissionDenied) {
 			st.Notes = append(st.Notes, "the ACL token lacks operator:read, so autopilot health is unknown")

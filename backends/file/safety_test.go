@@ -85,13 +85,7 @@ func TestOnlyRegularFiles(t *testing.T) {
 		if err := syscall.Mkfifo(path+".lock", 0o600); err != nil {
 			t.Fatal(err)
 		}
-		b, err := Open(Options{Path: path})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Register(t.Context(), webInstance("web-1", 1)); !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "is a FIFO") {
-			t.Errorf("Register with a FIFO as lock file: %v", err)
-		}
+		registerRefused(t, path, "is a FIFO")
 		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("the registry was created: %v", err)
 		}
@@ -103,19 +97,26 @@ func TestOnlyRegularFiles(t *testing.T) {
 		if err := os.Symlink(planted, path+".lock"); err != nil {
 			t.Fatal(err)
 		}
-		b, err := Open(Options{Path: path})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Register(t.Context(), webInstance("web-1", 1)); !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "symbolic link") {
-			t.Errorf("Register with a dangling link as lock file: %v", err)
-		}
+		registerRefused(t, path, "symbolic link")
 		for _, p := range []string{path, planted} {
 			if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("%s was created: %v", p, err)
 			}
 		}
 	})
+}
+
+// registerRefused opens the registry at path and checks that Register refuses it as
+// registry.ErrInvalid with an error that contains want.
+func registerRefused(t *testing.T, path, want string) {
+	t.Helper()
+	b, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register(t.Context(), webInstance("web-1", 1)); !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), want) {
+		t.Errorf("Register: %v, want ErrInvalid (%q)", err, want)
+	}
 }
 
 func TestDanglingSymlinkIsRefused(t *testing.T) {

@@ -34,6 +34,17 @@ type clocked struct {
 	t0   time.Time
 }
 
+// tempRegistry opens a file registry in a t.TempDir(), closed when the test ends.
+func tempRegistry(t *testing.T) *file.Backend {
+	t.Helper()
+	reg, err := file.Open(file.Options{Path: filepath.Join(t.TempDir(), "registry.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return reg
+}
+
 func newClocked(t *testing.T, open Opener, opt Options) *clocked {
 	t.Helper()
 	c := &clocked{clk: clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &testutil.SyncBuffer{}}
@@ -343,11 +354,7 @@ func (c streamFirstConn) Deregister(ctx context.Context, id string) error {
 // The watcher's own writes, shown by the stream before the calls that made them return, are
 // not changes made by someone else: no reconcile, neither at once nor when the grace ends.
 func TestOwnWritesSeenFirstOnTheStreamAreNotLosses(t *testing.T) {
-	reg, err := file.Open(file.Options{Path: filepath.Join(t.TempDir(), "registry.json")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	reg := tempRegistry(t)
 	w := newClocked(t, nil, Options{})
 	w.reg = streamFirstConn{liveConn{reg}, func(insts []registry.Instance) { w.observeView(insts) }}
 	w.reconciled = true
@@ -386,11 +393,7 @@ func TestOwnWritesSeenFirstOnTheStreamAreNotLosses(t *testing.T) {
 // counted on the watcher's clock from the registration and from each heartbeat; instances
 // without a TTL, critical, or of a container kept after a failed exit are not renewed.
 func TestHeartbeatsDueOnTheClock(t *testing.T) {
-	reg, err := file.Open(file.Options{Path: filepath.Join(t.TempDir(), "registry.json")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	reg := tempRegistry(t)
 	w := newClocked(t, nil, Options{TTLRefresh: 4 * time.Second})
 	w.reg = liveConn{reg}
 	ctx := context.Background()
@@ -482,11 +485,7 @@ func (downConn) Services(context.Context) ([]registry.Service, error) { return n
 // A reconcile that fails is tried again after 0.5 s doubling up to MaxBackoff; one that runs for
 // another reason meanwhile replaces that retry with its own.
 func TestReconcileRetriesOnTheClock(t *testing.T) {
-	reg, err := file.Open(file.Options{Path: filepath.Join(t.TempDir(), "registry.json")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	reg := tempRegistry(t)
 	w := newClocked(t, nil, Options{MaxBackoff: 2 * time.Second})
 	w.reg = downConn{liveConn{reg}}
 	reconciles := func(reason string) float64 {

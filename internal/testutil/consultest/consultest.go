@@ -182,23 +182,7 @@ func (a *Agent) Consul(t testing.TB, args ...string) (stdout string, err error) 
 // of them, and returns it. Agents that are not running (Kill, Stop) are ignored.
 func Leader(t testing.TB, agents ...*Agent) *Agent {
 	t.Helper()
-	servers := make([]*harness.ConsulAgent, len(agents))
-	for i, a := range agents {
-		servers[i] = a.ConsulAgent
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), leaderTimeout)
-	defer cancel()
-	l, err := harness.ConsulLeader(ctx, servers...)
-	if err != nil {
-		t.Fatalf("consultest: %v", err)
-	}
-	for _, a := range agents {
-		if a.ConsulAgent == l {
-			return a
-		}
-	}
-	t.Fatalf("consultest: the leader %s is none of the agents", l.Name)
-	return nil
+	return testutil.Leader(t, leaderTimeout, agents, func(a *Agent) *harness.ConsulAgent { return a.ConsulAgent }, harness.ConsulLeader)
 }
 
 // GenerateTLS writes a fresh CA, server certificate and client certificate into a t.TempDir()

@@ -138,19 +138,7 @@ func (m *Member) Restart(t testing.TB) {
 // returns it. It fails the test after a minute.
 func Leader(t testing.TB, members ...*Member) *Member {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	l, err := harness.EtcdLeader(ctx, servers(members)...)
-	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
-	}
-	for _, m := range members {
-		if m.EtcdMember == l {
-			return m
-		}
-	}
-	t.Fatalf("etcdtest: the leader %s is none of the members", l.Name)
-	return nil
+	return testutil.Leader(t, startTimeout, members, func(m *Member) *harness.EtcdMember { return m.EtcdMember }, harness.EtcdLeader)
 }
 
 // Client returns an etcd client for members, closed when the test ends. On members with

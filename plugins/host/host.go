@@ -336,7 +336,13 @@ func (c *Client) transportError(err error) error {
 	if c.warm != nil {
 		return fmt.Errorf("backend %q: warm backend (pid %d) connection failed: %w", c.Candidate.Name, c.warm.pid, err)
 	}
-	deadline := time.Now().Add(300 * time.Millisecond)
+	// A backend on a socket pair closes it only to exit (a bridge does once its backend died,
+	// after stopping what is left of it): give it the time a stop gets.
+	wait := 300 * time.Millisecond
+	if _, private := c.proc.(*privateProcess); private {
+		wait = KillGrace
+	}
+	deadline := time.Now().Add(wait)
 	for !c.proc.Exited() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -96,11 +96,29 @@ func TestWatchConsul503Outage(t *testing.T) {
 	})
 	start := time.Now()
 	ctx := context.Background()
+	// Each pause and unpause is checked in the container's state before the next one, so that
+	// an engine slow to settle one (its answer can come before the freezer has) still yields
+	// exactly 10 pause and 10 unpause events.
+	setPaused := func(want bool) {
+		eventually(t, 10*time.Second, func() error {
+			c, err := w.cli.ContainerInspect(ctx, second.ID)
+			if err != nil || c.State.Paused == want {
+				return err
+			}
+			if want {
+				err = w.cli.ContainerPause(ctx, second.ID)
+			} else {
+				err = w.cli.ContainerUnpause(ctx, second.ID)
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("paused=%t asked; checking the state again", want)
+		})
+	}
 	for range 10 {
-		if err := w.cli.ContainerPause(ctx, second.ID); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 10*time.Second, func() error { return w.cli.ContainerUnpause(ctx, second.ID) })
+		setPaused(true)
+		setPaused(false)
 	}
 	eventually(t, 20*time.Second, func() error {
 		if n := metric(t, listen, "sdctl_watch_docker_events_total"); n < events+21 {

@@ -7,10 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/logging"
+	"github.com/sdctl/sdctl/plugins/server"
 	"github.com/sdctl/sdctl/plugins/wire"
 )
 
@@ -30,11 +29,7 @@ func ServeBridge(args []string) (code int, handled bool) {
 	}
 	// The backend inherits this environment: it must not take the connection for its own.
 	_ = os.Unsetenv(host.EnvPrivateConn)
-	level, err := logging.ParseLevel(os.Getenv(host.EnvLogLevel))
-	if err != nil {
-		level = hclog.Warn
-	}
-	log := logging.NewJSON(os.Stderr, level)
+	log := logging.NewJSON(os.Stderr, server.LogLevel())
 	timeout, _ := time.ParseDuration(os.Getenv(host.EnvBridgeTimeout))
 	h := &host.Host{Logger: log, StartTimeout: timeout}
 	client, err := Start(h, host.Candidate{Name: args[2], Path: args[3]})

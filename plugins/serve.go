@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/sdctl/sdctl/plugins/host"
 	"github.com/sdctl/sdctl/plugins/logging"
 	"github.com/sdctl/sdctl/plugins/server"
 	"github.com/sdctl/sdctl/plugins/wire"
@@ -20,11 +18,7 @@ func Serve(b Backend) {
 	if _, ok := server.Run(b); ok { // started warm or on a socket pair by sdctl
 		return
 	}
-	level, err := logging.ParseLevel(os.Getenv(host.EnvLogLevel))
-	if err != nil {
-		level = hclog.Warn
-	}
-	log := logging.NewJSON(os.Stderr, level)
+	log := logging.NewJSON(os.Stderr, server.LogLevel())
 	go exitWithParent(log)
 
 	var srv *wire.Server

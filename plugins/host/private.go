@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,22 +273,13 @@ func parseLogLine(line string) (hclog.Level, string, []any) {
 	}
 	msg := fmt.Sprint(entry["@message"])
 	args := make([]any, 0, 2*len(entry))
-	for _, k := range sortedKeys(entry) {
+	for _, k := range slices.Sorted(maps.Keys(entry)) {
 		if strings.HasPrefix(k, "@") {
 			continue
 		}
 		args = append(args, k, entry[k])
 	}
 	return level, msg, args
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 var _ Starter = (*privateProcess)(nil)

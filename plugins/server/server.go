@@ -21,10 +21,7 @@ import (
 // environment says so), and reports whether it did and the exit code to use; handled false
 // means the host expects another protocol (go-plugin's handshake).
 func Run(b wire.Backend) (code int, handled bool) {
-	level, err := logging.ParseLevel(os.Getenv(host.EnvLogLevel))
-	if err != nil {
-		level = hclog.Warn
-	}
+	level := LogLevel()
 	if fd := os.Getenv(host.EnvPrivateConn); fd != "" && host.PrivateSupported {
 		return servePrivateMain(b, fd, level), true
 	}
@@ -33,6 +30,16 @@ func Run(b wire.Backend) (code int, handled bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// LogLevel is the log level the host passed to this backend process (EnvLogLevel), warn when
+// it passed none.
+func LogLevel() hclog.Level {
+	level, err := logging.ParseLevel(os.Getenv(host.EnvLogLevel))
+	if err != nil {
+		return hclog.Warn
+	}
+	return level
 }
 
 // Main is the body of the main function of a backend that only sdctl starts: it serves b

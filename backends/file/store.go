@@ -26,7 +26,7 @@ import (
 // processes lose no update and a crash at any moment leaves either the old or the new
 // document. Readers take no lock: a rename is atomic, so they see one or the other.
 //
-// Only a regular file is ever read or replaced (see internal/fsutil): a device node, a FIFO or
+// Only a regular file is ever read or replaced (see fsutil/): a device node, a FIFO or
 // a socket at the path is an error, and nothing is created or changed.
 //
 // path is the registry path as configured. When it is a symbolic link, each call follows it

@@ -1,5 +1,5 @@
-// Package layering holds no code: its test checks that the layers of DESIGN.md hold, so that
-// they are kept by a check rather than by habit.
+// Package layering holds no code: its test checks that the layers README.md describes ("How
+// the code is laid out") hold, so that they are kept by a check rather than by habit.
 package layering
 
 import (
@@ -60,6 +60,16 @@ func under(path string, roots ...string) bool {
 	return false
 }
 
+// backendOf names the backend a package belongs to (file for backends/file/...).
+func backendOf(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, module+"/backends/")
+	if !ok {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name, true
+}
+
 // TestLayers checks who may import what.
 func TestLayers(t *testing.T) {
 	rules := []struct {
@@ -82,7 +92,7 @@ func TestLayers(t *testing.T) {
 					strings.HasPrefix(i, "github.com/hashicorp/go-plugin") || (strings.HasPrefix(i, module+"/") && !under(i, "registry"))
 			},
 			func(p string) bool { return !under(p, "registry") }},
-		{"backends import no other backend, no plugin host and no commands",
+		{"backends import no plugin host and no commands",
 			func(i string) bool { return under(i, "commands", "plugins") },
 			func(p string) bool { return !under(p, "backends") }},
 		{"the test and benchmark harnesses only from each other and tools/: shipped code never links them",
@@ -94,6 +104,12 @@ func TestLayers(t *testing.T) {
 			for _, r := range rules {
 				if r.imports(imp) && !r.allowed(p.ImportPath) {
 					t.Errorf("%s imports %s: %s", p.ImportPath, imp, r.what)
+				}
+			}
+			// Each backend stands alone: one registry's package never reaches into another's.
+			if b, ok := backendOf(p.ImportPath); ok {
+				if other, ok := backendOf(imp); ok && other != b {
+					t.Errorf("%s imports %s: backends import no other backend", p.ImportPath, imp)
 				}
 			}
 			// The plugin SDK and the backends are built against by third parties and run as

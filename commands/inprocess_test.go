@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,18 @@ func TestEveryCommandHandsItsOptionsToRunF(t *testing.T) {
 		{newBackendCmd(f, capturing(&got, func(o *BackendListOptions) string { return "backend list " + o.Output }), nil), []string{"list", "-o", "table"}},
 		{newBackendCmd(f, nil, capturing(&got, func(o *BackendStopOptions) string { return "backend stop " + o.Name })), []string{"stop", "consul"}},
 		{newWatchCmd(f, capturing(&got, func(o *WatchOptions) string { return "watch " + o.URI })), []string{"consul://127.0.0.1:8500"}},
+		{newRegisterCmd(f, capturing(&got, func(o *RegisterOptions) string {
+			return fmt.Sprintf("register %s %s ttl %s", o.Name, o.HostPort, o.TTL)
+		})), []string{"web", "10.0.0.1:80", "--ttl", "30s"}},
+		{newDeregisterCmd(f, capturing(&got, func(o *DeregisterOptions) string {
+			return fmt.Sprintf("deregister %s %t", o.ID, o.IgnoreMissing)
+		})), []string{"web", "10.0.0.1:80", "--ignore-missing"}},
+		{newResolveCmd(f, capturing(&got, func(o *ResolveOptions) string {
+			return fmt.Sprintf("resolve %s %s %t", o.Target.Name, o.Strategy, o.IncludeWarning)
+		})), []string{"http://service-web/x", "--strategy", "random", "--include-warning"}},
+		{newCatalogCmd(f, capturing(&got, func(o *CatalogOptions) string {
+			return fmt.Sprintf("catalog %s %v %s", o.Name, o.Tags, o.Output)
+		})), []string{"web", "--tag", "v1", "-o", "json"}},
 	} {
 		tc.cmd.SetArgs(tc.args)
 		tc.cmd.SetOut(io.Discard)
@@ -75,7 +88,8 @@ func TestEveryCommandHandsItsOptionsToRunF(t *testing.T) {
 			t.Errorf("%s %v: %v", tc.cmd.Name(), tc.args, err)
 		}
 	}
-	want := []string{"cluster status json", "config view {{.Key}}", "version yaml", "backend list table", "backend stop consul", "watch consul://127.0.0.1:8500"}
+	want := []string{"cluster status json", "config view {{.Key}}", "version yaml", "backend list table", "backend stop consul", "watch consul://127.0.0.1:8500",
+		"register web 10.0.0.1:80 ttl 30s", "deregister web-10.0.0.1-80 true", "resolve service-web random true", "catalog web [v1] json"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("captured %q, want %q", got, want)
 	}

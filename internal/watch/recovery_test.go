@@ -131,12 +131,12 @@ func TestWatchHeartbeatFindingItsInstanceGoneReconciles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clk.Advance(29 * time.Minute)
+	clk.Advance(19 * time.Minute)
 	time.Sleep(500 * time.Millisecond) // a heartbeat or reconcile, were one wrongly due, would show by now
 	if got := h.owned(); len(got) != 0 {
 		t.Fatalf("instances back before any heartbeat was due: %v", got)
 	}
-	clk.Advance(time.Minute) // the TTL instance's heartbeat is due
+	clk.Advance(time.Minute) // the TTL instance's heartbeat is due, at a third of its TTL
 	h.waitIDs(15*time.Second, ids...)
 	if n := metricValue(t, h.m, "sdctl_watch_reconciles_total", "instance-missing"); n != 1 {
 		t.Errorf("reconciles_total{reason=instance-missing} = %v, want 1", n)

@@ -54,7 +54,8 @@ The address is HOST:PORT ([ADDR]:PORT for IPv6) or --address/--port. An empty ho
 NAME-ADDRESS-PORT and is printed on stdout. Registering an existing ID replaces it.
 
 With --ttl the instance turns critical unless renewed within the TTL; --keepalive stays
-in the foreground renewing it, and deregisters on SIGINT or SIGTERM (within 5s, or
+in the foreground renewing it every third of the TTL, so that one failed renewal is not
+enough to turn it critical, and deregisters on SIGINT or SIGTERM (within 5s, or
 --timeout when shorter; past that it says so and the TTL removes the instance). Without another
 check, --check-initial-status sets the health before the first renewal and
 --check-deregister-after removes the instance once its TTL has run out that long
@@ -350,11 +351,11 @@ func batches(reg registry.Registry, info registry.Info) bool {
 // exitDeregisterBound bounds the deregistration of --keepalive on exit.
 const exitDeregisterBound = 5 * time.Second
 
-// keepalive renews inst's TTL every third of it until ctx ends, re-registering it if it went
+// keepalive renews inst's TTL every third of it (registry.RenewEvery) until ctx ends, re-registering it if it went
 // missing, then deregisters it.
 func keepalive(ctx context.Context, f *Factory, reg registry.Registry, inst registry.Instance) error {
 	log := f.Logger()
-	tick := time.NewTicker(inst.TTL / 3)
+	tick := time.NewTicker(registry.RenewEvery(inst.TTL))
 	defer tick.Stop()
 	for {
 		select {

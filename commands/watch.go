@@ -87,7 +87,7 @@ Registrator's single-dash flags (-internal, -useIpFromLabel ...) are accepted to
 	fl.StringVar(&o.IP, "ip", "", "IP address to register for published ports (default: the binding's address, else this host's)")
 	fl.StringSliceVar(&o.Tags, "tags", nil, "tags added to every instance (comma-separated)")
 	fl.Var(&registratorDuration{&o.TTL, time.Second}, "ttl", "TTL of each instance; renewed while its container runs (bare number: seconds)")
-	fl.Var(&registratorDuration{&o.TTLRefresh, time.Second}, "ttl-refresh", "how often TTL instances are renewed (default: half the TTL; bare number: seconds)")
+	fl.Var(&registratorDuration{&o.TTLRefresh, time.Second}, "ttl-refresh", "how often TTL instances are renewed (default and at most: a third of each TTL; bare number: seconds)")
 	fl.Var(&registratorDuration{&o.Resync, time.Second}, "resync", "period of a full reconcile; 0 reconciles only on start and reconnects (bare number: seconds)")
 	fl.StringVar(&o.Deregister, "deregister", "always", "when a container exits: always deregister, or on-success (keep failed containers)")
 	fl.IntVar(&o.RetryAttempts, "retry-attempts", -1, "extra attempts to reach the registry at start (-1: wait forever)")

@@ -120,6 +120,17 @@ type Instance struct {
 	Expires time.Time
 }
 
+// RenewEvery is how often whoever keeps a TTL instance alive (register --keepalive, the
+// watcher) renews it: every third of the TTL. A renewal that fails, or arrives late, then still
+// leaves room for the next one before the TTL runs out and the instance turns critical; at half
+// the TTL a single failure would leave none. Zero for an instance without a TTL.
+func RenewEvery(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return 0
+	}
+	return max(ttl/3, 1) // never zero, which a ticker refuses
+}
+
 // CheckKind says how a registry probes an instance.
 type CheckKind string
 

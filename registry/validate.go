@@ -60,7 +60,7 @@ func validateLabel(label string) error {
 	return nil
 }
 
-// ValidateID checks an instance ID: 1-256 printable characters without spaces or '/'.
+// ValidateID checks an instance ID: 1-256 printable UTF-8 characters without spaces or '/'.
 func ValidateID(id string) error {
 	if id == "" {
 		return Invalidf("id", "instance ID is empty")
@@ -71,6 +71,9 @@ func ValidateID(id string) error {
 	if id == "." || id == ".." {
 		// Path segments of their own in every HTTP API: a registry cleans them away.
 		return Invalidf("id", "instance ID %q is not allowed", id)
+	}
+	if err := validUTF8("id", "instance ID", id); err != nil {
+		return err
 	}
 	for _, r := range id {
 		if r == '/' || r == '?' || r == '#' || r == '%' || !unicode.IsPrint(r) || unicode.IsSpace(r) {
@@ -169,13 +172,16 @@ func DefaultID(name, addr string, port int) string {
 	return id[:MaxIDLen-len(suffix)] + suffix
 }
 
-// ValidateMeta checks metadata keys and values (the limits Consul applies).
+// ValidateMeta checks metadata keys and values: the limits Consul applies, and values in UTF-8.
 func ValidateMeta(meta map[string]string) error {
 	if len(meta) > MaxMetaPairs {
 		return Invalidf("meta", "%d metadata pairs (at most %d)", len(meta), MaxMetaPairs)
 	}
 	for k, v := range meta {
 		if err := validateWord("meta", "metadata key", k, MaxMetaKeyLen, metaKeyChar, " (use letters, digits, '-' and '_')"); err != nil {
+			return err
+		}
+		if err := validUTF8("meta", fmt.Sprintf("metadata value of %q", k), v); err != nil {
 			return err
 		}
 		if len(v) > MaxMetaValLen {
@@ -197,7 +203,7 @@ func ParseMeta(s string) (key, value string, err error) {
 	return k, v, nil
 }
 
-// ValidateTags checks that tags are non-empty printable strings.
+// ValidateTags checks that tags are non-empty printable UTF-8 strings.
 func ValidateTags(tags []string) error {
 	for _, t := range tags {
 		if err := validateWord("tags", "tag", t, MaxTagLen, tagChar, ""); err != nil {
@@ -213,11 +219,14 @@ func metaKeyChar(r rune) bool {
 
 func tagChar(r rune) bool { return unicode.IsPrint(r) && !unicode.IsSpace(r) }
 
-// validateWord checks one tag or metadata key (what, in field): not empty, at most maxLen bytes,
-// and made of characters that pass allowed; hint, when set, says which those are.
+// validateWord checks one tag or metadata key (what, in field): not empty, UTF-8, at most maxLen
+// bytes, and made of characters that pass allowed; hint, when set, says which those are.
 func validateWord(field, what, s string, maxLen int, allowed func(rune) bool, hint string) error {
 	if s == "" {
 		return Invalidf(field, "%s is empty", what)
+	}
+	if err := validUTF8(field, what, s); err != nil {
+		return err
 	}
 	if len(s) > maxLen {
 		return Invalidf(field, "%s %q is longer than %d characters", what, abbreviate(s), maxLen)
@@ -239,7 +248,7 @@ func ValidateWeight(w int) error {
 	return nil
 }
 
-// ValidateCheck checks a health check's fields.
+// ValidateCheck checks a health check's fields; its target, method and headers are UTF-8.
 func ValidateCheck(c Check) error {
 	switch c.Kind {
 	case CheckHTTP, CheckTCP, CheckGRPC, CheckScript:
@@ -253,6 +262,22 @@ func ValidateCheck(c Check) error {
 	if c.Target == "" && c.Kind != CheckTTL {
 		return Invalidf("check", "%s check has no target", c.Kind)
 	}
+	if err := validUTF8("check", fmt.Sprintf("%s check target", c.Kind), c.Target); err != nil {
+		return err
+	}
+	if err := validUTF8("check", fmt.Sprintf("%s check method", c.Kind), c.Method); err != nil {
+		return err
+	}
+	for name, values := range c.Header {
+		if err := validUTF8("check", fmt.Sprintf("%s check header name", c.Kind), name); err != nil {
+			return err
+		}
+		for _, v := range values {
+			if err := validUTF8("check", fmt.Sprintf("%s check header %q", c.Kind, abbreviate(strings.ToValidUTF8(name, "?"))), v); err != nil {
+				return err
+			}
+		}
+	}
 	if c.Interval < 0 || c.Timeout < 0 || c.DeregisterAfter < 0 {
 		return Invalidf("check", "%s check has a negative duration", c.Kind)
 	}
@@ -264,30 +289,19 @@ func ValidateCheck(c Check) error {
 	return nil
 }
 
-// validUTF8 rejects strings that are not UTF-8: they cannot cross the plugin protocol (protobuf
-// strings must be UTF-8) nor be stored faithfully in JSON.
-func validUTF8(field, s string) error {
+// validUTF8 rejects a string (what, in field) that is not UTF-8: it could not cross the plugin
+// protocol (protobuf strings must be UTF-8) nor be stored faithfully in JSON. Every validator of
+// a free-form string calls it, so that whoever builds an instance (the CLI, a batch file, the
+// watcher's container labels) gets the same rule and the same message.
+func validUTF8(field, what, s string) error {
 	if !utf8.ValidString(s) {
-		return Invalidf(field, "%q is not valid UTF-8", abbreviate(strings.ToValidUTF8(s, "?")))
+		return Invalidf(field, "%s is not valid UTF-8: %q", what, abbreviate(strings.ToValidUTF8(s, "?")))
 	}
 	return nil
 }
 
 // Validate checks every field a caller supplies to Register.
 func (inst Instance) Validate() error {
-	if err := validUTF8("id", inst.ID); err != nil {
-		return err
-	}
-	for _, t := range inst.Tags {
-		if err := validUTF8("tags", t); err != nil {
-			return err
-		}
-	}
-	for _, v := range inst.Meta { // keys are ASCII-only, checked by ValidateMeta
-		if err := validUTF8("meta", v); err != nil {
-			return err
-		}
-	}
 	// The first field that fails is reported, in this order.
 	if err := cmp.Or(ValidateName(inst.Name), ValidateID(inst.ID), ValidateAddress(inst.Address), ValidatePort(inst.Port),
 		ValidateTags(inst.Tags), ValidateMeta(inst.Meta), ValidateWeight(inst.Weight)); err != nil {

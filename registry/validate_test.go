@@ -132,6 +132,9 @@ func TestInstanceValidate(t *testing.T) {
 		{"id not UTF-8", func(i *registry.Instance) { i.ID = "web-\xff" }, "id"},
 		{"tag not UTF-8", func(i *registry.Instance) { i.Tags = []string{"a\xc3"} }, "tags"},
 		{"meta value not UTF-8", func(i *registry.Instance) { i.Meta = map[string]string{"k": "\xff"} }, "meta"},
+		{"check target not UTF-8", func(i *registry.Instance) {
+			i.Checks = []registry.Check{{Kind: registry.CheckHTTP, Target: "http://10.0.0.1/\xff"}}
+		}, "check"},
 		{"unknown health", func(i *registry.Instance) { i.Health = "sick" }, "health"},
 		{"health in capitals", func(i *registry.Instance) { i.Health = "Passing" }, "health"},
 		{"health not UTF-8", func(i *registry.Instance) { i.Health = "\xff" }, "health"},
@@ -141,6 +144,37 @@ func TestInstanceValidate(t *testing.T) {
 		var fe *registry.FieldError
 		if err := inst.Validate(); !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%s: Validate() = %v, want a FieldError for %q", tc.name, err, tc.field)
+		}
+	}
+}
+
+// Each validator of a free-form string refuses invalid UTF-8 itself, naming what it checks and
+// showing the value with '?' for the bad bytes, so that callers need no check of their own.
+func TestValidatorsRefuseInvalidUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		field string
+		want  string
+	}{
+		{"id", registry.ValidateID("web-\xff"), "id", `instance ID is not valid UTF-8: "web-?"`},
+		{"tag", registry.ValidateTags([]string{"ok", "a\xc3"}), "tags", `tag is not valid UTF-8: "a?"`},
+		{"meta key", registry.ValidateMeta(map[string]string{"k\xff": "v"}), "meta", `metadata key is not valid UTF-8: "k?"`},
+		{"meta value", registry.ValidateMeta(map[string]string{"k": "v\xff"}), "meta", `metadata value of "k" is not valid UTF-8: "v?"`},
+		{"check target", registry.ValidateCheck(registry.Check{Kind: registry.CheckScript, Target: "check \xff"}), "check", `script check target is not valid UTF-8: "check ?"`},
+		{"check method", registry.ValidateCheck(registry.Check{Kind: registry.CheckHTTP, Target: "http://h/", Method: "G\xffT"}), "check", `http check method is not valid UTF-8: "G?T"`},
+		{"check header", registry.ValidateCheck(registry.Check{Kind: registry.CheckHTTP, Target: "http://h/", Header: map[string][]string{"X-A": {"\xff"}}}), "check", `http check header "X-A" is not valid UTF-8: "?"`},
+		{"check header name", registry.ValidateCheck(registry.Check{Kind: registry.CheckHTTP, Target: "http://h/", Header: map[string][]string{"X-\xff": {"v"}}}), "check", `http check header name is not valid UTF-8: "X-?"`},
+	} {
+		var fe *registry.FieldError
+		if !errors.As(tc.err, &fe) || fe.Field != tc.field || fe.Reason != tc.want {
+			t.Errorf("%s: %v, want a FieldError for %q: %s", tc.name, tc.err, tc.field, tc.want)
+		}
+	}
+	for _, err := range []error{registry.ValidateID("web-é"), registry.ValidateTags([]string{"été"}),
+		registry.ValidateMeta(map[string]string{"k": "été"}), registry.ValidateCheck(registry.Check{Kind: registry.CheckScript, Target: "echo été"})} {
+		if err != nil {
+			t.Errorf("valid UTF-8 refused: %v", err)
 		}
 	}
 }

@@ -10,7 +10,8 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// heartbeatLoop renews TTL instances: every TTLRefresh, or every TTL/2 of each instance.
+// heartbeatLoop renews TTL instances: every registry.RenewEvery of each instance's TTL, or every
+// TTLRefresh when that is sooner.
 // Instances whose container reports unhealthy are not renewed.
 func (w *Watcher) heartbeatLoop(ctx context.Context) {
 	w.tick(ctx, time.Second, func() {
@@ -29,7 +30,7 @@ func (w *Watcher) dueHeartbeats(now time.Time) []string {
 		if o.ttl <= 0 || o.health == registry.HealthCritical || w.kept[o.container] {
 			continue // kept containers exited: their TTL runs out, as with Registrator
 		}
-		every := o.ttl / 2
+		every := registry.RenewEvery(o.ttl)
 		if w.opt.TTLRefresh > 0 && w.opt.TTLRefresh < every {
 			every = w.opt.TTLRefresh
 		}

@@ -131,12 +131,27 @@ func TestWatchHeartbeatFindingItsInstanceGoneReconciles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clk.Advance(29 * time.Minute)
-	time.Sleep(500 * time.Millisecond) // a heartbeat or reconcile, were one wrongly due, would show by now
+	// The heartbeat is due at a third of the TTL, 20 min. The heartbeat loop takes the tick at
+	// 19 min, and is done with it once it has taken the next: a heartbeat wrongly due by then
+	// has been sent, and has logged the missing instance.
+	received := func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := clk.BlockUntilReceived(ctx); err != nil {
+			t.Fatalf("the watcher's ticks not taken: %v", err)
+		}
+	}
+	clk.Advance(19 * time.Minute)
+	received()
+	clk.Advance(time.Second)
+	received()
+	if logs := h.logs.String(); strings.Contains(logs, "instance missing from the registry") {
+		t.Fatalf("a heartbeat sent before it was due:\n%s", logs)
+	}
 	if got := h.owned(); len(got) != 0 {
 		t.Fatalf("instances back before any heartbeat was due: %v", got)
 	}
-	clk.Advance(time.Minute) // the TTL instance's heartbeat is due
+	clk.Advance(59 * time.Second) // the TTL instance's heartbeat is due
 	h.waitIDs(15*time.Second, ids...)
 	if n := metricValue(t, h.m, "sdctl_watch_reconciles_total", "instance-missing"); n != 1 {
 		t.Errorf("reconciles_total{reason=instance-missing} = %v, want 1", n)

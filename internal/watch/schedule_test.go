@@ -389,7 +389,7 @@ func TestOwnWritesSeenFirstOnTheStreamAreNotLosses(t *testing.T) {
 	}
 }
 
-// Heartbeats are due every TTL/2 of each instance, or every TTLRefresh when that is sooner,
+// Heartbeats are due every third of each instance's TTL, or every TTLRefresh when that is sooner,
 // counted on the watcher's clock from the registration and from each heartbeat; instances
 // without a TTL, critical, or of a container kept after a failed exit are not renewed.
 func TestHeartbeatsDueOnTheClock(t *testing.T) {
@@ -419,7 +419,7 @@ func TestHeartbeatsDueOnTheClock(t *testing.T) {
 			beats = append(beats, fmt.Sprintf("%s@%s", id, w.clk.Since(w.t0)))
 		}
 	}
-	want := []string{"short@1.5s", "short@3s", "long@4s", "short@4.5s", "short@6s"}
+	want := []string{"short@1s", "short@2s", "short@3s", "long@4s", "short@4s", "short@5s", "short@6s", "short@7s"}
 	if !slices.Equal(beats, want) {
 		t.Errorf("heartbeats %v, want %v", beats, want)
 	}

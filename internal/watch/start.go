@@ -23,16 +23,11 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// WaitForNode returns the engine's name (see NodeName), asking again every two seconds while
-// the engine cannot be reached: in compose the watcher may start before the engine answers.
-// It returns "" and no error when ctx ends first. An engine that refuses the caller is
+// waitForNode returns the engine's name (see NodeName), asking again every two seconds of clk
+// while the engine cannot be reached: in compose the watcher may start before the engine
+// answers. It returns "" and no error when ctx ends first. An engine that refuses the caller is
 // registry.ErrPermissionDenied; other errors (a bad DOCKER_HOST, TLS files that do not load)
 // are returned at once, since waiting cannot help.
-func WaitForNode(ctx context.Context, docker Docker, callTimeout time.Duration, log hclog.Logger) (string, error) {
-	return waitForNode(ctx, clock.Real(), docker, callTimeout, log)
-}
-
-// waitForNode is WaitForNode with its pauses on clk.
 func waitForNode(ctx context.Context, clk clock.Clock, docker Docker, callTimeout time.Duration, log hclog.Logger) (string, error) {
 	for {
 		nctx, cancel := context.WithTimeout(ctx, callTimeout)

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sdctl/sdctl/internal/hostaddr"
+	"github.com/sdctl/sdctl/internal/testutil"
+	"github.com/sdctl/sdctl/internal/watch/clock"
 )
 
 func TestAdvertiseAddress(t *testing.T) {
@@ -39,17 +41,24 @@ func TestPermissionDenied(t *testing.T) {
 	}
 }
 
-// An engine that does not answer is waited for until ctx ends, which is not an error.
+// A context that ends while the engine is being asked ends the wait at once, which is not an
+// error: no pause is set and nothing is logged. (TestWaitForNodeAsksEveryTwoSeconds ends one
+// during the pause.)
 func TestWaitForNodeStopsWithItsContext(t *testing.T) {
 	docker, err := NewDocker("unix://" + filepath.Join(t.TempDir(), "no-engine.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer docker.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	node, err := WaitForNode(ctx, docker, time.Second, hclog.NewNullLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	clk := clock.NewFake(time.Now())
+	logs := &testutil.SyncBuffer{}
+	node, err := waitForNode(ctx, clk, docker, time.Second, hclog.New(&hclog.LoggerOptions{Output: logs}))
 	if node != "" || err != nil {
-		t.Errorf("WaitForNode = %q, %v; want \"\", nil", node, err)
+		t.Errorf("waitForNode = %q, %v; want \"\", nil", node, err)
+	}
+	if n := clk.Waiters(); n != 0 || logs.String() != "" {
+		t.Errorf("%d timers set, logged %q; want none", n, logs.String())
 	}
 }

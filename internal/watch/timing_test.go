@@ -13,23 +13,23 @@ import (
 	"github.com/sdctl/sdctl/registry"
 )
 
-// A TTL instance is renewed every TTL/2 of the watcher's clock from its registration: the
-// clock moves a minute at a time, and the heartbeats due by then, and no more, are sent before
-// it moves on.
-func TestWatchHeartbeatsEveryHalfTTL(t *testing.T) {
+// A TTL instance is renewed every third of its TTL (registry.RenewEvery) on the watcher's clock
+// from its registration: the clock moves a minute at a time, and the heartbeats due by then, and
+// no more, are sent before it moves on.
+func TestWatchHeartbeatsEveryThirdOfTheTTL(t *testing.T) {
 	h := newHarness(t)
 	clk := clock.NewFake(time.Now())
 	// An hour, so that the file registry's own (real) clock never sees the TTL run out.
 	h.start(watch.Options{Clock: clk, Spec: spec.Options{TTL: time.Hour}}, nil)
-	h.runWeb(1) // registered at the fake clock's start: due at 30 min, 60 min, …
+	h.runWeb(1) // registered at the fake clock's start: due at 20 min, 40 min, …
 	beats := func() float64 { return metricValue(t, h.m, "sdctl_watch_heartbeats_total", "") }
 	for m := 1; m <= 100; m++ {
 		clk.Advance(time.Minute)
-		want := float64(m / 30)
+		want := float64(m / 20)
 		h.eventually(10*time.Second, fmt.Sprintf("%v heartbeats at %d min", want, m), func() (bool, string) {
 			n := beats()
 			if n > want {
-				t.Fatalf("%v heartbeats at %d min, want %v: one every 30 min", n, m, want)
+				t.Fatalf("%v heartbeats at %d min, want %v: one every 20 min", n, m, want)
 			}
 			return n == want, fmt.Sprintf("%v heartbeats", n)
 		})

@@ -41,7 +41,8 @@ type Options struct {
 	Spec spec.Options
 	// Resync is the period of a full reconcile; zero means only on start and reconnects.
 	Resync time.Duration
-	// TTLRefresh is how often TTL instances are heartbeated; zero means TTL/2 per instance.
+	// TTLRefresh is how often TTL instances are heartbeated when that is sooner than
+	// registry.RenewEvery of an instance's TTL (a third of it); zero leaves that to each TTL.
 	TTLRefresh time.Duration
 	// DeregisterOnSuccess keeps the instances of a container that exited with a failure
 	// (non-zero code below 128) until it is removed (Registrator's -deregister on-success).

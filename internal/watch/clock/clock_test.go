@@ -3,6 +3,7 @@ package clock_test
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,6 +222,67 @@ func TestFakeBlockUntil(t *testing.T) {
 	defer cancel()
 	if err := c.BlockUntilContext(ctx, 1); err == nil {
 		t.Error("BlockUntilContext returned without a timer set")
+	}
+}
+
+// BlockUntilReceived returns once every value sent is received: a loop on a ticker has then
+// taken its tick, and once it takes the next, it is done with the one before.
+func TestFakeBlockUntilReceived(t *testing.T) {
+	c := clock.NewFake(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.BlockUntilReceived(ctx); err != nil || c.Unreceived() != 0 {
+		t.Fatalf("nothing sent: %v, %d unreceived", err, c.Unreceived())
+	}
+
+	tk := c.NewTicker(time.Second)
+	gate := make(chan struct{})
+	var (
+		mu   sync.Mutex
+		done []time.Duration // the ticks the loop is done with, by the clock it read
+	)
+	go func() {
+		for range tk.C() {
+			<-gate // the work on this tick
+			mu.Lock()
+			done = append(done, c.Since(start))
+			mu.Unlock()
+		}
+	}()
+	c.Advance(time.Second)
+	if err := c.BlockUntilReceived(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Second) // the loop is still at work on the first tick: the second waits
+	if n := c.Unreceived(); n != 1 {
+		t.Fatalf("%d unreceived while the loop works, want 1", n)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	if err := c.BlockUntilReceived(short); err == nil {
+		t.Fatal("BlockUntilReceived returned while a value waits")
+	}
+	gate <- struct{}{}
+	if err := c.BlockUntilReceived(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(done) != 1 || done[0] != 2*time.Second {
+		t.Errorf("done with %v once the second tick is taken, want the first (the clock read 2s)", done)
+	}
+	mu.Unlock()
+	tk.Stop()
+	close(gate)
+
+	// A value that Stop drops is not waited for.
+	tm := c.NewTimer(time.Second)
+	c.Advance(time.Second)
+	if n := c.Unreceived(); n != 1 {
+		t.Fatalf("%d unreceived, want the timer's", n)
+	}
+	tm.Stop()
+	if err := c.BlockUntilReceived(ctx); err != nil {
+		t.Error("a stopped timer's value is waited for")
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 // in the order they were set), each with the clock reading its own time; a function of
 // AfterFunc runs inside Advance, before the next one is due, so its effects are there when
 // Advance returns. A value sent on a timer's or ticker's channel is received by whoever waits
-// on it in their own time: BlockUntil tells a test when that code has set its next timer.
+// on it in their own time: BlockUntil tells a test when that code has set its next timer, and
+// BlockUntilReceived when it has taken every value sent.
 //
 // A Fake is safe for concurrent use. The functions AfterFunc runs may use the clock, but not
 // call Advance.
@@ -20,12 +21,13 @@ type Fake struct {
 	now     time.Time
 	seq     uint64
 	pending map[*waiter]bool
-	changed chan struct{} // closed, and replaced, whenever pending changes
+	changed chan struct{}    // closed, and replaced, whenever pending changes
+	sent    map[*waiter]bool // those Advance sent a value to, perhaps not received yet
 }
 
 // NewFake returns a Fake that reads now until it is advanced.
 func NewFake(now time.Time) *Fake {
-	return &Fake{now: now, pending: map[*waiter]bool{}, changed: make(chan struct{})}
+	return &Fake{now: now, pending: map[*waiter]bool{}, changed: make(chan struct{}), sent: map[*waiter]bool{}}
 }
 
 // waiter is a timer or a ticker of a Fake.
@@ -102,6 +104,7 @@ func (f *Fake) Advance(d time.Duration) {
 		}
 		select {
 		case w.c <- now:
+			f.sent[w] = true
 		default: // the last value is still unread: like a ticker, drop this one
 		}
 	}
@@ -137,6 +140,38 @@ func (f *Fake) BlockUntilContext(ctx context.Context, n int) error {
 		case <-changed:
 		}
 	}
+}
+
+// Unreceived is the number of timers and tickers whose channel holds a value Advance sent that
+// nobody has received yet (Stop and Reset drop it).
+func (f *Fake) Unreceived() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for w := range f.sent {
+		if len(w.c) == 0 {
+			delete(f.sent, w)
+		}
+	}
+	return len(f.sent)
+}
+
+// BlockUntilReceived waits until every value Advance sent on a timer's or ticker's channel has
+// been received (Unreceived is zero), or gives up with ctx's error. Receiving a value is not
+// being done with it: code that works on each tick of a ticker is done with one once it has
+// received the next, so a test that needs that advances the clock by one more period and waits
+// again.
+func (f *Fake) BlockUntilReceived(ctx context.Context) error {
+	// A receive on a channel cannot be observed, only its outcome: look every millisecond.
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for f.Unreceived() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // next returns the pending waiter due first, at end at the latest, or nil.

@@ -548,7 +548,7 @@ func (b *builder) buildPort(p portKey, group, bothProtos bool, defaultName, noNa
 			id += ":udp"
 		}
 	}
-	if err := validID(id); err != nil {
+	if err := registry.ValidateID(id); err != nil {
 		b.problem(idKey, "port %s: %s; port skipped", p, errReason(err))
 		return registry.Instance{}, "invalid ID"
 	}
@@ -577,13 +577,6 @@ func (b *builder) buildPort(p portKey, group, bothProtos bool, defaultName, noNa
 		return registry.Instance{}, "invalid registration"
 	}
 	return inst, ""
-}
-
-func validID(id string) error {
-	if !utf8.ValidString(id) {
-		return errors.New("the ID is not valid UTF-8")
-	}
-	return registry.ValidateID(id)
 }
 
 // address picks the registered address and port; why is set when the port is skipped.
@@ -721,7 +714,7 @@ func (b *builder) tags(m portMeta, udp bool) []string {
 			return
 		}
 		seen[t] = true
-		if err := validTag(t); err != nil {
+		if err := registry.ValidateTags([]string{t}); err != nil {
 			b.problem(key, "%s; tag dropped", errReason(err))
 			return
 		}
@@ -741,13 +734,6 @@ func (b *builder) tags(m portMeta, udp bool) []string {
 		add("", "udp")
 	}
 	return out
-}
-
-func validTag(t string) error {
-	if !utf8.ValidString(t) {
-		return fmt.Errorf("tag %s is not valid UTF-8", quote(t))
-	}
-	return registry.ValidateTags([]string{t})
 }
 
 // splitTags splits a comma-separated list in order; "\," is a literal comma, spaces around
@@ -792,8 +778,6 @@ func (b *builder) meta(m portMeta) map[string]string {
 		switch {
 		case strings.HasPrefix(strings.ToLower(k), reservedPrefix):
 			b.problem(v.key, "metadata key %s is reserved for sdctl's ownership marks; ignored", quote(k))
-		case !utf8.ValidString(v.value):
-			b.problem(v.key, "value is not valid UTF-8; ignored")
 		case registry.ValidateMeta(map[string]string{k: v.value}) != nil:
 			b.problem(v.key, "%s; ignored", errReason(registry.ValidateMeta(map[string]string{k: v.value})))
 		case room == 0:
@@ -860,10 +844,6 @@ func (b *builder) checks(inst *registry.Instance, m portMeta) {
 	}
 
 	c := registry.Check{Interval: defaultInterval}
-	if (kind == "check_http" || kind == "check_https" || kind == "check_script") && !utf8.ValidString(kv.value) {
-		drop(kv.key, "value is not valid UTF-8")
-		return
-	}
 	hostport := registry.HostPort(inst.Address, inst.Port)
 	switch kind {
 	case "check_http", "check_https":

@@ -684,6 +684,13 @@ func TestBuildIDs(t *testing.T) {
 			skipped:  []string{"80/tcp: invalid ID"},
 		},
 		{
+			name:     "ID not UTF-8",
+			c:        ctr(publish("80/tcp", "", "80"), publish("81/tcp", "", "81"), env("SERVICE_80_ID=a\xffb")),
+			want:     []string{"node1:web-1:81 app-81 192.0.2.10:81 []"},
+			problems: []string{`SERVICE_80_ID|port 80/tcp: instance ID is not valid UTF-8: "a?b"; port skipped`},
+			skipped:  []string{"80/tcp: invalid ID"},
+		},
+		{
 			name: "container without a name uses its short ID",
 			c:    ctr(publish("80/tcp", "", "80"), func(c *container.InspectResponse) { c.Name = "" }),
 			want: []string{"node1:abababababab:80 app 192.0.2.10:80 []"},
@@ -717,6 +724,17 @@ func TestBuildTagsMetaWeight(t *testing.T) {
 			o:        optsPtr(func(o *Options) { o.ForceTags = []string{"also bad"} }),
 			want:     []string{"node1:web-1:80 app 192.0.2.10:80 [ok]"},
 			problems: []string{`SERVICE_TAGS|tag "bad tag"`, `--tags|tag "also bad"`},
+		},
+		{
+			name:     "tag and metadata value not UTF-8 dropped, the rest kept",
+			c:        ctr(publish("80/tcp", "", "80"), env("SERVICE_TAGS=ok,b\xe9d", "SERVICE_REGION=\xffeu", "SERVICE_ZONE=a")),
+			want:     []string{"node1:web-1:80 app 192.0.2.10:80 [ok]"},
+			problems: []string{`SERVICE_TAGS|tag is not valid UTF-8: "b?d"; tag dropped`, `SERVICE_REGION|metadata value of "region" is not valid UTF-8: "?eu"; ignored`},
+			check: func(t *testing.T, s Spec) {
+				if m := s.Instances[0].Meta; m["zone"] != "a" || m["region"] != "" {
+					t.Errorf("meta = %v", m)
+				}
+			},
 		},
 		{
 			name: "other keys become lower-cased metadata; per-port beats generic",
@@ -962,6 +980,20 @@ func TestBuildChecks(t *testing.T) {
 			c:        ctr(pub, env("SERVICE_CHECK_HTTP=/a\x7fb")),
 			want:     one,
 			problems: []string{`SERVICE_CHECK_HTTP|does not make a valid URL`},
+			check:    checks(),
+		},
+		{
+			name:     "http path not UTF-8",
+			c:        ctr(pub, env("SERVICE_CHECK_HTTP=/h\xff")),
+			want:     one,
+			problems: []string{`SERVICE_CHECK_HTTP|http check target is not valid UTF-8: "http://192.0.2.10:8080/h?"; check dropped`},
+			check:    checks(),
+		},
+		{
+			name:     "script not UTF-8",
+			c:        ctr(pub, env("SERVICE_CHECK_SCRIPT=check \xff $SERVICE_PORT")),
+			want:     one,
+			problems: []string{`SERVICE_CHECK_SCRIPT|script check target is not valid UTF-8: "check ? 8080"; check dropped`},
 			check:    checks(),
 		},
 		{

@@ -351,8 +351,8 @@ func batches(reg registry.Registry, info registry.Info) bool {
 // exitDeregisterBound bounds the deregistration of --keepalive on exit.
 const exitDeregisterBound = 5 * time.Second
 
-// keepalive renews inst's TTL every third of it (registry.RenewEvery) until ctx ends, re-registering it if it went
-// missing, then deregisters it.
+// keepalive renews inst's TTL every third of it (registry.RenewEvery) until ctx ends,
+// re-registering it if it went missing, then deregisters it.
 func keepalive(ctx context.Context, f *Factory, reg registry.Registry, inst registry.Instance) error {
 	log := f.Logger()
 	tick := time.NewTicker(registry.RenewEvery(inst.TTL))

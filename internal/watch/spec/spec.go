@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -263,7 +264,10 @@ func (b *builder) candidatePorts(cfg *container.Config) ([]portKey, []portSkip) 
 		add(string(raw), nil, false)
 	}
 	if b.net != nil {
-		for raw, list := range b.net.Ports {
+		// In key order: "80" and "80/tcp" name the same port, and the explicit form, sorted
+		// last, wins whatever the map's order.
+		for _, raw := range slices.Sorted(maps.Keys(b.net.Ports)) {
+			list := b.net.Ports[raw]
 			bindings := make([]binding, len(list))
 			for i, bd := range list {
 				bindings[i] = binding{HostIP: bd.HostIP, HostPort: bd.HostPort}

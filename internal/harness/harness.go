@@ -1,11 +1,19 @@
-// Package harness starts real Consul and etcd servers on loopback, for the tests and for the
-// benchmark (tools/bench) alike: a single server, a cluster, a server with ACLs, authentication
-// or TLS. Every server listens on 127.0.0.1 only, on ports that were free a moment before (a
-// start that loses a port to someone else is retried on new ones), keeps its data, config and
-// log in a directory the caller gives, and is killed by the kernel should the program that
-// started it die first (on Linux). Nothing here depends on package testing: the tests reach it
-// through the thin wrappers in internal/testutil/consultest and etcdtest, which tie a server's
-// life to a test.
+// Package harness starts real Consul and etcd servers on loopback, and runs containers in the
+// Docker engine, for the tests and for the benchmark (tools/bench) alike.
+//
+// Servers: a single server, a cluster, a server with ACLs, authentication or TLS. Every server
+// listens on 127.0.0.1 only, on ports that were free a moment before (a start that loses a
+// port to someone else is retried on new ones), keeps its data, config and log in a directory
+// the caller gives, and is killed by the kernel should the program that started it die first
+// (on Linux).
+//
+// Docker: the connection to the engine the environment names, the examples/service-web image
+// built FROM scratch (nothing is pulled), containers and networks, and the removal of
+// everything that carries a label (see docker.go and image.go).
+//
+// Nothing here depends on package testing: the tests reach it through the thin wrappers in
+// internal/testutil/consultest, etcdtest and dockertest, which tie a server's, a container's
+// or a network's life to a test.
 //
 // The server binaries are the versions pinned in tools/consul and tools/etcd, built once and
 // cached by scripts/consul-bin.sh and scripts/etcd-bin.sh (see ServerBinary), or the ones named

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,9 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/go-connections/nat"
 
-	"github.com/sdctl/sdctl/internal/dockerimage"
 	"github.com/sdctl/sdctl/internal/harness"
 )
 
@@ -68,10 +62,10 @@ type dockerPart struct {
 	cleaned []string // what the last cleanup removed, for the progress line
 }
 
-// connectDocker connects to the engine the way the watcher does (see dockerimage.Connect) and
-// describes it for the report.
+// connectDocker connects to the engine the way the watcher does (see harness.ConnectDocker)
+// and describes it for the report.
 func connectDocker(ctx context.Context) (*dockerPart, error) {
-	cli, err := dockerimage.Connect(ctx)
+	cli, err := harness.ConnectDocker(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -82,19 +76,13 @@ func connectDocker(ctx context.Context) (*dockerPart, error) {
 		cli.Close()
 		return nil, fmt.Errorf("the Docker engine at %s: %w", cli.DaemonHost(), err)
 	}
-	d := &dockerPart{cli: cli, runID: newBenchRunID(), goos: ver.Os, goarch: ver.Arch}
+	d := &dockerPart{cli: cli, runID: harness.NewRunID(), goos: ver.Os, goarch: ver.Arch}
 	d.label = benchLabel + "=" + d.runID
 	d.engine = fmt.Sprintf("Docker Engine %s (API %s, %s/%s)", ver.Version, ver.APIVersion, ver.Os, ver.Arch)
 	if info, err := cli.Info(cctx); err == nil && info.Driver != "" {
 		d.engine += ", storage driver " + info.Driver
 	}
 	return d, nil
-}
-
-func newBenchRunID() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // callCtx bounds one engine call. It does not end with ctx: an engine call that has started
@@ -113,7 +101,7 @@ func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
 		return err
 	}
 	t0 := time.Now()
-	files, err := dockerimage.ServiceWeb(ctx, root, d.goos, d.goarch)
+	files, err := harness.ServiceWebFiles(ctx, root, d.goos, d.goarch)
 	if err != nil {
 		return err
 	}
@@ -121,7 +109,7 @@ func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
 	bctx, cancel := d.callCtx(dockerBuildTime)
 	defer cancel()
 	d.image = ref // from here on the cleanup removes it
-	if err := dockerimage.Build(bctx, d.cli, files, ref, map[string]string{benchLabel: d.runID}); err != nil {
+	if err := harness.BuildImage(bctx, d.cli, files, ref, map[string]string{benchLabel: d.runID}); err != nil {
 		return err
 	}
 	ii, err := d.cli.ImageInspect(bctx, ref)
@@ -135,60 +123,46 @@ func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
 
 // benchContainer is one container of the service-web image.
 type benchContainer struct {
-	id, name string
+	harness.Container
 }
 
 // instanceID is the ID the watcher gives the container's port: <node>:<name>:<port>.
-func (c benchContainer) instanceID() string { return benchNode + ":" + c.name + ":" + benchPort }
+func (c benchContainer) instanceID() string { return benchNode + ":" + c.Name + ":" + benchPort }
 
 // createContainer creates (does not start) a container like
 // `docker create -p 127.0.0.1::3000 -e SERVICE_3000_NAME=bench-web -l io.sdctl.bench=RUN IMAGE`.
 func (d *dockerPart) createContainer(kind string) (benchContainer, error) {
-	name := fmt.Sprintf("sdctl-bench-%s-%s-%03d", d.runID, kind, d.count.Add(1))
-	exposed, bindings, err := nat.ParsePortSpecs([]string{"127.0.0.1::" + benchPort})
-	if err != nil {
-		return benchContainer{}, err
-	}
 	cctx, cancel := d.callCtx(dockerCallTime)
 	defer cancel()
-	resp, err := d.cli.ContainerCreate(cctx, &container.Config{
-		Image:        d.image,
-		Env:          []string{"SERVICE_" + benchPort + "_NAME=" + benchService},
-		Labels:       map[string]string{benchLabel: d.runID},
-		ExposedPorts: exposed,
-	}, &container.HostConfig{PortBindings: bindings}, nil, nil, name)
-	if err != nil {
-		return benchContainer{}, fmt.Errorf("creating container %s: %w", name, err)
-	}
-	return benchContainer{id: resp.ID, name: name}, nil
+	c, err := harness.CreateContainer(cctx, d.cli, harness.ContainerSpec{
+		Image:   d.image,
+		Name:    fmt.Sprintf("sdctl-bench-%s-%s-%03d", d.runID, kind, d.count.Add(1)),
+		Env:     []string{"SERVICE_" + benchPort + "_NAME=" + benchService},
+		Labels:  map[string]string{benchLabel: d.runID},
+		Publish: []string{"127.0.0.1::" + benchPort},
+	})
+	return benchContainer{c}, err
 }
 
 // inspectDone inspects the container and returns when the engine answered.
 func (d *dockerPart) inspectDone(c benchContainer) (time.Time, error) {
 	cctx, cancel := d.callCtx(dockerCallTime)
 	defer cancel()
-	_, err := d.cli.ContainerInspect(cctx, c.id)
+	_, err := c.Inspect(cctx)
 	return time.Now(), err
 }
 
 func (d *dockerPart) startContainer(c benchContainer) error {
 	cctx, cancel := d.callCtx(dockerCallTime)
 	defer cancel()
-	if err := d.cli.ContainerStart(cctx, c.id, container.StartOptions{}); err != nil {
-		return fmt.Errorf("starting container %s: %w", c.name, err)
-	}
-	return nil
+	return c.Start(cctx)
 }
 
 // stopContainer stops the container with SIGTERM, which service-web answers by exiting 0.
 func (d *dockerPart) stopContainer(c benchContainer) error {
 	cctx, cancel := d.callCtx(dockerCallTime)
 	defer cancel()
-	secs := dockerStopSecs
-	if err := d.cli.ContainerStop(cctx, c.id, container.StopOptions{Timeout: &secs}); err != nil {
-		return fmt.Errorf("stopping container %s: %w", c.name, err)
-	}
-	return nil
+	return c.Stop(cctx, dockerStopSecs*time.Second)
 }
 
 // removeContainers removes the bench's containers (running or not), dockerWorkers at a time.
@@ -196,10 +170,7 @@ func (d *dockerPart) removeContainers(cs []benchContainer) error {
 	return forEach(context.Background(), len(cs), dockerWorkers, func(i int) error {
 		cctx, cancel := d.callCtx(dockerCallTime)
 		defer cancel()
-		if err := d.cli.ContainerRemove(cctx, cs[i].id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			return fmt.Errorf("removing container %s: %w", cs[i].name, err)
-		}
-		return nil
+		return cs[i].Remove(cctx)
 	})
 }
 
@@ -266,44 +237,29 @@ func (d *dockerPart) cleanup() error {
 	var errs []error
 	ctx, cancel := d.callCtx(5 * time.Minute)
 	defer cancel()
-	f := filters.NewArgs(filters.Arg("label", d.label))
-	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	removed, err := harness.RemoveLabelled(ctx, d.cli, d.label, nil)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("listing the bench's containers: %w", err))
+		errs = append(errs, err)
 	}
-	var list []benchContainer
-	for _, c := range cs {
-		list = append(list, benchContainer{id: c.ID, name: strings.TrimPrefix(firstOr(c.Names, c.ID), "/")})
+	if n := len(removed.Containers); n > 0 {
+		d.cleaned = append(d.cleaned, plural(n, "container"))
 	}
-	if len(list) > 0 {
-		if err := d.removeContainers(list); err != nil {
-			errs = append(errs, err)
-		}
-		d.cleaned = append(d.cleaned, plural(len(list), "container"))
+	for _, ref := range removed.Images {
+		d.cleaned = append(d.cleaned, "image "+ref)
 	}
-	images := map[string]bool{}
-	if d.image != "" {
-		images[d.image] = true
-	}
-	if ims, err := d.cli.ImageList(ctx, image.ListOptions{All: true, Filters: f}); err == nil {
-		for _, im := range ims {
-			images[im.ID] = true
-		}
-	} else {
-		errs = append(errs, fmt.Errorf("listing the bench's images: %w", err))
-	}
-	for _, ref := range slices.Sorted(maps.Keys(images)) {
-		_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	if d.image != "" { // the tag also, should the image have lost the label
+		_, err := d.cli.ImageRemove(ctx, d.image, image.RemoveOptions{Force: true, PruneChildren: true})
 		if err == nil {
-			d.cleaned = append(d.cleaned, "image "+ref)
+			d.cleaned = append(d.cleaned, "image "+d.image)
 		} else if !strings.Contains(strings.ToLower(err.Error()), "no such image") {
-			errs = append(errs, fmt.Errorf("removing image %s: %w", ref, err))
+			errs = append(errs, fmt.Errorf("removing image %s: %w", d.image, err))
 		}
 	}
 	if d.ev != nil {
 		d.ev.close()
 	}
 	// Check that nothing is left.
+	f := filters.NewArgs(filters.Arg("label", d.label))
 	if cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); err == nil && len(cs) > 0 {
 		errs = append(errs, fmt.Errorf("%s with label %s left in the engine", plural(len(cs), "container"), d.label))
 	}
@@ -325,13 +281,6 @@ func (d *dockerPart) close() {
 		progress("docker cleanup: removed %s", strings.Join(d.cleaned, ", "))
 	}
 	d.cli.Close()
-}
-
-func firstOr(s []string, def string) string {
-	if len(s) > 0 {
-		return s[0]
-	}
-	return def
 }
 
 // eventLog follows the engine's container events for the bench's label and keeps the time of

@@ -250,7 +250,7 @@ func (d *dockerPart) finish(w *watchProc, cs []benchContainer) int {
 	d.stopWatcher(w)
 	var made []benchContainer
 	for _, c := range cs {
-		if c.id != "" {
+		if c.ID != "" {
 			made = append(made, c)
 		}
 	}
@@ -749,14 +749,14 @@ func (s *seqSide) record(ctx context.Context, r *seqResult, w *watchProc, c benc
 	switch {
 	case hv.err != nil:
 		s.missed++
-		r.fail("%s: %s: %v", c.name, s.what, hv.err)
+		r.fail("%s: %s: %v", c.Name, s.what, hv.err)
 	case hv.v.first:
-		r.fail("%s: %s", c.name, s.early)
+		r.fail("%s: %s", c.Name, s.early)
 	case evErr != nil:
-		r.fail("%s: %v", c.name, evErr)
+		r.fail("%s: %v", c.Name, evErr)
 	default:
 		s.took = append(s.took, hv.v.at.Sub(at))
-		if lineAt, ok := w.log.awaitFor(ctx, s.line, c.name); ok {
+		if lineAt, ok := w.log.awaitFor(ctx, s.line, c.Name); ok {
 			s.toLine = append(s.toLine, lineAt.Sub(at))
 			s.lineToAnswer = append(s.lineToAnswer, hv.v.at.Sub(lineAt))
 		}
@@ -797,7 +797,7 @@ func (d *dockerPart) measureSequential(ctx context.Context, ws *workspace, n int
 		}
 		r.startCall = append(r.startCall, time.Since(t))
 		hv := <-visible
-		startAt, evErr := d.ev.wait(ctx, c.id, "start", 10*time.Second)
+		startAt, evErr := d.ev.wait(ctx, c.ID, "start", 10*time.Second)
 		r.up.record(ctx, r, w, c, hv, startAt, evErr)
 		if hv.err != nil {
 			continue // not registered: nothing to remove
@@ -810,7 +810,7 @@ func (d *dockerPart) measureSequential(ctx context.Context, ws *workspace, n int
 		inspected := make(chan time.Time, 1)
 		go func() {
 			var at time.Time
-			if _, err := d.ev.wait(ctx, c.id, "die", dockerVisibleMax); err == nil {
+			if _, err := d.ev.wait(ctx, c.ID, "die", dockerVisibleMax); err == nil {
 				at, _ = d.inspectDone(c)
 			}
 			inspected <- at
@@ -821,12 +821,12 @@ func (d *dockerPart) measureSequential(ctx context.Context, ws *workspace, n int
 		}
 		r.stopCall = append(r.stopCall, time.Since(t))
 		hv = <-gone
-		dieAt, evErr := d.ev.wait(ctx, c.id, "die", 10*time.Second)
+		dieAt, evErr := d.ev.wait(ctx, c.ID, "die", 10*time.Second)
 		if at := <-inspected; evErr == nil && !at.IsZero() {
 			r.dieInspect = append(r.dieInspect, at.Sub(dieAt))
 		}
 		if evErr == nil {
-			r.exitCodes[d.ev.exitCode(c.id)]++
+			r.exitCodes[d.ev.exitCode(c.ID)]++
 		}
 		r.down.record(ctx, r, w, c, hv, dieAt, evErr)
 		if i%10 == 9 || i == n-1 {
@@ -913,7 +913,7 @@ func (d *dockerPart) measureBurst(ctx context.Context, ws *workspace, n int, res
 	}
 	var lastAdd time.Time
 	for _, c := range cs {
-		if at, ok := w.log.awaitFor(ctx, "added", c.name); ok && at.After(lastAdd) {
+		if at, ok := w.log.awaitFor(ctx, "added", c.Name); ok && at.After(lastAdd) {
 			lastAdd = at
 		}
 	}
@@ -949,7 +949,7 @@ func (d *dockerPart) measureBurst(ctx context.Context, ws *workspace, n int, res
 // time of the first and of the last.
 func (d *dockerPart) eventSpan(ctx context.Context, cs []benchContainer, action string) (first, last time.Time, err error) {
 	for _, c := range cs {
-		at, err := d.ev.wait(ctx, c.id, action, 30*time.Second)
+		at, err := d.ev.wait(ctx, c.ID, action, 30*time.Second)
 		if err != nil {
 			return first, last, err
 		}

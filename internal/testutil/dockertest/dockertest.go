@@ -1,7 +1,8 @@
 // Package dockertest runs tests against the real Docker engine named by the environment
 // (DOCKER_HOST, or the default /var/run/docker.sock): it builds the examples/service-web image
 // FROM scratch (nothing is ever pulled), runs containers and creates networks, and proxies the
-// engine socket so that a test can cut the connection under a client.
+// engine socket so that a test can cut the connection under a client. The engine work is
+// internal/harness's; this package ties what it makes to a test and to the test process.
 //
 // Everything it creates carries the labels io.sdctl.test=1 and io.sdctl.test.run=<RunID>.
 // Containers and networks are removed by t.Cleanup; the image, shared by all the tests of a
@@ -16,30 +17,19 @@
 package dockertest
 
 import (
-	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
-	"github.com/sdctl/sdctl/internal/dockerimage"
+	"github.com/sdctl/sdctl/internal/harness"
 	"github.com/sdctl/sdctl/internal/testutil"
 )
 
@@ -57,7 +47,7 @@ const (
 )
 
 // RunID identifies this test process; it is part of every name and label dockertest makes.
-var RunID = newRunID()
+var RunID = harness.NewRunID()
 
 var (
 	mainCalled atomic.Bool // Main runs the tests
@@ -84,12 +74,6 @@ func startCreating(timeout time.Duration) (context.Context, func()) {
 		cancel()
 		creating.RUnlock()
 	}
-}
-
-func newRunID() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Labels returns the labels that mark an object as made by this test process, merged with
@@ -119,13 +103,13 @@ func requireMain(t testing.TB) {
 	}
 }
 
-// Client connects to the engine named by the environment (see dockerimage.Connect). When the
+// Client connects to the engine named by the environment (see harness.ConnectDocker). When the
 // engine is unreachable it skips t (fails it under SDCTL_TEST_REQUIRE_ALL=1). The client is
 // closed by t.Cleanup.
 func Client(t testing.TB) *client.Client {
 	t.Helper()
 	requireMain(t)
-	cli, err := dockerimage.Connect(context.Background())
+	cli, err := harness.ConnectDocker(context.Background())
 	if err != nil {
 		testutil.SkipUnlessRequired(t, "dockertest: "+err.Error())
 	}
@@ -140,7 +124,7 @@ func Client(t testing.TB) *client.Client {
 // SIGINT or SIGTERM it cleans up before exiting.
 func Main(m *testing.M) int {
 	mainCalled.Store(true)
-	if cli, err := dockerimage.Connect(context.Background()); err == nil {
+	if cli, err := harness.ConnectDocker(context.Background()); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		if err := Sweep(ctx, cli); err != nil {
 			fmt.Fprintf(os.Stderr, "dockertest: sweeping earlier runs: %v\n", err)
@@ -194,99 +178,23 @@ func cleanupRun() error {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return remove(ctx, cli, filters.NewArgs(filters.Arg("label", LabelRun+"="+RunID)),
-		func(map[string]string, time.Time) bool { return true })
+	_, err = harness.RemoveLabelled(ctx, cli, LabelRun+"="+RunID, nil)
+	return err
 }
 
 // Sweep removes the containers, networks and images that other runs left behind: those
 // labelled io.sdctl.test=1, not of this run, and older than SweepAge. Main calls it.
 func Sweep(ctx context.Context, cli *client.Client) error {
 	now := time.Now()
-	return remove(ctx, cli, filters.NewArgs(filters.Arg("label", LabelTest+"=1")),
-		func(labels map[string]string, created time.Time) bool {
-			return stale(labels, created, now)
-		})
+	_, err := harness.RemoveLabelled(ctx, cli, LabelTest+"=1", func(labels map[string]string, created time.Time) bool {
+		return stale(labels, created, now)
+	})
+	return err
 }
 
 // stale reports whether an object with labels, created at created, is a leftover Sweep removes.
 func stale(labels map[string]string, created, now time.Time) bool {
 	return labels[LabelTest] == "1" && labels[LabelRun] != RunID && now.Sub(created) > SweepAge
-}
-
-// remove deletes the containers, then the networks, then the images that match f and for
-// which pick returns true.
-func remove(ctx context.Context, cli *client.Client, f filters.Args, pick func(map[string]string, time.Time) bool) error {
-	var errs []error
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-	if err != nil {
-		return fmt.Errorf("listing containers: %w", err)
-	}
-	for _, c := range cs {
-		if !pick(c.Labels, time.Unix(c.Created, 0)) {
-			continue
-		}
-		err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		if err != nil && !gone(err) {
-			errs = append(errs, fmt.Errorf("removing container %s: %w", strings.TrimPrefix(firstName(c.Names), "/"), err))
-		}
-	}
-	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing networks: %w", err))...)
-	}
-	for _, n := range ns {
-		if !pick(n.Labels, n.Created) {
-			continue
-		}
-		if err := cli.NetworkRemove(ctx, n.ID); err != nil && !gone(err) {
-			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
-		}
-	}
-	is, err := cli.ImageList(ctx, image.ListOptions{All: true, Filters: f})
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing images: %w", err))...)
-	}
-	// Children first (an image with children cannot be removed), which also removes their
-	// untagged parents.
-	parents := map[string]bool{}
-	for _, i := range is {
-		parents[i.ParentID] = true
-	}
-	slices.SortStableFunc(is, func(a, b image.Summary) int {
-		if c := cmp.Compare(b2i(parents[a.ID]), b2i(parents[b.ID])); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Created, a.Created)
-	})
-	for _, i := range is {
-		if !pick(i.Labels, time.Unix(i.Created, 0)) {
-			continue
-		}
-		_, err := cli.ImageRemove(ctx, i.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-		if err != nil && !gone(err) {
-			errs = append(errs, fmt.Errorf("removing image %s: %w", i.ID, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// gone reports whether err says the object is already gone or on its way out.
-func gone(err error) bool {
-	return cerrdefs.IsNotFound(err) || (cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress"))
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func firstName(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
-	return names[0]
 }
 
 func apiContext() (context.Context, context.CancelFunc) {

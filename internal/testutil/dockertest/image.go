@@ -10,7 +10,7 @@ import (
 
 	"github.com/docker/docker/client"
 
-	"github.com/sdctl/sdctl/internal/dockerimage"
+	"github.com/sdctl/sdctl/internal/harness"
 	"github.com/sdctl/sdctl/internal/testutil"
 )
 
@@ -62,7 +62,7 @@ func buildWebImage(root string, cli *client.Client) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	files, err := dockerimage.ServiceWeb(ctx, root, ver.Os, ver.Arch)
+	files, err := harness.ServiceWebFiles(ctx, root, ver.Os, ver.Arch)
 	if err != nil {
 		return "", err
 	}
@@ -71,7 +71,7 @@ func buildWebImage(root string, cli *client.Client) (string, error) {
 		h.Write(f.Data)
 	}
 	ref := fmt.Sprintf("%s:%s-%s", WebRepository, hex.EncodeToString(h.Sum(nil))[:12], RunID)
-	if err := dockerimage.Build(ctx, cli, files, ref, Labels(nil)); err != nil {
+	if err := harness.BuildImage(ctx, cli, files, ref, Labels(nil)); err != nil {
 		return "", err
 	}
 	return ref, nil

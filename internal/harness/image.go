@@ -1,7 +1,7 @@
-// Package dockerimage connects to the Docker engine and builds the small images this
-// repository's tests and benchmarks run, FROM scratch, through the engine API, from files held
-// in memory: nothing is pulled and no docker CLI is needed.
-package dockerimage
+package harness
+
+// The images the tests and the benchmark run are built FROM scratch, through the engine API,
+// from files held in memory: nothing is pulled and no docker CLI is needed.
 
 import (
 	"archive/tar"
@@ -23,35 +23,16 @@ import (
 	"github.com/docker/docker/client"
 )
 
-// Connect connects to the engine the environment names (DOCKER_HOST and friends, else the
-// local socket), as sdctl watch does, checks within 10s that it answers, and settles the API
-// version before any concurrent use: the client negotiates lazily and unsynchronised, which
-// races when its first calls are concurrent.
-func Connect(ctx context.Context) (*client.Client, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(ctx); err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("no Docker engine at %s: %w", cli.DaemonHost(), err)
-	}
-	cli.NegotiateAPIVersion(ctx)
-	return cli, nil
-}
-
-// File is one file of a build context.
-type File struct {
+// ImageFile is one file of a build context.
+type ImageFile struct {
 	Name string
 	Mode int64
 	Data []byte
 }
 
-// ServiceWeb builds examples/service-web (below the module root) as a static binary for the
-// engine's platform and returns it with its Dockerfile, ready for Build.
-func ServiceWeb(ctx context.Context, root, goos, goarch string) ([]File, error) {
+// ServiceWebFiles builds examples/service-web (below the module root) as a static binary for
+// the engine's platform and returns it with its Dockerfile, ready for BuildImage.
+func ServiceWebFiles(ctx context.Context, root, goos, goarch string) ([]ImageFile, error) {
 	dir, err := os.MkdirTemp("", "sdctl-service-web-")
 	if err != nil {
 		return nil, err
@@ -72,13 +53,13 @@ func ServiceWeb(ctx context.Context, root, goos, goarch string) ([]File, error) 
 	if err != nil {
 		return nil, err
 	}
-	return []File{{"Dockerfile", 0o644, dockerfile}, {"service-web", 0o755, binary}}, nil
+	return []ImageFile{{"Dockerfile", 0o644, dockerfile}, {"service-web", 0o755, binary}}, nil
 }
 
-// Build builds files (a Dockerfile among them) into an image tagged tag and labelled labels,
-// without the build cache, so that no layer is shared with another run that may remove it.
-// When the build fails, the images its finished steps left are removed.
-func Build(ctx context.Context, cli *client.Client, files []File, tag string, labels map[string]string) error {
+// BuildImage builds files (a Dockerfile among them) into an image tagged tag and labelled
+// labels, without the build cache, so that no layer is shared with another run that may remove
+// it. When the build fails, the images its finished steps left are removed.
+func BuildImage(ctx context.Context, cli *client.Client, files []ImageFile, tag string, labels map[string]string) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range files {
@@ -105,7 +86,7 @@ func Build(ctx context.Context, cli *client.Client, files []File, tag string, la
 		return fmt.Errorf("building %s: %w", tag, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if steps, err := readOutput(resp.Body); err != nil {
+	if steps, err := readBuildOutput(resp.Body); err != nil {
 		for _, id := range slices.Backward(steps) {
 			_, _ = cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true}) // best effort
 		}
@@ -117,9 +98,9 @@ func Build(ctx context.Context, cli *client.Client, files []File, tag string, la
 	return nil
 }
 
-// readOutput reads the JSON stream of a build to its end. It returns the images that the
+// readBuildOutput reads the JSON stream of a build to its end. It returns the images that the
 // build's steps made, and the error the stream reports, with the build's output.
-func readOutput(r io.Reader) (steps []string, err error) {
+func readBuildOutput(r io.Reader) (steps []string, err error) {
 	var out strings.Builder
 	dec := json.NewDecoder(r)
 	for {
@@ -147,5 +128,17 @@ func readOutput(r io.Reader) (steps []string, err error) {
 		if msg.Error != "" {
 			return steps, fmt.Errorf("%s\n%s", msg.Error, out.String())
 		}
+	}
+}
+
+// WebHealthcheck checks a container of the service-web image through "/service-web check" on
+// http://127.0.0.1:3000/healthz every interval; one failure makes it unhealthy. Flip it with
+// POST /healthz?state=fail (or ok).
+func WebHealthcheck(interval time.Duration) *Healthcheck {
+	return &Healthcheck{
+		Test:     []string{"CMD", "/service-web", "check", "-timeout", "2s", "http://127.0.0.1:3000/healthz"},
+		Interval: interval,
+		Timeout:  5 * time.Second,
+		Retries:  1,
 	}
 }

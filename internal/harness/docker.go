@@ -157,7 +157,7 @@ func CreateContainer(ctx context.Context, cli *client.Client, spec ContainerSpec
 	}
 	c := Container{ID: created.ID, Name: spec.Name, Client: cli}
 	if c.Name == "" {
-		c.Name = shortID(created.ID)
+		c.Name = ShortID(created.ID)
 	}
 	return c, nil
 }
@@ -474,8 +474,8 @@ func gone(err error) bool {
 	return cerrdefs.IsNotFound(err) || (cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress"))
 }
 
-// shortID is the first 12 characters of an engine ID, as docker ps shows it.
-func shortID(id string) string {
+// ShortID is the first 12 characters of an engine ID, as docker ps shows it.
+func ShortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}

@@ -94,8 +94,7 @@ func (d *dockerPart) callCtx(timeout time.Duration) (context.Context, context.Ca
 
 // buildImage compiles examples/service-web for the engine's platform and builds the image from
 // its Dockerfile with an in-memory build context.
-func (d *dockerPart) buildImage(ctx context.Context, ws *workspace) error {
-	_ = ws
+func (d *dockerPart) buildImage(ctx context.Context) error {
 	root, err := harness.ModuleRoot()
 	if err != nil {
 		return err
@@ -359,16 +358,10 @@ func (e *eventLog) wait(ctx context.Context, id, action string, timeout time.Dur
 		select {
 		case <-ch:
 		case <-deadline.C:
-			return time.Time{}, fmt.Errorf("no %q event for container %s within %s", action, short12(id), timeout)
+			return time.Time{}, fmt.Errorf("no %q event for container %s within %s", action, harness.ShortID(id), timeout)
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
 		}
 	}
 }
 
-func short12(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}

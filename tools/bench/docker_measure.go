@@ -65,7 +65,7 @@ type dockerResult struct {
 func (d *dockerPart) setup(ctx context.Context, ws *workspace, consulBin string, keep func(*server), res *dockerResult) error {
 	res.loadStart = readLoadavg()
 	res.engine = d.engine
-	if err := d.buildImage(ctx, ws); err != nil {
+	if err := d.buildImage(ctx); err != nil {
 		return err
 	}
 	res.image, res.imageSize, res.imageBuild = d.image, d.imageSize, d.imageBuild

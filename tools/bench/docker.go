@@ -364,4 +364,3 @@ func (e *eventLog) wait(ctx context.Context, id, action string, timeout time.Dur
 		}
 	}
 }
-

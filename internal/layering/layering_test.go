@@ -18,7 +18,7 @@ const module = "github.com/sdctl/sdctl"
 
 // notShipped are the internal packages that only tests and tools/ use: no sdctl binary links
 // them.
-var notShipped = []string{"internal/harness", "internal/testutil", "internal/dockerimage", "internal/e2e"}
+var notShipped = []string{"internal/harness", "internal/testutil", "internal/e2e"}
 
 type pkg struct {
 	ImportPath string
@@ -139,4 +139,90 @@ func TestExitOnlyInMain(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReadmeLayoutMatchesTree keeps README's "How the code is laid out" in step with the tree:
+// every path it names exists, and every top-level folder and every package is named in it (by
+// path, or by name on its parent's line).
+func TestReadmeLayoutMatchesTree(t *testing.T) {
+	root := moduleRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## How the code is laid out\n")
+	if !ok {
+		t.Fatal(`README.md has no "## How the code is laid out" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+
+	// Named: the first column of the code blocks, where a|b|c stands for a, b and c.
+	named := 0
+	inBlock := false
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inBlock = !inBlock
+			continue
+		}
+		first, _, _ := strings.Cut(line, " ")
+		if !inBlock || first == "" || strings.HasSuffix(first, "...") {
+			continue
+		}
+		dir, alts, _ := strings.Cut(strings.TrimSuffix(first, "/"), "|")
+		parent, base := filepath.Split(dir)
+		for _, name := range append([]string{base}, strings.Split(alts, "|")...) {
+			if name == "" {
+				continue
+			}
+			named++
+			if _, err := os.Stat(filepath.Join(root, parent, name)); err != nil {
+				t.Errorf("README's layout names %s, which is not in the tree", filepath.Join(parent, name))
+			}
+		}
+	}
+	if named < 20 {
+		t.Fatalf("read only %d paths from README's layout section", named)
+	}
+
+	mentioned := func(rel string) bool {
+		if strings.Contains(section, rel) {
+			return true
+		}
+		return regexp.MustCompile(`\b` + regexp.QuoteMeta(filepath.Base(rel)) + `\b`).MatchString(section)
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && !ignored(t, root, e.Name()) && !strings.Contains(section, e.Name()+"/") {
+			t.Errorf("README's layout does not mention the folder %s/", e.Name())
+		}
+	}
+	for _, p := range packages(t) {
+		rel, err := filepath.Rel(root, p.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel != "." && !mentioned(filepath.ToSlash(rel)) {
+			t.Errorf("README's layout does not mention the package %s", rel)
+		}
+	}
+}
+
+// moduleRoot is the folder of the module's go.mod.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// ignored reports whether git ignores name (build output such as bin/), outside a checkout
+// nothing is.
+func ignored(t *testing.T, root, name string) bool {
+	t.Helper()
+	return exec.Command("git", "-C", root, "check-ignore", "-q", name).Run() == nil
 }

@@ -64,6 +64,9 @@ func TestConformance(t *testing.T) {
 		Watch:  true,
 		// Consul has no lower bound for TTL checks; one second keeps the suite quick.
 		MinTTL: time.Second,
+		// A check's new status that the agent fails to sync at once reaches the catalog with
+		// its next full sync, at most two minutes later.
+		HealthLag: 2 * time.Minute,
 	}
 
 	opts.Name = "direct"

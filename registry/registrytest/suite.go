@@ -35,6 +35,12 @@ type Options struct {
 	// Timeout bounds every wait for something asynchronous (a watch event, the detection of an
 	// expired TTL after MinTTL); 5s when zero.
 	Timeout time.Duration
+	// HealthLag is how much longer than Timeout reads may lag a change of health that the
+	// registry makes itself: a TTL running out, a heartbeat renewing an expired one. Consul's
+	// agent changes the check's status on time and normally tells the catalog at once, but a
+	// busy agent can miss that update until its next full sync (anti-entropy, every one to two
+	// minutes on a small cluster). Zero where reads see the change directly.
+	HealthLag time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -82,7 +88,7 @@ func (s *suite) run(t *testing.T) {
 // ctx bounds one subtest's calls so a hung backend fails the test instead of the whole run.
 func (s *suite) ctx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), s.opts.Timeout+4*s.opts.MinTTL+10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), s.opts.Timeout+s.opts.HealthLag+4*s.opts.MinTTL+10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }

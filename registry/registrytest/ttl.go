@@ -66,7 +66,7 @@ func (s *suite) testTTL(t *testing.T) {
 			if !healthy(ctx, t, r, "web-1") {
 				t.Fatalf("%s is not healthy with a fresh TTL", what)
 			}
-			Eventually(t, ttl+s.opts.Timeout, poll, func() error {
+			Eventually(t, ttl+s.opts.Timeout+s.opts.HealthLag, poll, func() error {
 				if healthy(ctx, t, r, "web-1") {
 					return fmt.Errorf("%s is still healthy", what)
 				}
@@ -97,7 +97,7 @@ func (s *suite) testTTL(t *testing.T) {
 			if err := r.Heartbeat(ctx, "web-1"); err != nil {
 				t.Fatalf("Heartbeat after expiry: %v", err)
 			}
-			Eventually(t, s.opts.Timeout, poll, func() error {
+			Eventually(t, s.opts.Timeout+s.opts.HealthLag, poll, func() error {
 				if !healthy(ctx, t, r, "web-1") {
 					return errors.New("web-1 is not healthy again after a heartbeat")
 				}

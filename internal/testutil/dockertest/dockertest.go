@@ -171,7 +171,7 @@ func cleanupRun() error {
 	if !touched.Load() {
 		return nil
 	}
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := harness.ConnectDocker(context.Background())
 	if err != nil {
 		return err
 	}

@@ -779,11 +779,12 @@ func (b *builder) meta(m portMeta) map[string]string {
 			continue
 		}
 		v, _ := m.get(k)
+		invalid := registry.ValidateMeta(map[string]string{k: v.value})
 		switch {
 		case strings.HasPrefix(strings.ToLower(k), reservedPrefix):
 			b.problem(v.key, "metadata key %s is reserved for sdctl's ownership marks; ignored", quote(k))
-		case registry.ValidateMeta(map[string]string{k: v.value}) != nil:
-			b.problem(v.key, "%s; ignored", errReason(registry.ValidateMeta(map[string]string{k: v.value})))
+		case invalid != nil:
+			b.problem(v.key, "%s; ignored", errReason(invalid))
 		case room == 0:
 			b.problem(v.key, "too many metadata keys (at most %d besides sdctl's own); ignored", registry.MaxMetaPairs-metaReserved)
 		default:
